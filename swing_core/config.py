@@ -1,0 +1,223 @@
+"""Runtime settings (from the environment) and strategy parameters (one frozen dataclass).
+
+Settings are read once per call to :func:`get_settings` from ``os.environ``; nothing here is a
+mutable global.  Every strategy threshold lives in :class:`StrategyParams` and is passed
+explicitly to the functions that use it (see ``../shared/STRATEGY.md`` for their meaning).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ENGINE_VERSION = "0.1.0"
+
+INTERVALS: tuple[str, ...] = ("15m", "30m", "1h", "1d")
+
+#: How long one bar lasts: a bar labelled ``t`` (its open time) is known at ``t + INTERVAL_DELTA``.
+INTERVAL_DELTA: dict[str, pd.Timedelta] = {
+    "15m": pd.Timedelta(minutes=15),
+    "30m": pd.Timedelta(minutes=30),
+    "1h": pd.Timedelta(hours=1),
+    "1d": pd.Timedelta(days=1),
+}
+
+#: Bars in one regular US session (a trade is followed for at most 2 trading days).
+BARS_PER_DAY: dict[str, int] = {"15m": 26, "30m": 13, "1h": 7, "1d": 1}
+
+#: Yahoo's intraday history limits in calendar days (None: no limit).
+YAHOO_MAX_DAYS: dict[str, int | None] = {"15m": 59, "30m": 59, "1h": 729, "1d": None}
+
+EXCHANGE_TZ = "America/New_York"
+
+
+def validate_interval(interval: str) -> str:
+    """Return ``interval`` if SwingDesk supports it, else raise ``ValueError`` naming the choices."""
+    if interval not in INTERVALS:
+        raise ValueError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
+    return interval
+
+
+@dataclass(frozen=True)
+class StrategyParams:
+    """Every threshold of the strategy (defaults are SwingAgent v1.6.1's; see STRATEGY.md)."""
+
+    # indicators
+    ema_span: int = 20
+    rsi_period: int = 14
+    atr_period: int = 14
+    slope_lookback: int = 6
+    bb_period: int = 20
+    bb_std: float = 2.0
+    # trend label
+    slope_up: float = 0.01
+    slope_strong: float = 0.02
+    rsi_trend_up: float = 60.0
+    rsi_trend_down: float = 40.0
+    # swing / fibonacci
+    swing_lookback: int = 40
+    golden_pocket_lo: float = 0.618
+    golden_pocket_hi: float = 0.65
+    extension: float = 1.272
+    # entry plans
+    gp_stop_atr: float = 0.2
+    momentum_stop_atr: float = 1.2
+    momentum_target_atr: float = 2.0
+    mr_rsi_long: float = 35.0
+    mr_rsi_short: float = 65.0
+    mr_stop_atr: float = 1.0
+    mr_target_atr: float = 1.5
+    # context
+    vol_regime_window: int = 60
+    vol_regime_low_pct: float = 33.0
+    vol_regime_high_pct: float = 66.0
+    rs_lookback: int = 20
+    sector_symbol: str = "XLK"
+    market_symbol: str = "SPY"
+    # confidence
+    conf_base: tuple[tuple[str, float], ...] = (
+        ("strong_up", 0.35),
+        ("up", 0.25),
+        ("sideways", 0.15),
+        ("down", 0.25),
+        ("strong_down", 0.35),
+    )
+    conf_r_weight: float = 0.2
+    conf_r_cap: float = 0.4
+    conf_mtf_weight: float = 0.05
+    conf_rs_bonus: float = 0.05
+    prior_weight: float = 0.4
+    llm_agree_weight: float = 0.15
+    llm_disagree_weight: float = 0.10
+    # pattern priors
+    knn_k: int = 60
+    min_regime_neighbors: int = 10
+    calibration_min_samples: int = 50
+    # exits, sizing, costs
+    max_hold_days: int = 2
+    entry_window_days: int = 1
+    risk_per_trade: float = 0.01
+    max_open_risk: float = 0.04
+    min_risk_atr: float = 0.5
+    fee_per_fill: float = 1.0
+    slippage_bps: float = 5.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("ema_span", "rsi_period", "atr_period", "slope_lookback", "bb_period",
+                     "swing_lookback", "vol_regime_window", "rs_lookback", "knn_k",
+                     "max_hold_days"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if not 0 < self.risk_per_trade <= 0.2:
+            problems.append(f"risk_per_trade must be in (0, 0.2] (got {self.risk_per_trade})")
+        if not 0 < self.max_open_risk <= 1:
+            problems.append(f"max_open_risk must be in (0, 1] (got {self.max_open_risk})")
+        if self.fee_per_fill < 0 or self.slippage_bps < 0:
+            problems.append("fees and slippage cannot be negative")
+        if not 0 < self.golden_pocket_lo < self.golden_pocket_hi < 1:
+            problems.append("golden pocket bounds must satisfy 0 < lo < hi < 1")
+        if problems:
+            raise ValueError("Invalid strategy parameters: " + "; ".join(problems) + ".")
+
+    def base_confidence(self, trend: str) -> float:
+        return dict(self.conf_base).get(trend, 0.15)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StrategyParams:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"Unknown strategy parameter(s): {', '.join(sorted(unknown))}.")
+        clean = {k: (tuple(map(tuple, v)) if k == "conf_base" else v) for k, v in values.items()}
+        return replace(cls(), **clean)
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}.") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env_float(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings, read from the environment by :func:`get_settings`."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    offline: bool = False
+    slow_query_ms: float = 100.0
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 10.0
+    llm_monthly_budget_usd: float = 20.0
+    llm_confidence_ceiling: float = 0.8
+    llm_cache_ttl_s: float = 6 * 3600.0
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_pool_recycle_s: int = 1800
+    fetch_workers: int = 4
+    pattern_backend: str = "sklearn"
+    dask_address: str | None = None
+    llm_prices_per_mtok: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {
+            # model: (USD per million input tokens, USD per million output tokens)
+            "gpt-4o-mini": (0.15, 0.60),
+            "gpt-4o": (2.50, 10.00),
+            "gpt-4.1-mini": (0.40, 1.60),
+            "gpt-4.1": (2.00, 8.00),
+        }
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        """``SWING_DATABASE_URL`` if set, else a SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'swingdesk.sqlite').resolve()}"
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (``SWING_*``, ``OPENAI_*``)."""
+    return Settings(
+        data_dir=Path(os.environ.get("SWING_DATA_DIR") or "data"),
+        database_url=os.environ.get("SWING_DATABASE_URL", "").strip(),
+        offline=_env_bool("SWING_OFFLINE"),
+        slow_query_ms=_env_float("SWING_SLOW_QUERY_MS", 100.0),
+        openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
+        openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        llm_model=os.environ.get("SWING_LLM_MODEL") or "gpt-4o-mini",
+        llm_timeout_s=_env_float("SWING_LLM_TIMEOUT_S", 10.0),
+        llm_monthly_budget_usd=_env_float("SWING_LLM_MONTHLY_BUDGET_USD", 20.0),
+        llm_confidence_ceiling=_env_float("SWING_LLM_CONFIDENCE_CEILING", 0.8),
+        llm_cache_ttl_s=_env_float("SWING_LLM_CACHE_TTL_S", 6 * 3600.0),
+        db_pool_size=_env_int("SWING_DB_POOL_SIZE", 5),
+        db_max_overflow=_env_int("SWING_DB_MAX_OVERFLOW", 10),
+        db_pool_recycle_s=_env_int("SWING_DB_POOL_RECYCLE_S", 1800),
+        fetch_workers=_env_int("SWING_FETCH_WORKERS", 4),
+        pattern_backend=os.environ.get("SWING_PATTERN_BACKEND") or "sklearn",
+        dask_address=os.environ.get("SWING_DASK_ADDRESS") or None,
+    )
