@@ -1,0 +1,113 @@
+"""Shared fixtures: migrated databases for storage tests.
+
+- ``sqlite_engine``: a fresh SQLite file in the test's temp folder, at the head revision (a
+  template migrated once per session is copied, so each test starts empty and fast).
+- ``db_engine``: parametrized over ``sqlite`` (always) and ``postgres`` (when
+  ``SWING_TEST_DATABASE_URL`` is set). PostgreSQL tests run in a random schema created for this
+  pytest session (so engineers and CI running at once on the same server never collide), emptied
+  before each test and dropped at the end.
+- ``pg_url``: the PostgreSQL test URL, or a skip when it is not set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from swing_core import db, models
+
+PG_ENV = "SWING_TEST_DATABASE_URL"
+
+
+def _pg_url() -> str | None:
+    return os.environ.get(PG_ENV, "").strip() or None
+
+
+def new_pg_schema(url: str) -> str:
+    """Create a uniquely named empty schema on the test server and return its name."""
+    name = f"swt_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(url)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {exc.orig}")
+    finally:
+        admin.dispose()
+    return name
+
+
+def drop_pg_schema(url: str, name: str) -> None:
+    admin = db.make_engine(url)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        admin.dispose()
+
+
+def _empty_all_tables(engine: sa.Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    url = _pg_url()
+    if url is None:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
+    return url
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite_template") / "template.sqlite"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.init_db(engine)
+    engine.dispose()  # last connection closed: WAL checkpointed into the main file
+    return path
+
+
+@pytest.fixture
+def sqlite_engine(_sqlite_template: Path, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A fresh, migrated SQLite database file (WAL) in the test's temp folder."""
+    path = tmp_path / "swingdesk.sqlite"
+    shutil.copyfile(_sqlite_template, path)
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.init_db(engine)  # a no-op revision check; marks the engine as ready
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _pg_session_engine(pg_url: str) -> Iterator[sa.Engine]:
+    schema = new_pg_schema(pg_url)
+    engine = db.make_engine(pg_url, schema=schema)
+    try:
+        db.init_db(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        drop_pg_schema(pg_url, schema)
+
+
+@pytest.fixture
+def pg_engine(_pg_session_engine: sa.Engine) -> sa.Engine:
+    """The session's PostgreSQL schema, migrated and emptied for this test."""
+    _empty_all_tables(_pg_session_engine)
+    return _pg_session_engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_engine(request: pytest.FixtureRequest) -> sa.Engine:
+    """A migrated, empty database: SQLite always, PostgreSQL when SWING_TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_engine")
+    return request.getfixturevalue("pg_engine")
