@@ -1,0 +1,451 @@
+"""``analyze(symbol)`` and ``scan(symbols)``: bars → signal frame → last row → typed signal.
+
+The signal of a symbol is the last row of its signal frame (bars <= the last bar), enriched with
+pattern priors (outcomes known by that bar's close) and, optionally, the LLM advisor's vote.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from swing_core import market
+from swing_core.config import (
+    BARS_PER_DAY,
+    INTERVAL_DELTA,
+    Settings,
+    StrategyParams,
+    get_settings,
+    validate_interval,
+)
+from swing_core.errors import SwingError
+from swing_core.features import VECTOR_COLUMNS, VECTOR_VERSION
+from swing_core.frame import MTF_INTERVALS, FrameContext, build_signal_frame, min_bars_required
+
+__all__ = [
+    "EntryPlan",
+    "ScanResult",
+    "Signal",
+    "TrendState",
+    "analyze",
+    "analyze_frame",
+    "load_context",
+    "scan",
+]
+
+#: Default history per interval (calendar days): enough for every indicator and Yahoo's limits.
+DEFAULT_LOOKBACK_DAYS: dict[str, int] = {"15m": 30, "30m": 59, "1h": 180, "1d": 730}
+
+
+class TrendState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    ema_slope: float | None
+    price_above_ema: bool
+    rsi_14: float | None
+    price: float
+
+
+class EntryPlan(BaseModel):
+    """The plan of the signal bar; prices in the symbol's currency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    setup: str
+    side: str
+    entry_price: float
+    stop_price: float
+    take_profit: float
+    r_multiple: float
+    stop_order: bool = Field(description="entry beyond the close: a stop order for the next day")
+    comment: str
+    fib_golden_low: float | None = None
+    fib_golden_high: float | None = None
+    fib_target_1: float | None = None
+    fib_target_2: float | None = None
+
+
+class Signal(BaseModel):
+    """Every field of SwingAgent v1.6.1's signal, plus the data source and bar completeness."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    interval: str
+    asof: datetime = Field(description="open time (UTC) of the signal bar; known at its close")
+    data_source: str
+    last_bar_complete: bool
+    notes: list[str] = Field(default_factory=list)
+    trend: TrendState
+    entry: EntryPlan | None
+    confidence: float
+    confidence_base: float
+    reasoning: str
+    fib_levels: dict[str, float] = Field(default_factory=dict)
+    # pattern priors (filled when a pattern index is available)
+    expected_r: float | None = None
+    expected_winrate: float | None = None
+    expected_winrate_raw: float | None = None
+    expected_source: str | None = None
+    expected_notes: str | None = None
+    expected_hold_bars: float | None = None
+    expected_hold_days: float | None = None
+    expected_win_hold_bars: float | None = None
+    expected_loss_hold_bars: float | None = None
+    prior: dict[str, Any] | None = None
+    # the advisor (filled by swing_core.llm when consulted)
+    llm_vote: dict[str, Any] | None = None
+    llm_explanation: str | None = None
+    action_plan: str | None = None
+    risk_notes: str | None = None
+    scenarios: list[str] | None = None
+    # enrichments
+    mtf_15m_trend: str | None = None
+    mtf_1h_trend: str | None = None
+    mtf_alignment: int = 0
+    rs_sector_20: float | None = None
+    rs_spy_20: float | None = None
+    sector_symbol: str | None = None
+    tod_bucket: str
+    atr_pct: float | None = None
+    vol_regime: str
+    vector: list[float] = Field(default_factory=list, repr=False)
+    vector_version: str = VECTOR_VERSION
+
+    @property
+    def is_demo(self) -> bool:
+        return self.data_source == "demo"
+
+    def flat(self) -> dict[str, Any]:
+        """Flat fields (what the scanner table, the advisor and the CSV export use)."""
+        entry = self.entry
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "asof": self.asof,
+            "data_source": self.data_source,
+            "last_bar_complete": self.last_bar_complete,
+            "trend_label": self.trend.label,
+            "ema_slope": self.trend.ema_slope,
+            "rsi14": self.trend.rsi_14,
+            "price": self.trend.price,
+            "setup": entry.setup if entry else "none",
+            "side": entry.side if entry else "none",
+            "entry": entry.entry_price if entry else None,
+            "stop": entry.stop_price if entry else None,
+            "target": entry.take_profit if entry else None,
+            "r_multiple": entry.r_multiple if entry else None,
+            "golden_pocket_low": self.fib_levels.get("golden_pocket_low"),
+            "golden_pocket_high": self.fib_levels.get("golden_pocket_high"),
+            "confidence": self.confidence,
+            "expected_r": self.expected_r,
+            "expected_winrate": self.expected_winrate,
+            "expected_hold_bars": self.expected_hold_bars,
+            "expected_hold_days": self.expected_hold_days,
+            "prior_n": (self.prior or {}).get("n"),
+            "mtf_15m": self.mtf_15m_trend,
+            "mtf_1h": self.mtf_1h_trend,
+            "mtf_alignment": self.mtf_alignment,
+            "rs_sector": self.rs_sector_20,
+            "rs_spy": self.rs_spy_20,
+            "time_bucket": self.tod_bucket,
+            "atr_pct": self.atr_pct,
+            "vol_regime": self.vol_regime,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The row for the ``signals`` table (``swing_core.db.record_signals``)."""
+        record = self.flat()
+        record["fib_json"] = json.dumps(self.fib_levels)
+        record["prior_json"] = json.dumps(self.prior) if self.prior else None
+        record["llm_vote_json"] = json.dumps(self.llm_vote) if self.llm_vote else None
+        plan = {k: v for k, v in (("action_plan", self.action_plan), ("risk_notes",
+                self.risk_notes), ("scenarios", self.scenarios)) if v}
+        record["llm_plan_json"] = json.dumps(plan) if plan else None
+        record["note"] = "; ".join(self.notes) or None
+        return record
+
+    def vector_row(self) -> dict[str, Any]:
+        """The row for the ``setup_vectors`` table (outcome unknown until evaluated)."""
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "ts": self.asof,
+            "version": self.vector_version,
+            "setup": self.entry.setup if self.entry else "none",
+            "side": self.entry.side if self.entry else "none",
+            "trend": self.trend.label,
+            "vol_regime": self.vol_regime,
+            "vector": np.asarray(self.vector, dtype=np.float32),
+        }
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """One symbol of a scan: a signal, or the error that stopped it (the scan goes on)."""
+
+    symbol: str
+    signal: Signal | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.signal is not None
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _reasoning(row: pd.Series) -> str:
+    parts = [f"Trend {row['trend']} (EMA20 slope {row['ema_slope']:+.4f}, RSI14 {row['rsi14']:.1f})"
+             if _num(row["ema_slope"]) is not None and _num(row["rsi14"]) is not None
+             else f"Trend {row['trend']} (indicators warming up)"]
+    if row["setup"] != "none":
+        parts.append(
+            f"{row['setup'].replace('_', ' ')} {row['side']}: entry {row['entry']:.2f}, "
+            f"stop {row['stop']:.2f}, target {row['target']:.2f}, R {row['r_multiple']:.2f}"
+        )
+    else:
+        parts.append("no setup on this bar")
+    parts.append(f"volatility regime {row['vol_regime']}, {row['time_bucket']} session")
+    if row["mtf_alignment"]:
+        parts.append(f"multi-timeframe alignment {int(row['mtf_alignment']):+d}")
+    return "; ".join(parts) + "."
+
+
+def _entry_plan(row: pd.Series) -> EntryPlan | None:
+    if row["setup"] == "none":
+        return None
+    long = row["side"] == "long"
+    stop_order = bool(row["entry"] > row["close"] if long else row["entry"] < row["close"])
+    comment = {
+        "gp_pullback": "pullback into the 61.8–65 % golden pocket",
+        "momentum": "momentum continuation beyond the previous bar",
+        "mean_reversion": "RSI mean reversion in a sideways market",
+    }[row["setup"]]
+    if stop_order:
+        comment += f" (stop order at {row['entry']:.2f}, valid one trading day)"
+    return EntryPlan(
+        setup=row["setup"],
+        side=row["side"],
+        entry_price=float(row["entry"]),
+        stop_price=float(row["stop"]),
+        take_profit=float(row["target"]),
+        r_multiple=float(row["r_multiple"]),
+        stop_order=stop_order,
+        comment=comment,
+        fib_golden_low=_num(row["golden_pocket_low"]),
+        fib_golden_high=_num(row["golden_pocket_high"]),
+        fib_target_1=_num(row["fib_ext_1272"]),
+        fib_target_2=_num(row["fib_ext_1618"]),
+    )
+
+
+def signal_from_frame(
+    frame: pd.DataFrame,
+    *,
+    symbol: str,
+    interval: str,
+    position: int = -1,
+    sector_symbol: str | None = None,
+    notes: Iterable[str] = (),
+) -> Signal:
+    """The signal of one row of a signal frame (the last by default), without priors."""
+    row = frame.iloc[position]
+    fib_levels = {
+        name: float(row[name])
+        for name in frame.columns
+        if (name.startswith("fib_") or name.startswith("golden_pocket")) and _num(row[name]) is not None
+    }
+    return Signal(
+        symbol=symbol,
+        interval=interval,
+        asof=frame.index[position].to_pydatetime(),
+        data_source=str(frame.attrs.get("source", "unknown")),
+        last_bar_complete=bool(frame.attrs.get("last_bar_complete", True)) if position in (-1, len(frame) - 1) else True,
+        notes=list(notes),
+        trend=TrendState(
+            label=row["trend"],
+            ema_slope=_num(row["ema_slope"]),
+            price_above_ema=bool(row["close"] > row["ema20"]),
+            rsi_14=_num(row["rsi14"]),
+            price=float(row["close"]),
+        ),
+        entry=_entry_plan(row),
+        confidence=float(row["confidence"]),
+        confidence_base=float(row["confidence"]),
+        reasoning=_reasoning(row),
+        fib_levels=fib_levels,
+        mtf_15m_trend=row.get("mtf_15m") or None,
+        mtf_1h_trend=row.get("mtf_1h") or None,
+        mtf_alignment=int(row["mtf_alignment"]),
+        rs_sector_20=_num(row["rs_sector"]),
+        rs_spy_20=_num(row["rs_spy"]),
+        sector_symbol=sector_symbol,
+        tod_bucket=row["time_bucket"],
+        atr_pct=_num(row["atr_pct"]),
+        vol_regime=row["vol_regime"],
+        vector=[float(v) for v in row[list(VECTOR_COLUMNS)].to_numpy(dtype=np.float32)],
+    )
+
+
+#: A prior provider: (signal, params) → fields to set on the signal (expected_r, …, confidence).
+PriorProvider = Callable[[Signal, StrategyParams], dict[str, Any]]
+
+
+def load_context(
+    symbol: str,
+    interval: str,
+    *,
+    params: StrategyParams,
+    lookback_days: int | None,
+    engine: Any = None,
+    offline: bool | None = None,
+) -> tuple[FrameContext, list[str]]:
+    """Benchmark and other-timeframe bars for ``symbol``; what cannot be had is left out and
+    noted (the signal then carries NaN relative strength / zero alignment)."""
+    notes: list[str] = []
+    wanted: dict[str, tuple[str, str]] = {}
+    if symbol != params.sector_symbol:
+        wanted["sector"] = (params.sector_symbol, interval)
+    if symbol != params.market_symbol:
+        wanted["market"] = (params.market_symbol, interval)
+    if interval != "1d":
+        for other in MTF_INTERVALS:
+            if other != interval:
+                wanted[other] = (symbol, other)
+    got: dict[str, pd.DataFrame] = {}
+    for key, (other_symbol, other_interval) in wanted.items():
+        try:
+            got[key] = market.fetch_bars(
+                other_symbol, other_interval, lookback_days=lookback_days, engine=engine,
+                offline=offline,
+            )
+        except SwingError as exc:
+            notes.append(f"{other_symbol} {other_interval} unavailable ({exc}); left out")
+    context = FrameContext(
+        sector=got.get("sector"),
+        market=got.get("market"),
+        mtf={k: v for k, v in got.items() if k in MTF_INTERVALS},
+    )
+    return context, notes
+
+
+def analyze_frame(
+    frame: pd.DataFrame,
+    *,
+    symbol: str,
+    interval: str,
+    params: StrategyParams,
+    prior_provider: PriorProvider | None = None,
+    notes: Iterable[str] = (),
+) -> Signal:
+    """The signal of the last row of ``frame``, with priors when a provider is given."""
+    signal = signal_from_frame(
+        frame, symbol=symbol, interval=interval, sector_symbol=params.sector_symbol, notes=notes
+    )
+    if prior_provider is not None and signal.entry is not None:
+        updates = prior_provider(signal, params)
+        if updates:
+            signal = signal.model_copy(update=updates)
+    return signal
+
+
+def analyze(
+    symbol: str,
+    interval: str = "30m",
+    *,
+    params: StrategyParams | None = None,
+    lookback_days: int | None = None,
+    engine: Any = None,
+    offline: bool | None = None,
+    prior_provider: PriorProvider | None = None,
+    settings: Settings | None = None,
+) -> Signal:
+    """Analyze ``symbol`` on ``interval`` bars: the signal of its last bar.
+
+    Bars come through the bar cache (Yahoo, or demo data when offline — the signal says which).
+    Raises ``MarketDataError`` for an unknown symbol, no data or too few bars.
+    """
+    params = params or StrategyParams()
+    settings = settings or get_settings()
+    validate_interval(interval)
+    symbol = market.normalize_symbol(symbol)
+    lookback = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
+    bars = market.fetch_bars(symbol, interval, lookback_days=lookback, engine=engine,
+                             offline=offline)
+    needed = min_bars_required(params)
+    market.validate_bars(bars, symbol=symbol, interval=interval, min_bars=needed)
+    context, notes = load_context(symbol, interval, params=params, lookback_days=lookback,
+                                  engine=engine, offline=offline)
+    notes = list(bars.attrs.get("notes", [])) + notes
+    frame = build_signal_frame(bars, params=params, interval=interval, context=context)
+    return analyze_frame(frame, symbol=symbol, interval=interval, params=params,
+                         prior_provider=prior_provider, notes=notes)
+
+
+def scan(
+    symbols: Iterable[str],
+    interval: str = "30m",
+    *,
+    params: StrategyParams | None = None,
+    lookback_days: int | None = None,
+    engine: Any = None,
+    offline: bool | None = None,
+    prior_provider: PriorProvider | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[ScanResult]:
+    """Analyze every symbol; one result per symbol, in input order. A failing symbol's error is
+    in its result and the scan goes on. ``progress(done, total, symbol)`` is called after each."""
+    symbols = list(dict.fromkeys(s.strip().upper() for s in symbols if s and s.strip()))
+    results: list[ScanResult] = []
+    for done, symbol in enumerate(symbols, start=1):
+        try:
+            signal = analyze(symbol, interval, params=params, lookback_days=lookback_days,
+                             engine=engine, offline=offline, prior_provider=prior_provider)
+            results.append(ScanResult(symbol=symbol, signal=signal))
+        except (SwingError, ValueError) as exc:
+            results.append(ScanResult(symbol=symbol, signal=None, error=str(exc)))
+        if progress is not None:
+            progress(done, len(symbols), symbol)
+    return results
+
+
+def scan_table(results: list[ScanResult]) -> pd.DataFrame:
+    """Scan results as one sortable table (errors included, with their message)."""
+    rows = []
+    for result in results:
+        if result.signal is None:
+            rows.append({"symbol": result.symbol, "error": result.error})
+            continue
+        flat = result.signal.flat()
+        flat["error"] = None
+        rows.append(flat)
+    table = pd.DataFrame(rows)
+    if "confidence" in table:
+        table = table.sort_values("confidence", ascending=False, na_position="last")
+    return table.reset_index(drop=True)
+
+
+def known_at(ts: pd.Timestamp | datetime, interval: str) -> pd.Timestamp:
+    """When the bar labelled ``ts`` is known: its close."""
+    return pd.Timestamp(ts) + INTERVAL_DELTA[interval]
+
+
+def hold_days(bars: float | None, interval: str) -> float | None:
+    return None if bars is None else bars / BARS_PER_DAY[interval]
+
