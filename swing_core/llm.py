@@ -452,6 +452,11 @@ def _fact(value: Any) -> Any:
     """A JSON-able, compact form of one signal value (None for missing/NaN)."""
     if value is None or isinstance(value, bool | str):
         return value
+    try:
+        if value != value:  # NaN, NaT
+            return None
+    except (TypeError, ValueError):
+        pass
     if hasattr(value, "isoformat"):  # datetime, pandas Timestamp
         if getattr(value, "tzinfo", None) is not None:
             value = value.astimezone(UTC)
@@ -694,6 +699,10 @@ class Advisor:
             return AdvisorResult(note="advisor skipped: the database is unavailable",
                                  outcome="db_error", model=model,
                                  latency_ms=_ms_since(started))
+        except Exception as exc:  # noqa: BLE001 - a failure must never block a signal
+            log.exception("LLM advisor failed unexpectedly")
+            return AdvisorResult(note=f"advisor failed unexpectedly ({type(exc).__name__})",
+                                 outcome="error", model=model, latency_ms=_ms_since(started))
 
     def _ask_with_db(self, purpose: str, schema: type[_Answer], messages: list[dict[str, str]],
                      key: str, symbol: str | None, started: float, *,
