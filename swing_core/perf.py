@@ -608,6 +608,14 @@ def _tables() -> dict[str, sa.Table]:
             "cache_counters": models.CacheCounter.__table__}
 
 
+@contextmanager
+def _write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    from swing_core import db  # lazy, as above; BEGIN IMMEDIATE on SQLite (waits for writers)
+
+    with db.write_transaction(engine) as conn:
+        yield conn
+
+
 @dataclass(frozen=True)
 class FlushResult:
     """Rows written by one :meth:`PerfRecorder.flush` (all 0 and ``error`` set if it failed)."""
@@ -654,7 +662,8 @@ class PerfRecorder:
         self._thread: threading.Thread | None = None
         self._failing = False
         self._at_exit = at_exit
-        if capture_slow_queries:
+        self._owns_hooks = capture_slow_queries and engine not in _HOOKS
+        if self._owns_hooks:
             install_slow_query_hooks(engine, threshold_ms=slow_query_ms, registry=self.registry)
         if at_exit:
             atexit.register(self._exit_flush)
@@ -676,7 +685,8 @@ class PerfRecorder:
         return self
 
     def stop(self, *, flush: bool = True) -> None:
-        """Stop the flushing thread, flush what is left (unless ``flush=False``)."""
+        """Stop the flushing thread, flush what is left (unless ``flush=False``), remove the
+        slow-query hooks this recorder installed and its exit handler."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
@@ -686,6 +696,9 @@ class PerfRecorder:
             self._at_exit = False
         if flush:
             self.flush()
+        if self._owns_hooks:
+            remove_slow_query_hooks(self.engine)
+            self._owns_hooks = False
 
     def __enter__(self) -> PerfRecorder:
         return self.start()
@@ -731,7 +744,7 @@ class PerfRecorder:
                 batches = self._collect()
                 if any(batches.values()):
                     tables = _tables()
-                    with _suppressed(), self.engine.begin() as conn:
+                    with _suppressed(), _write_transaction(self.engine) as conn:
                         for key, rows in batches.items():
                             if rows:
                                 conn.execute(sa.insert(tables[key]), rows)
@@ -753,7 +766,7 @@ def prune(engine: sa.Engine, *, keep_days: float = 7) -> dict[str, int]:
     transaction. Returns rows deleted per table."""
     cutoff = datetime.now(UTC) - timedelta(days=keep_days)
     deleted = {}
-    with _suppressed(), engine.begin() as conn:
+    with _suppressed(), _write_transaction(engine) as conn:
         for key, table in _tables().items():
             deleted[key] = conn.execute(sa.delete(table).where(table.c.ts < cutoff)).rowcount
     return deleted
@@ -901,10 +914,11 @@ def _check_explainable(statement: str) -> str:
         raise ExplainRefused("This statement was truncated when it was recorded (it is longer "
                              f"than {MAX_STATEMENT_CHARS} characters), so it cannot be explained.")
     sql = statement.strip()
-    mask = _code_mask(sql).rstrip()
-    while mask.endswith(";"):
-        mask = mask[:-1].rstrip()
-    sql = sql[:len(mask)]
+    mask = _code_mask(sql)
+    end = len(sql)  # drop trailing semicolons (in code, not in a literal) and blanks
+    while end and sql[end - 1] in " \t\r\n;" and mask[end - 1] in " \t\r\n;":
+        end -= 1
+    sql, mask = sql[:end], mask[:end]
     if not mask.strip():
         raise ExplainRefused("The statement is empty: pick a slow query from the list.")
     if ";" in mask:
