@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from swing_core import db
 from swing_core.config import Settings, StrategyParams, get_settings
 from swing_core.errors import DatabaseError, LLMError
 from swing_core.models import LLMCacheEntry, LLMCall
@@ -201,6 +202,11 @@ class AdvisorResult:
     @property
     def ok(self) -> bool:
         return self.vote is not None or self.plan is not None
+
+    @property
+    def signal_note(self) -> str:
+        """The note worth attaching to the signal ("" for a routine "not asked")."""
+        return "" if self.outcome == "skipped" else self.note
 
     def raise_if_failed(self) -> AdvisorResult:
         """Return self if there is an answer, else raise :class:`LLMError` with the note."""
@@ -667,8 +673,6 @@ class Advisor:
     def engine(self) -> sa.Engine:
         with self._lock:
             if self._engine is None:
-                from swing_core import db  # storage layer; imported late to keep this light
-
                 engine = db.get_engine(self.settings.effective_database_url)
                 db.init_db(engine)
                 self._engine = engine
@@ -806,7 +810,7 @@ class Advisor:
     def _record(self, engine: sa.Engine, now: datetime, **values: Any) -> None:
         """Append one ``llm_calls`` row (a failure to record is logged, never raised)."""
         try:
-            with engine.begin() as conn:
+            with db.write_transaction(engine) as conn:
                 conn.execute(sa.insert(LLMCall).values(ts=now, **values))
         except sa.exc.SQLAlchemyError as exc:
             log.warning("could not record an LLM call: %s", exc)
@@ -844,7 +848,7 @@ def _cache_put(engine: sa.Engine, key: str, model: str, answer: BaseModel, *,
              "expires_at": now + timedelta(seconds=ttl_s),
              "response_json": answer.model_dump_json()}
     try:
-        with engine.begin() as conn:
+        with db.write_transaction(engine) as conn:
             conn.execute(sa.delete(LLMCacheEntry).where(
                 sa.or_(LLMCacheEntry.key == key, LLMCacheEntry.expires_at <= now)))
             conn.execute(sa.insert(LLMCacheEntry).values(**entry))

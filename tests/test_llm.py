@@ -169,6 +169,7 @@ def test_malformed_json_gives_a_note_and_is_still_costed(stub, make_advisor, sql
     result = make_advisor(stub).vote(SIGNAL)
     assert not result.ok and result.outcome == "malformed"
     assert "not valid JSON" in result.note and result.note.startswith("advisor unavailable")
+    assert result.signal_note == result.note
     assert result.cost_usd > 0  # the tokens were billed all the same
     assert len(stub.chat_requests) == 1  # a bad answer is not retried
     [row] = calls(sqlite_engine)
@@ -405,6 +406,7 @@ def test_vote_is_not_asked_when_it_cannot_matter(stub, make_advisor):
     confident = {**SIGNAL, "confidence": 0.9}
     skipped = advisor.vote(confident)
     assert skipped.outcome == "skipped" and skipped.note.startswith("advisor not asked:")
+    assert skipped.signal_note == ""  # routine: nothing to tell the trader
     assert advisor.vote(SIGNAL, backtest=True).outcome == "skipped"
     assert stub.chat_requests == []
     stub.enqueue(json_completion(GOOD_VOTE))
