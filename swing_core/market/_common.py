@@ -1,0 +1,156 @@
+"""Shared pieces of the market-data layer: constants, the bars-frame shape, symbols, counters.
+
+A *bars frame* has float64 columns ``open high low close volume`` and a tz-aware UTC
+``DatetimeIndex`` named ``ts`` holding bar OPEN times (Yahoo's labels); a bar labelled ``t`` is
+known at ``t + INTERVAL_DELTA[interval]``.  Daily bars are labelled by their session date at
+00:00 UTC (so ``ts.date()`` is the trading date and the bar is known from the next midnight UTC,
+after the 16:00 New York close).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+
+import pandas as pd
+
+from swing_core.config import INTERVAL_DELTA, INTERVALS, YAHOO_MAX_DAYS
+from swing_core.errors import MarketDataError
+
+BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+SOURCES: tuple[str, ...] = ("yahoo", "file", "demo", "cache")
+
+#: Lookback used when ``fetch_bars(lookback_days=None)``: Yahoo's maximum for intraday bars,
+#: five years of daily bars.
+DEFAULT_LOOKBACK_DAYS: dict[str, int] = {"15m": 59, "30m": 59, "1h": 729, "1d": 5 * 365}
+
+#: How long cached newest bars count as fresh before the cache asks the provider again.
+FRESHNESS: dict[str, pd.Timedelta] = {
+    "15m": pd.Timedelta(minutes=5),
+    "30m": pd.Timedelta(minutes=10),
+    "1h": pd.Timedelta(minutes=20),
+    "1d": pd.Timedelta(hours=6),
+}
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^=]{1,15}$")
+
+
+def normalize_symbol(text: str) -> str:
+    """Uppercase and validate a ticker: letters, digits, ``. - ^ =``, 1–15 characters.
+
+    Examples of valid symbols: ``AAPL``, ``brk-b`` → ``BRK-B``, ``^GSPC``, ``EURUSD=X``,
+    ``BTC-USD``, ``SAP.DE``.  Raises :class:`MarketDataError` otherwise.
+    """
+    if not isinstance(text, str):
+        raise MarketDataError(f"A symbol must be text, got {type(text).__name__}.")
+    symbol = text.strip().upper()
+    if not symbol:
+        raise MarketDataError("No symbol given: type a ticker such as AAPL, SPY or ^GSPC.")
+    if not _SYMBOL_RE.match(symbol):
+        raise MarketDataError(
+            f"{text.strip()!r} is not a valid ticker: use up to 15 letters, digits and . - ^ = "
+            "(for example AAPL, BRK-B, ^GSPC, EURUSD=X)."
+        )
+    return symbol
+
+
+def check_interval(interval: str) -> str:
+    """Return ``interval`` if supported, else raise :class:`MarketDataError` naming the choices."""
+    if interval not in INTERVALS:
+        raise MarketDataError(
+            f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}."
+        )
+    return interval
+
+
+def empty_bars() -> pd.DataFrame:
+    """A bars frame with no rows (the right columns, dtypes and index)."""
+    index = pd.DatetimeIndex([], tz="UTC", name="ts")
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS}, index=index)
+
+
+def last_bar_complete(index: pd.DatetimeIndex, interval: str, *, now: pd.Timestamp | None = None
+                      ) -> bool:
+    """True when the last bar has closed: ``now >= last open + INTERVAL_DELTA[interval]``."""
+    if len(index) == 0:
+        return True
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return bool(now >= index[-1] + INTERVAL_DELTA[interval])
+
+
+def label(df: pd.DataFrame, *, symbol: str, interval: str, source: str,
+          notes: list[str] | None = None, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Set the standard ``attrs`` on a bars frame (in place) and return it."""
+    df.attrs["source"] = source
+    df.attrs["symbol"] = symbol
+    df.attrs["interval"] = interval
+    df.attrs["last_bar_complete"] = last_bar_complete(df.index, interval, now=now)
+    df.attrs["notes"] = list(notes or [])
+    return df
+
+
+def yahoo_limit_note(interval: str) -> str:
+    max_days = YAHOO_MAX_DAYS.get(interval)
+    if max_days is None:
+        return ""
+    return f"Yahoo keeps about {max_days + 1} days of {interval} bars"
+
+
+class CacheCounter(Mapping[str, int]):
+    """Thread-safe named counters (``hits``, ``misses``, …) readable like a dict.
+
+    ``CACHE_STATS["hits"]``, ``dict(CACHE_STATS)``, ``CACHE_STATS.incr("misses")``,
+    ``CACHE_STATS.reset()``.  ``subscribe(fn)`` registers ``fn(name, amount)``, called after each
+    increment (outside the lock), so the performance layer can persist the counts.
+    """
+
+    def __init__(self, *names: str) -> None:
+        self._lock = threading.Lock()
+        self._names = names
+        self._counts: dict[str, int] = dict.fromkeys(names, 0)
+        self._listeners: list[Callable[[str, int], None]] = []
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + amount
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(name, amount)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(self._names, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def subscribe(self, listener: Callable[[str, int], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[str, int], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._counts.get(name, 0) if name in self._names else self._counts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.snapshot())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._counts)
+
+    def __repr__(self) -> str:
+        return f"CacheCounter({self.snapshot()})"
+
+
+#: Bar-cache counters: ``hits`` (served without asking a provider), ``misses`` (nothing cached),
+#: ``topups`` (only the missing/newest bars fetched), ``fallbacks`` (stale cache or demo served
+#: because Yahoo was unreachable).
+CACHE_STATS = CacheCounter("hits", "misses", "topups", "fallbacks")

@@ -1,0 +1,409 @@
+"""The user's own bars: CSV or Parquet files (a path, bytes or a file-like object).
+
+Accepted layouts: one row per bar with a timestamp column (Date, Datetime, timestamp, time, ts,
+or separate Date and Time columns, or the Parquet index) and Open, High, Low, Close, optional
+Adj Close and Volume, in any case, with spaces, underscores or dashes ("adj_close", "ADJ
+CLOSE", "Close/Last" from Nasdaq exports, "$" signs and thousands separators in numbers).
+CSV files saved from a yfinance MultiIndex frame (the two extra header rows "Ticker" and
+"Datetime") and Parquet files with ``(Price, Ticker)`` columns are understood too.
+
+Time: timestamps with an offset or timezone are converted to UTC; naive ones are taken as New
+York time for intraday bars and as dates for daily bars (labelled 00:00 UTC); epoch numbers
+(s, ms, us or ns, guessed from their size) are UTC.  The interval is inferred from the median
+spacing unless given; bars finer than the requested interval are aggregated to it (intraday
+bars anchored at the 09:30 New York open).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, INTERVALS
+from swing_core.errors import MarketDataError
+from swing_core.market._common import check_interval, label, normalize_symbol
+from swing_core.market.validate import validate_bars
+
+#: Defaults of the upload limits (the upload page passes its own).
+FILE_MAX_BYTES = 50 * 1024 * 1024
+FILE_MAX_ROWS = 1_000_000
+
+FileSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | IO[str]
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "ts": ("datetime", "timestamp", "date", "time", "ts", "dt", "datetimeutc", "timestamputc",
+           "datetimeet", "dateandtime", "day"),
+    "open": ("open", "o", "openprice", "opening"),
+    "high": ("high", "h", "highprice", "max"),
+    "low": ("low", "l", "lowprice", "min"),
+    "close": ("close", "c", "closelast", "last", "closeprice", "closing"),
+    "adjclose": ("adjclose", "adjustedclose", "adjclosing", "closeadj", "closeadjusted"),
+    "volume": ("volume", "vol", "v", "qty", "quantity"),
+    "symbol": ("symbol", "ticker"),
+}
+_PARQUET_EXT = (".parquet", ".pq", ".parq")
+_CSV_EXT = (".csv", ".txt", ".tsv")
+
+
+def _canonical(name: Any) -> str:
+    return re.sub(r"[\s_\-./*()]+", "", str(name)).lower()
+
+
+def _read_limited(source: FileSource, filename: str | None, max_bytes: int
+                  ) -> tuple[bytes, str | None]:
+    """The file's bytes (refusing more than ``max_bytes``) and its name."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise MarketDataError(f"File not found: {path}. Check the path or upload the file.")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_big(size, max_bytes)
+        return path.read_bytes(), filename or path.name
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read(max_bytes + 1)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        filename = filename or getattr(source, "name", None)
+    else:
+        raise MarketDataError(f"Cannot read bars from a {type(source).__name__}: give a path, "
+                              "bytes or an uploaded file.")
+    if len(data) > max_bytes:
+        raise _too_big(len(data), max_bytes)
+    return data, (str(filename) if filename else None)
+
+
+def _too_big(size: int, max_bytes: int) -> MarketDataError:
+    return MarketDataError(
+        f"The file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.1f} MB. Keep "
+        "fewer rows (a shorter period or a longer interval such as 1d) or save it as Parquet."
+    )
+
+
+def _too_many_rows(max_rows: int) -> MarketDataError:
+    return MarketDataError(
+        f"The file has more than {max_rows:,} rows, the limit. Keep a shorter period or use a "
+        "longer interval (1h or 1d)."
+    )
+
+
+def _read_table(data: bytes, filename: str | None, max_rows: int) -> pd.DataFrame:
+    ext = Path(filename).suffix.lower() if filename else ""
+    is_parquet = ext in _PARQUET_EXT or (ext not in _CSV_EXT and data[:4] == b"PAR1")
+    if is_parquet:
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(io.BytesIO(data))
+            if parquet.metadata.num_rows > max_rows:
+                raise _too_many_rows(max_rows)
+            return parquet.read().to_pandas()
+        except MarketDataError:
+            raise
+        except Exception as exc:
+            raise MarketDataError(f"Could not read {filename or 'the file'} as Parquet: {exc}. "
+                                  "Export it again, or as CSV.") from exc
+    text_head = data[:4096].decode("utf-8-sig", errors="replace")
+    first_line = text_head.splitlines()[0] if text_head else ""
+    sep = "\t" if ext == ".tsv" or first_line.count("\t") > first_line.count(",") else ","
+    if sep == "," and first_line.count(";") > first_line.count(","):
+        sep = ";"
+    try:
+        table = pd.read_csv(io.BytesIO(data), sep=sep, nrows=max_rows + 3, encoding="utf-8-sig",
+                            skipinitialspace=True)
+    except Exception as exc:
+        raise MarketDataError(f"Could not read {filename or 'the file'} as CSV: {exc}. Save it "
+                              "as comma-separated text with a header row.") from exc
+    return _drop_yfinance_header_rows(table, max_rows)
+
+
+def _drop_yfinance_header_rows(table: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """CSV written from a yfinance MultiIndex frame: ``Price,Close,…`` then ``Ticker,AAPL,…``
+    then ``Datetime,,,…`` before the data."""
+    if len(table.columns) and _canonical(table.columns[0]) == "price" and len(table):
+        drop = 0
+        if _canonical(table.iloc[0, 0]) == "ticker":
+            drop = 1
+            if len(table) > 1 and _canonical(table.iloc[1, 0]) in _ALIASES["ts"] \
+                    and table.iloc[1, 1:].isna().all():
+                drop = 2
+        table = table.iloc[drop:].rename(columns={table.columns[0]: "ts"})
+    if len(table) > max_rows:
+        raise _too_many_rows(max_rows)
+    return table.reset_index(drop=True)
+
+
+def _flatten(table: pd.DataFrame, symbol: str | None) -> pd.DataFrame:
+    """Parquet specifics: MultiIndex columns and a timestamp index become plain columns."""
+    if isinstance(table.columns, pd.MultiIndex):
+        from swing_core.market.yahoo import _pick_ticker_columns
+
+        table = _pick_ticker_columns(table, symbol or "")
+    if isinstance(table.index, pd.DatetimeIndex) or _canonical(table.index.name) in _ALIASES["ts"]:
+        table = table.reset_index(names="ts" if table.index.name is None else None)
+    return table
+
+
+def _map_columns(table: pd.DataFrame) -> dict[str, Any]:
+    """Our column name -> the file's column (first match by alias order)."""
+    by_canon: dict[str, Any] = {}
+    for col in table.columns:
+        by_canon.setdefault(_canonical(col), col)
+    found: dict[str, Any] = {}
+    for ours, aliases in _ALIASES.items():
+        for alias in aliases:
+            if alias in by_canon and by_canon[alias] not in found.values():
+                found[ours] = by_canon[alias]
+                break
+    if "ts" not in found and len(table.columns) and str(table.columns[0]).startswith("Unnamed"):
+        found["ts"] = table.columns[0]
+    return found
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    if column.dtype == object:
+        column = column.astype(str).str.replace(r"[$,\s]", "", regex=True).replace("", np.nan)
+    return pd.to_numeric(column, errors="coerce").astype("float64")
+
+
+def _parse_times(table: pd.DataFrame, cols: dict[str, Any]) -> pd.DatetimeIndex:
+    raw = table[cols["ts"]]
+    # separate Date and Time columns
+    time_col = next((c for c in table.columns if _canonical(c) == "time" and c != cols["ts"]),
+                    None)
+    if time_col is not None and _canonical(cols["ts"]) == "date":
+        raw = raw.astype(str) + " " + table[time_col].astype(str)
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        values = raw.astype("float64")
+        magnitude = float(np.nanmedian(np.abs(values))) if len(values) else 0.0
+        unit = "ns" if magnitude > 1e17 else "us" if magnitude > 1e14 else \
+            "ms" if magnitude > 1e11 else "s"
+        return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True, errors="coerce"))
+    try:
+        parsed = pd.to_datetime(raw, errors="raise")
+        if parsed.dtype == object:  # mixed offsets
+            raise ValueError("mixed offsets")
+    except (ValueError, TypeError):
+        has_offset = raw.astype(str).str.contains(r"(?:[+-]\d\d:?\d\d|Z|UTC)\s*$", regex=True)
+        parsed = pd.to_datetime(raw, errors="coerce", utc=bool(has_offset.any()),
+                                format="mixed")
+    index = pd.DatetimeIndex(parsed)
+    if index.hasnans:
+        bad = np.flatnonzero(index.isna())
+        shown = ", ".join(f"row {i + 2}: {raw.iloc[i]!r}" for i in bad[:3])
+        raise MarketDataError(f"Could not read {len(bad)} timestamp(s) ({shown}); use a format "
+                              "like 2024-03-01 09:30 or 2024-03-01T09:30:00-05:00.")
+    return index
+
+
+def infer_interval(index: pd.DatetimeIndex) -> str:
+    """The supported interval nearest the median spacing of ``index`` (raises if none fits)."""
+    diffs = np.diff(np.unique(index.asi8))
+    if len(diffs) == 0:
+        raise MarketDataError("One bar is not enough to tell the interval: pass the interval.")
+    median = pd.Timedelta(int(np.median(diffs)))
+    for interval in INTERVALS:
+        delta = INTERVAL_DELTA[interval]
+        upper = pd.Timedelta(days=4) if interval == "1d" else delta * 1.25
+        if delta * 0.8 <= median <= upper:
+            return interval
+    finer = median < INTERVAL_DELTA["15m"]
+    raise MarketDataError(
+        f"The bars are {median} apart; SwingDesk works with {', '.join(INTERVALS)}. "
+        + ("Pass interval='15m' (or longer) to aggregate them." if finer
+           else "Weekly or monthly bars are not supported: use daily bars.")
+    )
+
+
+def _to_utc(index: pd.DatetimeIndex, interval: str, notes: list[str]) -> pd.DatetimeIndex:
+    if interval == "1d":
+        local = index.tz_localize(None) if index.tz is not None else index
+        return local.normalize().tz_localize("UTC")
+    if index.tz is not None:
+        return index.tz_convert("UTC")
+    notes.append(f"Timestamps without a timezone were taken as {EXCHANGE_TZ} time.")
+    return index.tz_localize(EXCHANGE_TZ, ambiguous="NaT", nonexistent="shift_forward"
+                             ).tz_convert("UTC")
+
+
+def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Aggregate a finer bars frame (UTC index) to ``interval``: open first, high max, low min,
+    close last, volume sum.  Intraday buckets start at 09:30 New York; daily bars group by the
+    New York date (labelled 00:00 UTC)."""
+    local = bars.index.tz_convert(EXCHANGE_TZ)
+    midnight = local.normalize()
+    if interval == "1d":
+        keys = midnight.tz_localize(None).tz_localize("UTC")
+    else:
+        step = INTERVAL_DELTA[interval]
+        since_open = local - (midnight + pd.Timedelta(hours=9, minutes=30))
+        keys = (midnight + pd.Timedelta(hours=9, minutes=30) + (since_open // step) * step
+                ).tz_convert("UTC")
+    grouped = bars.groupby(keys, sort=True)
+    out = pd.DataFrame({"open": grouped["open"].first(), "high": grouped["high"].max(),
+                        "low": grouped["low"].min(), "close": grouped["close"].last(),
+                        "volume": grouped["volume"].sum()})
+    out.index = pd.DatetimeIndex(out.index, name="ts")
+    return out
+
+
+def read_bars_file(source: FileSource, *, filename: str | None = None,
+                   symbol: str | None = None, interval: str | None = None,
+                   max_bytes: int = FILE_MAX_BYTES, max_rows: int = FILE_MAX_ROWS,
+                   adjust: bool = True) -> pd.DataFrame:
+    """Read a CSV or Parquet bars file into a validated bars frame (``source == "file"``).
+
+    ``source``: a path, bytes, or a binary/text file-like object (e.g. Streamlit's
+    ``UploadedFile``); ``filename`` tells the format when the source has no name (``.csv``,
+    ``.txt``, ``.tsv``, ``.parquet``, ``.pq``; otherwise sniffed).  ``symbol``: the symbol to
+    label the bars with (and to pick when the file has a Symbol/Ticker column); default from the
+    file name.  ``interval``: default inferred from the median spacing; when the file is finer,
+    bars are aggregated.  ``adjust``: scale open/high/low/close by ``Adj Close / Close`` when the
+    file has an Adj Close column (as yfinance's ``auto_adjust=True`` does).  Files over
+    ``max_bytes`` or ``max_rows`` are refused with a message saying so.
+    """
+    data, filename = _read_limited(source, filename, max_bytes)
+    if not data.strip():
+        raise MarketDataError(f"{filename or 'The file'} is empty.")
+    table = _flatten(_read_table(data, filename, max_rows), symbol)
+    cols = _map_columns(table)
+    notes: list[str] = []
+    wanted = normalize_symbol(symbol) if symbol else None
+    if "symbol" in cols:
+        table, wanted = _pick_symbol(table, cols["symbol"], wanted)
+    symbol = wanted or _symbol_from_name(filename)
+    if "close" not in cols and "adjclose" in cols:
+        cols["close"] = cols.pop("adjclose")
+    missing = [c for c in ("ts", "open", "high", "low", "close") if c not in cols]
+    if missing:
+        names = {"ts": "a timestamp (Date/Datetime)", "open": "Open", "high": "High",
+                 "low": "Low", "close": "Close"}
+        raise MarketDataError(
+            f"{filename or 'The file'} lacks column(s): {', '.join(names[m] for m in missing)} "
+            f"(found: {', '.join(map(str, table.columns))}). Name them Date/Datetime, Open, High, "
+            "Low, Close, Volume."
+        )
+    frame = pd.DataFrame({c: _numbers(table[cols[c]]) for c in ("open", "high", "low", "close")})
+    if "volume" in cols:
+        frame["volume"] = _numbers(table[cols["volume"]])
+    else:
+        frame["volume"] = 0.0
+        notes.append("The file has no Volume column; volume set to 0.")
+    if adjust and "adjclose" in cols:
+        factor = (_numbers(table[cols["adjclose"]]) / frame["close"]).to_numpy()
+        for c in ("open", "high", "low", "close"):
+            frame[c] = frame[c] * factor
+        notes.append("Prices adjusted for splits/dividends with the Adj Close column.")
+    times = _parse_times(table, cols)
+    frame.index = times
+    empty = frame[["open", "high", "low", "close"]].isna().all(axis=1).to_numpy()
+    if empty.any():
+        notes.append(f"Skipped {int(empty.sum())} row(s) without prices.")
+        frame = frame[~empty]
+    frame, interval = _shape(frame, interval, notes)
+    frame = validate_bars(frame, symbol=symbol, interval=interval)
+    frame = label(frame, symbol=symbol, interval=interval, source="file", notes=notes)
+    frame.attrs["filename"] = filename
+    return frame
+
+
+def _shape(frame: pd.DataFrame, interval: str | None, notes: list[str]
+           ) -> tuple[pd.DataFrame, str]:
+    """Sort, drop duplicate timestamps, settle the interval (aggregating finer bars), to UTC."""
+    if not frame.index.is_monotonic_increasing:
+        frame = frame.sort_index(kind="stable")
+        notes.append("Rows were not in time order; sorted them.")
+    if frame.index.has_duplicates:
+        dups = int(frame.index.duplicated(keep="last").sum())
+        frame = frame[~frame.index.duplicated(keep="last")]
+        notes.append(f"{dups} duplicate timestamp(s); kept the last row of each.")
+    if interval is not None:
+        check_interval(interval)
+    diffs = np.diff(frame.index.asi8)
+    finer = len(diffs) > 0 and pd.Timedelta(int(np.median(diffs))) < INTERVAL_DELTA["15m"] * 0.8
+    if finer and interval is not None:
+        found = None  # finer than 15m: aggregate to the interval asked for
+    elif len(diffs) == 0 and interval is not None:
+        found = interval
+    else:
+        found = infer_interval(frame.index)
+    interval = interval or found
+    if found is not None and INTERVAL_DELTA[found] > INTERVAL_DELTA[interval]:
+        raise MarketDataError(
+            f"The file has {found} bars but {interval} was asked for; choose {found} or a "
+            "longer interval."
+        )
+    utc_kind = found if found == "1d" else "15m"
+    frame.index = _to_utc(pd.DatetimeIndex(frame.index), utc_kind, notes)
+    frame.index.name = "ts"
+    if found != interval:
+        frame = resample_bars(frame, interval)
+        notes.append(f"Aggregated {found or 'finer'} bars to {interval}.")
+    dropped = frame.index.isna()
+    if dropped.any():
+        frame = frame[~dropped]
+        notes.append(f"Dropped {int(dropped.sum())} bar(s) at a daylight-saving change.")
+    return frame, interval
+
+
+def _symbol_from_name(filename: str | None) -> str:
+    stem = Path(filename).stem if filename else ""
+    token = re.split(r"[_\s]+", stem)[0] if stem else ""
+    try:
+        return normalize_symbol(token)
+    except MarketDataError:
+        return "FILE"
+
+
+def _pick_symbol(table: pd.DataFrame, column: Any, symbol: str | None
+                 ) -> tuple[pd.DataFrame, str | None]:
+    """Keep the rows of ``symbol`` when the file has a Symbol/Ticker column."""
+    values = table[column].astype(str).str.strip().str.upper()
+    present = list(dict.fromkeys(values))
+    if len(present) == 1:
+        return table, symbol or normalize_symbol(present[0])
+    if symbol in present:
+        return table[values == symbol], symbol
+    raise MarketDataError(
+        f"The file holds several symbols ({', '.join(present[:10])}); pick one of them as the "
+        "symbol."
+    )
+
+
+class FileProvider:
+    """Provider over one file (see :func:`read_bars_file`); parsed once, never cached in the DB.
+
+    ``fetch(symbol, interval, lookback_days=None)`` returns the whole file, or its last
+    ``lookback_days`` calendar days counted back from its last bar.
+    """
+
+    name = "file"
+    cacheable = False
+
+    def __init__(self, source: FileSource, *, filename: str | None = None,
+                 max_bytes: int = FILE_MAX_BYTES, max_rows: int = FILE_MAX_ROWS,
+                 adjust: bool = True) -> None:
+        data, self.filename = _read_limited(source, filename, max_bytes)
+        self._data = data
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
+        self.adjust = adjust
+
+    def fetch(self, symbol: str, interval: str | None, *, lookback_days: int | None = None,
+              now: pd.Timestamp | None = None) -> pd.DataFrame:
+        frame = read_bars_file(self._data, filename=self.filename, symbol=symbol,
+                               interval=interval, max_bytes=self.max_bytes,
+                               max_rows=self.max_rows, adjust=self.adjust)
+        if lookback_days:
+            attrs = dict(frame.attrs)
+            frame = frame.loc[frame.index >= frame.index[-1] - pd.Timedelta(days=lookback_days)]
+            frame.attrs.update(attrs)
+        return frame

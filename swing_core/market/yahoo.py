@@ -1,0 +1,388 @@
+"""Yahoo Finance bars through yfinance 1.x, coping with what ``yf.download`` really returns.
+
+Behaviour of yfinance 1.7 that this module relies on (read from its source, ``multi.py`` and
+``scrapers/history.py``):
+
+* ``download()`` returns MultiIndex columns ``(Price, Ticker)`` even for one ticker (with
+  ``multi_level_index=True``, the default; we pass it explicitly).
+* ``auto_adjust`` defaults to True in 1.x but we always pass it: SwingDesk uses
+  ``auto_adjust=True`` (open/high/low/close adjusted for splits and dividends, no
+  ``Adj Close`` column).  With ``auto_adjust=False`` there is an ``Adj Close`` column, which
+  we drop (the prices are then unadjusted and the frame says so in ``attrs["adjusted"]``).
+* The index is tz-aware in the exchange's timezone for intraday bars; daily bars are tz-naive
+  unless ``ignore_tz=False`` (we pass False and convert everything to UTC).
+* ``download()`` does not raise for an unknown symbol, a network failure or a rate limit: each
+  ticker's exception is caught, an empty frame is returned and the error is *logged* on the
+  ``yfinance`` logger ("1 Failed download: ['XYZ']: YFPricesMissingError(...)",
+  "DNSError(...)", "YFRateLimitError(...)").  We capture those records (for the calling thread)
+  to tell "unknown symbol / no data" from "Yahoo unreachable" from "rate limited".  Exceptions
+  that do escape (other versions, ``Ticker.history`` with exceptions enabled) are classified
+  the same way.
+* Intraday history is limited (15m/30m about 60 days, 1h about 730 days): requests are clamped
+  to ``config.YAHOO_MAX_DAYS`` and the clamp is reported in ``attrs["notes"]``.
+
+The only call into yfinance is :func:`_yf_download`; tests replace it with recorded frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, YAHOO_MAX_DAYS
+from swing_core.errors import MarketDataError
+from swing_core.market._common import (
+    BAR_COLUMNS,
+    DEFAULT_LOOKBACK_DAYS,
+    check_interval,
+    label,
+    yahoo_limit_note,
+)
+
+log = logging.getLogger(__name__)
+
+#: Keyword arguments of every ``yf.download`` call (explicit, so yfinance's defaults can change).
+YF_DOWNLOAD_DEFAULTS: dict[str, Any] = {
+    "auto_adjust": True,
+    "actions": False,
+    "prepost": False,  # regular session only
+    "repair": False,
+    "keepna": False,
+    "threads": False,  # one ticker per call; our own pool parallelizes (fetch_many)
+    "progress": False,
+    "ignore_tz": False,  # keep the exchange timezone so we can convert to UTC
+    "group_by": "column",  # (Price, Ticker) column levels
+    "multi_level_index": True,
+}
+
+
+def _yf_download(**kwargs: Any) -> pd.DataFrame | None:
+    """The one call into yfinance: ``yf.download(**kwargs)`` (imported lazily: ~1 s to import)."""
+    import yfinance as yf
+
+    return yf.download(**kwargs)
+
+
+class YahooUnreachableError(MarketDataError):
+    """Yahoo Finance could not be reached (network error, DNS failure, timeout, outage)."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class RateLimitedError(MarketDataError):
+    """Yahoo Finance answered "Too Many Requests" (HTTP 429) every time we asked."""
+
+
+class UnknownSymbolError(MarketDataError):
+    """Yahoo Finance has no bars for this symbol and range (unknown or delisted symbol)."""
+
+    def __init__(self, message: str, *, symbol: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.symbol = symbol
+        self.reason = reason
+
+
+_RATE_MARKERS = ("yfratelimiterror", "too many requests", "rate limited", "429")
+_NETWORK_MARKERS = (
+    "dnserror", "could not resolve", "failed to perform", "connectionerror", "connection refused",
+    "connection reset", "connection aborted", "timeout", "timed out", "sslerror", "proxyerror",
+    "curl: (", "network is unreachable", "max retries exceeded", "currently down",
+    "temporary failure in name resolution", "name or service not known",
+)
+_NO_DATA_MARKERS = ("delisted", "no price data", "no timezone", "no data found", "not found",
+                    "404", "yfpricesmissingerror", "yftzmissingerror", "yftickermissingerror")
+
+
+def _kind(text: str) -> str:
+    """Classify an error text: ``rate``, ``network``, ``no_data`` or ``other``."""
+    low = text.lower()
+    if any(m in low for m in _RATE_MARKERS):
+        return "rate"
+    if any(m in low for m in _NETWORK_MARKERS):
+        return "network"
+    if any(m in low for m in _NO_DATA_MARKERS):
+        return "no_data"
+    return "other"
+
+
+def _exception_kind(exc: BaseException) -> str:
+    names = " ".join(cls.__name__ for cls in type(exc).__mro__)
+    kind = _kind(f"{names} {exc}")
+    if kind == "other" and isinstance(exc, OSError):  # requests / curl_cffi errors are OSErrors
+        return "network"
+    return kind
+
+
+class _ThreadErrorCapture(logging.Handler):
+    """Collects the ``yfinance`` logger's warnings and errors emitted by one thread."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            try:
+                self.messages.append(record.getMessage())
+            except Exception:  # a malformed record must not break a download
+                self.messages.append(str(record.msg))
+
+
+@contextmanager
+def _capture_yfinance_errors() -> Iterator[list[str]]:
+    """Capture what yfinance logs during a call (it reports failures by logging, not raising).
+
+    While attached, the handler also keeps yfinance from printing those lines to stderr.
+    """
+    handler = _ThreadErrorCapture()
+    logger = logging.getLogger("yfinance")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def _pick_ticker_columns(raw: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """Flatten yfinance's columns to one level of price names for ``symbol``."""
+    if not isinstance(raw.columns, pd.MultiIndex):
+        return raw
+    names = [n.lower() if isinstance(n, str) else n for n in raw.columns.names]
+    if "price" in names:
+        price_level = names.index("price")
+    else:  # no names: the level holding "Close" is the price level
+        price_level = next(
+            (i for i in range(raw.columns.nlevels)
+             if "close" in {str(v).lower() for v in raw.columns.get_level_values(i)}),
+            0,
+        )
+    other = [i for i in range(raw.columns.nlevels) if i != price_level]
+    if not other:
+        return raw.droplevel(list(range(1, raw.columns.nlevels)), axis=1)
+    ticker_level = other[0]
+    tickers = list(dict.fromkeys(raw.columns.get_level_values(ticker_level)))
+    match = [t for t in tickers if str(t).upper() == symbol.upper()]
+    if match:
+        chosen = match[0]
+    elif len(tickers) == 1:
+        chosen = tickers[0]
+    else:
+        raise MarketDataError(
+            f"Yahoo returned columns for {', '.join(map(str, tickers))} but not {symbol}."
+        )
+    out = raw.xs(chosen, axis=1, level=ticker_level)
+    if isinstance(out.columns, pd.MultiIndex):
+        out.columns = out.columns.get_level_values(0)
+    return out
+
+
+def _utc_index(index: pd.Index, interval: str, notes: list[str]) -> pd.DatetimeIndex:
+    """yfinance's index as UTC bar open times (daily bars: the trading date at 00:00 UTC)."""
+    idx = pd.DatetimeIndex(index)
+    if interval == "1d":
+        local = idx.tz_localize(None) if idx.tz is not None else idx
+        return local.normalize().tz_localize("UTC")
+    if idx.tz is None:
+        notes.append(f"Yahoo returned timestamps without a timezone; taken as {EXCHANGE_TZ}.")
+        idx = idx.tz_localize(EXCHANGE_TZ, ambiguous="NaT", nonexistent="shift_forward")
+    return idx.tz_convert("UTC")
+
+
+def normalize_yfinance_frame(raw: pd.DataFrame | None, symbol: str, interval: str, *,
+                             auto_adjust: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """Turn a ``yf.download`` frame into a bars frame (UTC index ``ts``, lower-case float64
+    columns), sorted, duplicate timestamps resolved by keeping the last row, rows without
+    prices dropped, high/low widened to contain open and close.  Returns (frame, notes)."""
+    notes: list[str] = []
+    if raw is None or len(raw) == 0:
+        return pd.DataFrame(columns=list(BAR_COLUMNS)), notes
+    flat = _pick_ticker_columns(raw, symbol)
+    rename = {c: str(c).strip().lower().replace(" ", "").replace("_", "") for c in flat.columns}
+    flat = flat.rename(columns=rename)
+    missing = [c for c in ("open", "high", "low", "close") if c not in flat.columns]
+    if missing:
+        raise MarketDataError(
+            f"Yahoo's answer for {symbol} lacks column(s) {', '.join(missing)} "
+            f"(got {', '.join(map(str, raw.columns))}); try again later or upload a file."
+        )
+    if "volume" not in flat.columns:
+        flat = flat.assign(volume=0.0)
+    frame = flat[list(BAR_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype("float64")
+    frame.index = _utc_index(flat.index, interval, notes)
+    frame = frame[frame.index.notna()]
+    frame.index.name = "ts"
+    frame = frame.sort_index(kind="stable")
+    if frame.index.has_duplicates:
+        dups = int(frame.index.duplicated(keep="last").sum())
+        frame = frame[~frame.index.duplicated(keep="last")]
+        notes.append(f"Yahoo sent {dups} duplicate timestamp(s); kept the latest version.")
+    prices = frame[["open", "high", "low", "close"]].to_numpy()
+    bad = np.isnan(prices).any(axis=1) | (prices <= 0).any(axis=1)
+    if bad.all():
+        return frame.iloc[0:0], notes
+    if bad.any():
+        notes.append(f"Dropped {int(bad.sum())} bar(s) without valid prices from Yahoo.")
+        frame = frame[~bad]
+    frame["volume"] = frame["volume"].fillna(0.0).clip(lower=0.0)
+    top = frame[["open", "close"]].max(axis=1)
+    bottom = frame[["open", "close"]].min(axis=1)
+    fixed = int(((frame["high"] < top) | (frame["low"] > bottom)).sum())
+    if fixed:
+        frame["high"] = np.maximum(frame["high"], top)
+        frame["low"] = np.minimum(frame["low"], bottom)
+        notes.append(f"Widened high/low of {fixed} bar(s) to contain open and close.")
+    return frame, notes
+
+
+class YahooProvider:
+    """Bars from Yahoo Finance (``source == "yahoo"``), adjusted prices by default.
+
+    ``auto_adjust``: passed explicitly to yfinance (True: OHLC adjusted for splits/dividends).
+    ``timeout_s``: per-request timeout.  Rate limits (YFRateLimitError / HTTP 429) are retried
+    with exponential back-off and jitter, at most ``max_tries`` attempts, waiting between
+    ``backoff_s`` and ``max_backoff_s`` seconds.
+    """
+
+    name = "yahoo"
+    cacheable = True
+
+    def __init__(self, *, auto_adjust: bool = True, timeout_s: float = 10.0, max_tries: int = 4,
+                 backoff_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+        self.auto_adjust = auto_adjust
+        self.timeout_s = timeout_s
+        self.max_tries = max(1, int(max_tries))
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+
+    def fetch(self, symbol: str, interval: str, *, lookback_days: int | None = None,
+              now: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The last ``lookback_days`` calendar days of bars (clamped to Yahoo's limit)."""
+        check_interval(interval)
+        now = _now(now)
+        days = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
+        return self.fetch_range(symbol, interval, start=now - pd.Timedelta(days=days), now=now)
+
+    def fetch_range(self, symbol: str, interval: str, *, start: pd.Timestamp,
+                    end: pd.Timestamp | None = None, now: pd.Timestamp | None = None
+                    ) -> pd.DataFrame:
+        """Bars with open time in ``[start, end)`` (``end`` None: up to now), UTC.
+
+        Raises :class:`UnknownSymbolError` (no bars: unknown symbol, delisted, empty range),
+        :class:`YahooUnreachableError` (network) or :class:`RateLimitedError` (429 after all
+        tries).  ``attrs["last_bar_complete"]`` is False while the last bar is still forming.
+        """
+        check_interval(interval)
+        now = _now(now)
+        notes: list[str] = []
+        start = _utc(start)
+        max_days = YAHOO_MAX_DAYS.get(interval)
+        if max_days is not None and start < now - pd.Timedelta(days=max_days):
+            start = now - pd.Timedelta(days=max_days)
+            notes.append(f"{yahoo_limit_note(interval)}: history starts {start:%Y-%m-%d}.")
+        if end is not None and _utc(end) <= start:
+            raise UnknownSymbolError(
+                f"No {interval} bars of {symbol} before {start:%Y-%m-%d} are available from "
+                f"Yahoo ({yahoo_limit_note(interval)}).", symbol=symbol, reason="out of range")
+        kwargs = dict(YF_DOWNLOAD_DEFAULTS)
+        kwargs.update(tickers=symbol, interval=interval, auto_adjust=self.auto_adjust,
+                      start=start.to_pydatetime(), timeout=self.timeout_s,
+                      end=None if end is None else _utc(end).to_pydatetime())
+        retrying = Retrying(
+            retry=retry_if_exception_type(RateLimitedError),
+            stop=stop_after_attempt(self.max_tries),
+            wait=wait_random_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            reraise=True,
+        )
+        try:
+            raw = retrying(self._download_once, symbol, interval, kwargs)
+        except RateLimitedError as exc:
+            raise RateLimitedError(
+                f"Yahoo Finance is rate-limiting requests (HTTP 429) for {symbol}: gave up after "
+                f"{self.max_tries} tries. Wait a minute and retry, fetch fewer symbols at once, "
+                "or upload a CSV/Parquet file."
+            ) from exc
+        frame, more = normalize_yfinance_frame(raw, symbol, interval,
+                                               auto_adjust=self.auto_adjust)
+        if len(frame) == 0:
+            raise _unknown_symbol(symbol, interval, "Yahoo returned no bars")
+        # Yahoo may add bars outside the range asked for; keep the bar containing `start` on
+        first = start.normalize() if interval == "1d" else start.floor(INTERVAL_DELTA[interval])
+        frame = frame.loc[frame.index >= first]
+        if end is not None:
+            frame = frame.loc[frame.index < _utc(end)]
+        if len(frame) == 0:
+            raise _unknown_symbol(symbol, interval, f"no bars since {start:%Y-%m-%d %H:%M} UTC")
+        frame = label(frame, symbol=symbol, interval=interval, source="yahoo",
+                      notes=notes + more, now=now)
+        frame.attrs["adjusted"] = bool(self.auto_adjust)
+        return frame
+
+    def _download_once(self, symbol: str, interval: str, kwargs: dict[str, Any]
+                       ) -> pd.DataFrame | None:
+        with _capture_yfinance_errors() as logged:
+            try:
+                raw = _yf_download(**kwargs)
+            except Exception as exc:
+                raise _classified(_exception_kind(exc), symbol, interval, str(exc)) from exc
+        if raw is not None and len(raw) and not raw.isna().all(axis=None):
+            return raw
+        if logged:
+            log.debug("yfinance reported for %s: %s", symbol, " | ".join(logged))
+            kinds = [_kind(m) for m in logged]
+            for kind in ("rate", "network", "no_data"):
+                matches = [m for m, k in zip(logged, kinds, strict=True) if k == kind]
+                if matches:
+                    raise _classified(kind, symbol, interval, matches[-1])
+            raise _classified("no_data", symbol, interval, logged[-1])
+        return raw
+
+
+def _now(now: pd.Timestamp | None) -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC") if now is None else _utc(now)
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _unknown_symbol(symbol: str, interval: str, reason: str) -> UnknownSymbolError:
+    return UnknownSymbolError(
+        f"No data for {symbol!r} at {interval} from Yahoo Finance ({reason.strip()}). Check the "
+        f"symbol on finance.yahoo.com (for example BRK-B, ^GSPC, EURUSD=X, BTC-USD), try the 1d "
+        "interval, or upload a CSV/Parquet file.",
+        symbol=symbol, reason=reason,
+    )
+
+
+def _classified(kind: str, symbol: str, interval: str, detail: str) -> MarketDataError:
+    detail = " ".join(detail.split())[:300]
+    if kind == "rate":
+        return RateLimitedError(f"Yahoo Finance rate-limited the request for {symbol}: {detail}")
+    if kind == "network":
+        return YahooUnreachableError(
+            f"Yahoo Finance is unreachable ({detail}). Check the internet connection, set "
+            "SWING_OFFLINE=1 to work with demo data, or upload a CSV/Parquet file.",
+            detail=detail,
+        )
+    if kind == "no_data":
+        return _unknown_symbol(symbol, interval, f"Yahoo says: {detail}")
+    return MarketDataError(
+        f"Yahoo Finance download of {symbol} ({interval}) failed: {detail}. Try again later or "
+        "upload a CSV/Parquet file."
+    )
