@@ -55,6 +55,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _now_ns = time.perf_counter_ns
+
+#: Operation names the engine's timers use (a convention the Performance page can rely on).
+OPERATIONS: tuple[str, ...] = ("fetch", "frame", "analyze", "scan", "pattern_query", "backtest",
+                               "db_write", "llm_call")
+#: Cache names for :func:`cache_hit` / :func:`cache_miss`: bar cache, pattern index, LLM cache.
+CACHES: tuple[str, ...] = ("bars", "patterns", "llm")
 _MB = 1024.0 * 1024.0
 #: Longest statement text kept for a slow query (bulk INSERT … VALUES can be megabytes).
 MAX_STATEMENT_CHARS = 20_000
@@ -661,12 +667,20 @@ class PerfRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
-        self._at_exit = at_exit
-        self._owns_hooks = capture_slow_queries and engine not in _HOOKS
-        if self._owns_hooks:
-            install_slow_query_hooks(engine, threshold_ms=slow_query_ms, registry=self.registry)
-        if at_exit:
+        self._want = (capture_slow_queries, slow_query_ms, at_exit)
+        self._at_exit = False
+        self._owns_hooks = False
+        self._arm()
+
+    def _arm(self) -> None:
+        capture, threshold_ms, at_exit = self._want
+        if capture and not self._owns_hooks and self.engine not in _HOOKS:
+            install_slow_query_hooks(self.engine, threshold_ms=threshold_ms,
+                                     registry=self.registry)
+            self._owns_hooks = True
+        if at_exit and not self._at_exit:
             atexit.register(self._exit_flush)
+            self._at_exit = True
 
     @property
     def process(self) -> str:
@@ -674,7 +688,9 @@ class PerfRecorder:
         return self._process or process_name()
 
     def start(self) -> PerfRecorder:
-        """Flush every ``interval_s`` seconds in a daemon thread; start the memory sampler."""
+        """Flush every ``interval_s`` seconds in a daemon thread; start the memory sampler
+        (after :meth:`stop`, this also re-installs the hooks and the exit handler)."""
+        self._arm()
         if self.memory_interval_s is not None:
             self.sampler.start(self.memory_interval_s)
         if self._thread is None or not self._thread.is_alive():
@@ -759,6 +775,24 @@ class PerfRecorder:
                     exc_info=not self._failing)
                 self._failing = True
                 return FlushResult(error=f"{type(exc).__name__}: {exc}")
+
+
+_RECORDERS: dict[tuple[int, int], PerfRecorder] = {}
+_RECORDERS_LOCK = threading.Lock()
+
+
+def start_recorder(engine: sa.Engine, *, role: str | None = None,
+                   interval_s: float = 60.0) -> PerfRecorder:
+    """The process's running recorder for ``engine``, started on first call (idempotent, so
+    a Streamlit rerun or a repeated CLI setup call starts nothing twice). ``role`` names the
+    process ("app", "cli", "worker"; see :func:`process_name`)."""
+    key = (os.getpid(), id(engine))
+    with _RECORDERS_LOCK:
+        recorder = _RECORDERS.get(key)
+        if recorder is None or recorder.engine is not engine:
+            recorder = _RECORDERS[key] = PerfRecorder(engine, interval_s=interval_s,
+                                                      process=process_name(role))
+        return recorder.start()
 
 
 def prune(engine: sa.Engine, *, keep_days: float = 7) -> dict[str, int]:

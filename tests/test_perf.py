@@ -516,3 +516,17 @@ def test_explain_only_recorded_statements(sqlite_engine: sa.Engine) -> None:
 def test_explain_reports_database_errors(sqlite_engine: sa.Engine) -> None:
     with pytest.raises(DatabaseError, match="EXPLAIN failed"):
         perf.explain(sqlite_engine, "SELECT * FROM no_such_table", check_recorded=False)
+
+
+def test_start_recorder_is_idempotent(sqlite_engine: sa.Engine) -> None:
+    first = perf.start_recorder(sqlite_engine, role="app", interval_s=3600)
+    try:
+        assert perf.start_recorder(sqlite_engine, role="app") is first
+        assert first.process == f"app:{os.getpid()}"
+        assert sqlite_engine in perf._HOOKS
+        first.stop()
+        assert sqlite_engine not in perf._HOOKS
+        assert perf.start_recorder(sqlite_engine) is first and sqlite_engine in perf._HOOKS
+    finally:
+        first.stop(flush=False)
+        first.sampler.stop()
