@@ -1,0 +1,345 @@
+"""What every page shares: cached engine resources, cached engine calls, the shared symbol /
+interval state (bound to the URL), status banners and the error edge.
+
+Streamlit lives here and in the page files only; the engine (``swing_core``) never imports it.
+Caching:
+
+- ``st.cache_resource``: the database engine (migrated once), the services (prior provider),
+  keyed by the database URL so a different ``SWING_DATABASE_URL`` / ``SWING_DATA_DIR`` never
+  reuses another database's engine;
+- ``st.cache_data``: signal views and other frames, with a time-to-live by interval (a 15m chart
+  goes stale sooner than a daily one), keyed by the database URL and the offline flag too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+from swing_core import views
+from swing_core.config import INTERVALS, StrategyParams, get_settings
+from swing_core.errors import DatabaseError, MarketDataError, SwingError
+
+log = logging.getLogger("swingdesk.ui")
+
+T = TypeVar("T")
+
+DEFAULT_SYMBOL = "AAPL"
+DEFAULT_INTERVAL = "30m"
+SYMBOL_PATTERN = r"^\s*[A-Za-z0-9.\-^=]{1,15}\s*$"
+
+#: How long a cached view stays fresh, by interval (seconds).
+TTL_S: dict[str, int] = {"15m": 5 * 60, "30m": 10 * 60, "1h": 20 * 60, "1d": 6 * 3600}
+
+#: Page files, for links and switches (the navigation itself is built in app.py).
+PAGE_FILES: dict[str, str] = {
+    "home": "pages/home.py",
+    "explorer": "pages/explorer.py",
+    "scanner": "pages/scanner.py",
+    "patterns": "pages/pattern_search.py",
+    "backtest": "pages/backtest_review.py",
+    "journal": "pages/journal.py",
+    "data": "pages/data.py",
+}
+
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def page_exists(key: str) -> bool:
+    """Whether the page file of ``key`` exists (app.py registers only existing pages)."""
+    return key in PAGE_FILES and (_ROOT / PAGE_FILES[key]).is_file()
+
+
+# --------------------------------------------------------------------------- text safety
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: Any) -> str:
+    """``text`` with Markdown specials escaped, for messages that may contain user input (they
+    are rendered by st.error / st.caption, which interpret Markdown; raw HTML never is)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+# --------------------------------------------------------------------------- settings, keys
+
+
+def db_key() -> str:
+    """Identifies the database and data mode for cache keys (never shown: may hold a password)."""
+    settings = get_settings()
+    return f"{settings.effective_database_url}|offline={settings.offline}"
+
+
+def is_offline() -> bool:
+    return get_settings().offline
+
+
+# --------------------------------------------------------------------------- services
+
+
+@dataclass
+class Services:
+    """The engine resources a page may use. ``engine`` is None when the database is unusable
+    (``error`` says why); the pages still work on fetched/demo data without it."""
+
+    engine: Any = None
+    prior_provider: Callable[..., dict[str, Any]] | None = None
+    database: str = ""
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@st.cache_resource(show_spinner=False)
+def _database(key: str) -> tuple[Any, str, str | None]:
+    from swing_core import db
+
+    description = db.describe_database()
+    try:
+        engine = db.get_engine()
+        db.init_db(engine)
+    except DatabaseError as exc:
+        return None, description, str(exc)
+    return engine, description, None
+
+
+@st.cache_resource(show_spinner=False)
+def _services(key: str, interval: str) -> Services:
+    engine, description, error = _database(key)
+    services = Services(engine=engine, database=description, error=error)
+    try:
+        from swing_core.services import open_services
+    except ImportError:
+        return services
+    if engine is None:
+        return services
+    try:
+        opened = open_services(use_priors=True, interval=interval)
+    except SwingError as exc:
+        services.notes.append(f"Pattern priors unavailable: {exc}")
+        return services
+    services.engine = opened.get("engine", engine)
+    services.prior_provider = opened.get("prior_provider")
+    services.notes.extend(opened.get("notes", []))
+    return services
+
+
+def services(interval: str | None = None) -> Services:
+    """The cached services for ``interval`` (the shared interval by default)."""
+    return _services(db_key(), interval or current_interval())
+
+
+def database_engine() -> Any:
+    """The cached database engine, or None (the reason is shown by :func:`database_banner`)."""
+    return _database(db_key())[0]
+
+
+def database_banner() -> bool:
+    """Show an st.error naming the database when it is unusable; True when it is usable."""
+    engine, description, error = _database(db_key())
+    if engine is None:
+        st.error(f"Database unavailable ({plain(description)}): {plain(error)}  \nCheck "
+                 "`SWING_DATABASE_URL` / `SWING_DATA_DIR`; pages that need storage are limited "
+                 "until it is reachable.")
+        return False
+    return True
+
+
+def clear_caches() -> None:
+    """Forget every cached frame and resource (after uploads, cache clears, tests)."""
+    st.cache_data.clear()
+
+
+# --------------------------------------------------------------------------- shared state
+
+
+def _valid_symbol(text: Any) -> str | None:
+    try:
+        return views.parse_symbols([str(text)], limit=1)[0][0]
+    except (IndexError, SwingError):
+        return None
+
+
+def current_symbol() -> str:
+    """The shared symbol (sidebar, bound to ``?symbol=``), validated; the default when invalid."""
+    return _valid_symbol(st.session_state.get("symbol") or DEFAULT_SYMBOL) or DEFAULT_SYMBOL
+
+
+def current_interval() -> str:
+    value = st.session_state.get("interval") or DEFAULT_INTERVAL
+    return value if value in INTERVALS else DEFAULT_INTERVAL
+
+
+def shared_controls() -> None:
+    """The sidebar's symbol and interval, bound to the URL (``?symbol=…&interval=…``) so a view
+    can be bookmarked and shared; their values persist across pages."""
+    st.session_state.setdefault("symbol", DEFAULT_SYMBOL)
+    with st.sidebar:
+        st.text_input(
+            "Symbol", key="symbol", max_chars=15, bind="query-params",
+            validate=(SYMBOL_PATTERN, "Use a ticker: letters, digits and . - ^ = (e.g. AAPL)."),
+            help="Any Yahoo Finance ticker, e.g. AAPL, BRK-B, ^GSPC, EURUSD=X, BTC-USD.",
+        )
+        st.selectbox("Interval", INTERVALS, index=INTERVALS.index(DEFAULT_INTERVAL),
+                     key="interval", bind="query-params",
+                     help="Bar length. Yahoo keeps about 60 days of 15m/30m bars and 730 days "
+                          "of 1h bars.")
+        raw = st.session_state.get("symbol")
+        if raw and _valid_symbol(raw) is None:
+            st.error(f"{plain(str(raw)[:40])} is not a valid ticker; showing "
+                     f"{current_symbol()}.")
+
+
+def request_switch(page: str, **state: Any) -> None:
+    """For widget callbacks: set shared state (e.g. symbol) and ask the app to open ``page``
+    (a key of :data:`PAGE_FILES`) on this rerun."""
+    for key, value in state.items():
+        st.session_state[key] = value
+    st.session_state["_switch_to"] = page
+
+
+def follow_switch() -> None:
+    """Open the page requested by :func:`request_switch`, if any (called by app.py)."""
+    page = st.session_state.pop("_switch_to", None)
+    if page in PAGE_FILES:
+        st.switch_page(PAGE_FILES[page])
+
+
+# --------------------------------------------------------------------------- banners
+
+
+def source_banner(source: str | None, *, notes: tuple[str, ...] | list[str] = ()) -> None:
+    """Say plainly where the bars came from; demo data gets a warning everyone sees."""
+    text = views.describe_source(source)
+    if source == "demo":
+        why = ("offline mode (SWING_OFFLINE=1)" if is_offline()
+               else "Yahoo Finance was unreachable")
+        st.warning(f"**DEMO DATA** — synthetic prices, not the market ({why}).",
+                   icon=":material/science:")
+    elif source == "cache":
+        st.info(f"Showing {text}; Yahoo was not asked or not reachable.",
+                icon=":material/database:")
+    else:
+        st.caption(f"Data: {text}.")
+    extra = [n for n in notes if "DEMO DATA" not in n]
+    if extra:
+        with st.expander(f"Data notes ({len(extra)})"):
+            for note in extra:
+                st.caption(plain(note))
+
+
+def offline_badge() -> None:
+    """The sidebar's data-mode line."""
+    if is_offline():
+        st.sidebar.badge("Offline · demo data", icon=":material/science:", color="orange")
+    else:
+        st.sidebar.badge("Online · Yahoo Finance", icon=":material/cloud:", color="green")
+
+
+# --------------------------------------------------------------------------- the error edge
+
+
+@contextmanager
+def error_edge(what: str = "This page") -> Iterator[None]:
+    """Turn engine errors into an st.error with what to do, never a traceback. Streamlit's own
+    control flow (rerun, stop, switch_page) passes through."""
+    try:
+        yield
+    except ScriptControlException:
+        raise
+    except SwingError as exc:
+        st.error(plain(exc))
+    except ValueError as exc:  # invalid parameters or settings
+        st.error(f"{what} could not run: {plain(exc)}")
+    except Exception as exc:  # the last line of defence: log it, tell the user plainly
+        log.exception("unexpected error in %s", what)
+        st.error(f"{what} hit an unexpected error ({exc.__class__.__name__}). Reload the page; "
+                 "if it persists, check the server log.")
+
+
+def guarded(what: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
+    """Decorator form of :func:`error_edge`."""
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T | None]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T | None:
+            with error_edge(what):
+                return fn(*args, **kwargs)
+            return None
+
+        return wrapper
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- cached engine calls
+
+
+def _signal_view_uncached(symbol: str, interval: str, lookback_days: int | None,
+                          bars_from: str, key: str) -> views.SignalView:
+    svc = _services(key, interval)
+    return views.signal_view(symbol, interval, lookback_days=lookback_days,
+                             params=StrategyParams(), engine=svc.engine,
+                             prior_provider=svc.prior_provider, bars_from=bars_from)
+
+
+def _per_interval_cache(fn: Callable[..., T], name: str) -> dict[str, Callable[..., T]]:
+    """One ``st.cache_data`` wrapper of ``fn`` per interval, each with that interval's TTL
+    (Streamlit keys a cache by the function's qualified name, so each gets its own)."""
+    cached: dict[str, Callable[..., T]] = {}
+    for interval in INTERVALS:
+        def call(*args: Any, _fn: Callable[..., T] = fn, **kwargs: Any) -> T:
+            return _fn(*args, **kwargs)
+
+        call.__qualname__ = call.__name__ = f"{name}_{interval.replace('m', 'min')}"
+        cached[interval] = st.cache_data(ttl=TTL_S[interval], max_entries=64,
+                                         show_spinner=False)(call)
+    return cached
+
+
+_SIGNAL_VIEWS = _per_interval_cache(_signal_view_uncached, "signal_view")
+
+
+def signal_view(symbol: str, interval: str, lookback_days: int | None = None,
+                bars_from: str = "auto") -> views.SignalView:
+    """The cached signal view (frame + signal) of ``symbol`` on ``interval``."""
+    if interval not in INTERVALS:
+        raise MarketDataError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
+    return _SIGNAL_VIEWS[interval](symbol, interval, lookback_days, bars_from, db_key())
+
+
+def signal_views(symbols: list[str], interval: str, lookback_days: int | None = None, *,
+                 progress: Callable[[int, int, str], None] | None = None
+                 ) -> dict[str, views.SignalView | str]:
+    """Cached views of several symbols (a failing symbol maps to its error message), calling
+    ``progress(done, total, symbol)`` after each."""
+    out: dict[str, views.SignalView | str] = {}
+    for done, symbol in enumerate(symbols, start=1):
+        try:
+            out[symbol] = signal_view(symbol, interval, lookback_days)
+        except (SwingError, ValueError) as exc:
+            out[symbol] = str(exc)
+        if progress is not None:
+            progress(done, len(symbols), symbol)
+    return out
+
+
+def scan(symbols: list[str], interval: str, lookback_days: int | None = None, *,
+         progress: Callable[[int, int, str], None] | None = None) -> list[Any]:
+    """Scan ``symbols`` through the cached per-symbol views (so the Explorer opens warm): one
+    ``agent.ScanResult`` per symbol, a failing symbol's error kept, ``progress`` after each."""
+    from swing_core.agent import ScanResult
+
+    found = signal_views(symbols, interval, lookback_days, progress=progress)
+    return [ScanResult(symbol=s, signal=v.signal) if isinstance(v, views.SignalView)
+            else ScanResult(symbol=s, signal=None, error=v) for s, v in found.items()]

@@ -1,0 +1,208 @@
+"""Signal Explorer: one symbol's chart, trend, setup, plan, context chips, pattern prior and
+advisor; save the signal to the journal. Symbol, interval and lookback live in the URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from pages import _shared as ui
+from swing_core import charts, views
+from swing_core.config import YAHOO_MAX_DAYS, StrategyParams, get_settings
+
+LOOKBACK_OPTIONS = ("auto", "10", "20", "30", "59", "90", "180", "365", "730", "1825")
+_TONE_COLOR = {"good": "green", "bad": "red", "neutral": "gray"}
+
+
+def _lookback_days(choice: str, interval: str) -> tuple[int | None, str | None]:
+    """Days to fetch (None: the engine's default) and a note when Yahoo's limit clips it."""
+    if choice == "auto":
+        return None, None
+    days = int(choice)
+    limit = YAHOO_MAX_DAYS.get(interval)
+    if limit is not None and days > limit:
+        return limit, (f"Yahoo keeps about {limit + 1} days of {interval} bars: using {limit} "
+                       "days. Pick 1h or 1d for longer histories.")
+    return days, None
+
+
+_fmt = views.format_number
+
+
+def _metrics(signal: Any) -> None:
+    entry = signal.entry
+    cols = st.columns(7)
+    cols[0].metric("Trend", signal.trend.label.replace("_", " "))
+    cols[1].metric("Setup", f"{entry.side} · {entry.setup.replace('_', ' ')}" if entry
+                   else "none")
+    cols[2].metric("Confidence", f"{signal.confidence:.0%}",
+                   help="Base confidence from trend, R, MTF and relative strength, blended with "
+                        "the pattern prior when one is available (STRATEGY.md).")
+    cols[3].metric("R", _fmt(entry.r_multiple) if entry else "–", help="reward / risk")
+    cols[4].metric("Entry", _fmt(entry.entry_price) if entry else "–",
+                   help="A stop order when beyond the close (valid one trading day).")
+    cols[5].metric("Stop", _fmt(entry.stop_price) if entry else "–")
+    cols[6].metric("Target", _fmt(entry.take_profit) if entry else "–")
+
+
+def _trend_card(signal: Any, frame: Any) -> None:
+    with st.container(border=True):
+        st.subheader("Trend and setup")
+        trend = signal.trend
+        st.markdown(
+            f"**{trend.label.replace('_', ' ')}** · EMA20 slope {_fmt(trend.ema_slope, '+.4f')} · "
+            f"RSI14 {_fmt(trend.rsi_14, '.1f')} · price {_fmt(trend.price)} "
+            f"({'above' if trend.price_above_ema else 'below'} EMA20)"
+        )
+        st.caption(ui.plain(signal.reasoning))
+        if signal.entry:
+            st.markdown(f"**Plan:** {ui.plain(signal.entry.comment)}")
+        levels = signal.fib_levels
+        if levels.get("golden_pocket_low") is not None:
+            st.markdown(
+                f"Golden pocket {_fmt(levels.get('golden_pocket_low'))} – "
+                f"{_fmt(levels.get('golden_pocket_high'))} · 1.272 ext "
+                f"{_fmt(levels.get('fib_ext_1272'))} · 1.618 ext {_fmt(levels.get('fib_ext_1618'))}"
+            )
+        asof = views.exchange_time_text(signal.asof)
+        complete = "" if signal.last_bar_complete else " (bar still forming)"
+        st.caption(f"Signal bar opened {asof} New York{complete}; {len(frame):,} bars analysed.")
+
+
+def _chips(signal: Any) -> None:
+    cols = st.columns(3)
+    for i, chip in enumerate(views.signal_chips(signal)):
+        cols[i % 3].badge(f"{chip.label}: {chip.value}", color=_TONE_COLOR.get(chip.tone, "gray"),
+                          help=chip.help)
+
+
+def _prior_card(signal: Any) -> None:
+    with st.container(border=True):
+        st.subheader("Pattern prior")
+        card = views.prior_card(signal)
+        if card is None:
+            if signal.entry is None:
+                st.info("No setup on the last bar, so there is nothing to compare. Try another "
+                        "symbol or interval, or open the Scanner to find live setups.")
+            else:
+                st.info("No pattern prior yet: the setup library has no known outcomes for this "
+                        "interval. Run a backtest (Backtest Review) or evaluate journal signals "
+                        "to build it.")
+            return
+        cols = st.columns(4)
+        cols[0].metric("Win rate", _fmt(card["win_rate"], ".0%"),
+                       help="Calibrated when enough evaluated signals exist"
+                            + (f" (raw {_fmt(card['win_rate_raw'], '.0%')})"
+                               if card.get("win_rate_raw") is not None else ""))
+        cols[1].metric("Expected R", _fmt(card["expected_r"], "+.2f"))
+        cols[2].metric("Profit factor", _fmt(card["profit_factor"]))
+        cols[3].metric("Neighbours", card["n"] if card["n"] is not None else "–")
+        cols = st.columns(3)
+        cols[0].metric("Hold (bars)", _fmt(card["hold_bars"], ".1f"),
+                       help=f"{_fmt(card['hold_days'], '.1f')} trading days")
+        cols[1].metric("Wins hold", _fmt(card["win_hold_bars"], ".1f"))
+        cols[2].metric("Losses hold", _fmt(card["loss_hold_bars"], ".1f"))
+        if card.get("neighbor_r"):
+            st.plotly_chart(charts.outcome_histogram(card["neighbor_r"], title="Neighbours' R",
+                                                     marker=card["expected_r"], height=260),
+                            key="prior_hist")
+        if card.get("notes"):
+            st.caption(ui.plain(card["notes"]))
+
+
+def _advisor(signal: Any, engine: Any) -> None:
+    settings = get_settings()
+    with st.container(border=True):
+        st.subheader("Advisor")
+        from swing_core import llm
+
+        st.caption(ui.plain(llm.advisor_status(settings)))
+        if not settings.openai_api_key:
+            st.info("Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL, SWING_LLM_MODEL) to get "
+                    "a second opinion and an action plan on each setup.")
+            return
+        if signal.entry is None:
+            st.caption("The advisor is asked only when there is a plan to judge.")
+            return
+        key = f"advice:{signal.symbol}:{signal.interval}:{signal.asof.isoformat()}"
+        if st.button("Ask the advisor", key="ask_advisor", icon=":material/psychology:"):
+            with st.spinner("Asking the advisor…"), llm.Advisor(settings, engine) as advisor:
+                flat = signal.flat()
+                st.session_state[key] = (advisor.vote(flat, force=True),
+                                         advisor.action_plan(flat))
+        answer = st.session_state.get(key)
+        if not answer:
+            return
+        vote, plan = answer
+        if vote.vote is not None:
+            v = vote.vote
+            adjusted = llm.apply_vote(signal.confidence, v, StrategyParams(),
+                                      side=signal.entry.side)
+            st.markdown(f"**Vote:** {v.entry_bias} · trend {v.trend_label.replace('_', ' ')} · "
+                        f"confidence {v.confidence:.0%} → signal confidence "
+                        f"{signal.confidence:.0%} becomes **{adjusted:.0%}**")
+            st.caption(ui.plain(v.rationale))
+        else:
+            st.warning(ui.plain(vote.note or "The advisor gave no vote."))
+        if plan.plan is not None:
+            st.markdown("**Action plan**")
+            st.text(plan.plan.action_plan)
+            st.markdown("**Risk notes**")
+            st.text(plan.plan.risk_notes)
+            for scenario in plan.plan.scenarios:
+                st.text(f"• {scenario}")
+        st.caption(f"cost ${vote.cost_usd + plan.cost_usd:.4f} · "
+                   f"{vote.latency_ms + plan.latency_ms:.0f} ms"
+                   + (" · from cache" if vote.from_cache else ""))
+
+
+def _save(view: views.SignalView, engine: Any) -> None:
+    if engine is None:
+        st.caption("The journal needs the database (see the error above).")
+        return
+    if st.button("Save to journal", key="save_journal", icon=":material/bookmark_add:",
+                 help="Store this signal; evaluate it later on the Journal page."):
+        from swing_core import db
+
+        ids = db.record_signals(engine, [view.signal.to_record()])
+        st.success(f"Saved signal #{ids[0]} for {view.signal.symbol}. Open the Journal to "
+                   "evaluate it once its outcome is known.", icon=":material/check:")
+
+
+def main() -> None:
+    symbol, interval = ui.current_symbol(), ui.current_interval()
+    st.title(f"Signal Explorer · {symbol} {interval}")
+    top = st.columns([2, 2, 3])
+    choice = top[0].select_slider(
+        "Lookback (calendar days)", options=LOOKBACK_OPTIONS, value="auto", key="lookback",
+        bind="query-params", help="History to fetch; 'auto' picks the interval's default.")
+    show_fib = top[1].toggle("Fibonacci levels", value=True, key="show_fib")
+    lookback, clip_note = _lookback_days(choice, interval)
+    if clip_note:
+        st.caption(clip_note)
+    with ui.error_edge("The Signal Explorer"):
+        with st.spinner(f"Analysing {symbol}…"):
+            view = ui.signal_view(symbol, interval, lookback)
+        signal = view.signal
+        ui.source_banner(view.source, notes=view.notes)
+        _metrics(signal)
+        plan = signal.flat() if signal.entry else None
+        st.plotly_chart(
+            charts.price_figure(view.frame, plan=plan, interval=interval, show_fib=show_fib,
+                                title=f"{symbol} · {interval} · New York time"),
+            key="explorer_chart", config={"scrollZoom": True, "displaylogo": False},
+        )
+        left, right = st.columns([3, 2])
+        with left:
+            _trend_card(signal, view.frame)
+            _chips(signal)
+        with right:
+            _prior_card(signal)
+        svc = ui.services(interval)
+        ui.database_banner()
+        _advisor(signal, svc.engine)
+        _save(view, svc.engine)
+
+
+main()
