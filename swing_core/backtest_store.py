@@ -1,0 +1,182 @@
+"""Saving, reloading, listing and comparing backtest runs through ``swing_core.db``.
+
+A run row holds the configuration (``params_json``, ``settings_json``), the statistics,
+breakdowns, calibration bins and equity curve (``metrics_json``), the look-ahead report
+(``lookahead_json``); its trades go to ``backtest_trades``. Timestamps are stored as ISO text
+(UTC) and durations as pandas Timedelta text, both restored on load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from swing_core.config import ENGINE_VERSION
+
+__all__ = ["compare_runs", "list_results", "load_result", "save_result"]
+
+_TIME_KEYS = ("Start", "End")
+_DURATION_KEYS = ("Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration",
+                  "Max. Trade Duration", "Avg. Trade Duration")
+HEADLINE = ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "# Trades", "Win Rate [%]",
+            "Avg. R", "Profit Factor", "SQN", "Brier Score")
+_MAX_EQUITY_POINTS = 10_000
+_TRADE_MAP = {"fill_ts": "entry_ts", "fill_price": "entry_price",
+              "prior_win_rate": "predicted_winrate"}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready scalar (NaN/NaT -> None, numpy -> Python, times -> text)."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _frame_json(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    flat = frame.reset_index()
+    return {str(c): [_plain(v) for v in flat[c].tolist()] for c in flat.columns}
+
+
+def _equity_json(equity: pd.DataFrame) -> dict[str, list[Any]]:
+    if len(equity) > _MAX_EQUITY_POINTS:  # keep the shape for charts: every k-th and the last
+        step = math.ceil(len(equity) / _MAX_EQUITY_POINTS)
+        keep = np.unique(np.r_[np.arange(0, len(equity), step), len(equity) - 1])
+        equity = equity.iloc[keep]
+    return {"ts": [t.isoformat() for t in equity.index],
+            "equity": [_plain(v) for v in equity["Equity"].tolist()],
+            "exposed": [bool(v) for v in equity["Exposed"].tolist()]}
+
+
+def _trades_for_storage(trades: pd.DataFrame) -> pd.DataFrame:
+    out = trades.rename(columns=_TRADE_MAP)
+    out["hold_bars"] = out["hold_bars"].where(out["hold_bars"] >= 0)
+    return out
+
+
+def save_result(engine: Any, result: Any, *, name: str | None = None) -> int:
+    """Store a :class:`~swing_core.backtest.BacktestResult`; returns the run id."""
+    from swing_core import db
+
+    config = result.config
+    settings = config.to_dict()
+    params = settings.pop("params")
+    metrics = {
+        "stats": {str(k): _plain(v) for k, v in result.stats.items()},
+        "breakdowns": {k: _frame_json(v) for k, v in result.breakdowns.items()},
+        "calibration": _frame_json(result.calibration.set_index("bin_low")),
+        "equity": _equity_json(result.equity),
+        "errors": dict(result.errors),
+        "fingerprints": dict(result.data_fingerprints),
+    }
+    run = {
+        "run_hash": result.run_hash,
+        "name": name,
+        "symbols": list(result.symbols),
+        "interval": config.interval,
+        "start": config.start,
+        "end": config.end,
+        "params": json.dumps(params, default=str),
+        "settings": json.dumps(settings, default=str),
+        "metrics": json.dumps(metrics),
+        "engine_version": ENGINE_VERSION,
+        "data_fingerprint": ",".join(f"{s}:{fp}" for s, fp in
+                                     sorted(result.data_fingerprints.items())),
+        "lookahead": json.dumps(result.lookahead.to_dict()) if result.lookahead else None,
+        "status": "done",
+    }
+    return db.save_backtest_run(engine, run, _trades_for_storage(result.trades))
+
+
+def _stats_from_json(values: dict[str, Any]) -> pd.Series:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            out[key] = pd.NaT if key in _TIME_KEYS + _DURATION_KEYS else float("nan")
+        elif key in _TIME_KEYS:
+            out[key] = pd.Timestamp(value)
+        elif key in _DURATION_KEYS:
+            out[key] = pd.Timedelta(value)
+        else:
+            out[key] = value
+    return pd.Series(out, dtype=object)
+
+
+def _frame_from_json(values: dict[str, list[Any]], index: str | None) -> pd.DataFrame:
+    frame = pd.DataFrame(values)
+    return frame.set_index(index) if index and index in frame else frame
+
+
+def load_result(engine: Any, run_hash: str) -> Any:
+    """The stored run with this hash as a BacktestResult (``from_storage=True``), or None."""
+    from swing_core import db
+    from swing_core.backtest import BacktestConfig, BacktestResult, LookaheadReport
+
+    stored = db.load_backtest_run(engine, run_hash)
+    if stored is None:
+        return None
+    run = stored.run
+    settings = dict(run.get("settings") or {})
+    settings["params"] = run.get("params") or {}
+    config = BacktestConfig.from_dict(settings)
+    metrics = run.get("metrics") or {}
+    eq = metrics.get("equity") or {"ts": [], "equity": [], "exposed": []}
+    equity_index = pd.DatetimeIndex(pd.to_datetime(eq["ts"], utc=True), name="ts")
+    values = pd.Series(eq["equity"], index=equity_index, dtype=float)
+    peak = values.cummax()
+    equity = pd.DataFrame({"Equity": values, "DrawdownPct": 1 - values / peak,
+                           "Exposed": pd.Series(eq["exposed"], index=equity_index, dtype=bool)})
+    trades = stored.trades.rename(columns={v: k for k, v in _TRADE_MAP.items()})
+    trades["qty"] = trades["qty"].fillna(0.0)
+    look = run.get("lookahead")
+    report = (LookaheadReport(ok=bool(look["ok"]), cuts=tuple(look["cuts"]),
+                              compared=dict(look["compared"]),
+                              mismatches=tuple(look["mismatches"])) if look else None)
+    fingerprints = metrics.get("fingerprints") or {}
+    return BacktestResult(
+        run_hash=run_hash, config=config, symbols=tuple(run.get("symbols") or ()),
+        stats=_stats_from_json(metrics.get("stats") or {}), trades=trades, equity=equity,
+        breakdowns={k: _frame_from_json(v, k) for k, v in
+                    (metrics.get("breakdowns") or {}).items()},
+        calibration=_frame_from_json(metrics.get("calibration") or {}, None),
+        errors=dict(metrics.get("errors") or {}), lookahead=report, from_storage=True,
+        run_id=int(run["id"]) if run.get("id") is not None else None,
+        data_fingerprints=dict(fingerprints),
+    )
+
+
+def list_results(engine: Any, *, limit: int | None = 200) -> pd.DataFrame:
+    """Stored runs, newest first: id, run_hash, name, created_at, symbols, interval, start,
+    end, n_trades and the headline statistics as columns."""
+    from swing_core import db
+
+    runs = db.list_backtest_runs(engine, limit=limit)
+    rows = []
+    for metrics_text in runs.get("metrics_json", pd.Series(dtype=object)).tolist():
+        stats = (json.loads(metrics_text) or {}).get("stats", {}) if metrics_text else {}
+        rows.append({k: stats.get(k) for k in HEADLINE})
+    headline = pd.DataFrame(rows, index=runs.index, columns=list(HEADLINE))
+    keep = [c for c in ("id", "run_hash", "name", "created_at", "symbols", "interval", "start",
+                        "end", "n_trades", "engine_version") if c in runs]
+    return pd.concat([runs[keep], headline], axis=1)
+
+
+def compare_runs(engine: Any, run_hashes: list[str]) -> pd.DataFrame:
+    """Statistics of several stored runs side by side (one column per run hash)."""
+    columns = {}
+    for digest in run_hashes:
+        result = load_result(engine, digest)
+        if result is not None:
+            columns[digest[:12]] = result.stats
+    return pd.DataFrame(columns)
