@@ -26,6 +26,7 @@ import atexit
 import contextvars
 import functools
 import inspect
+import itertools
 import logging
 import os
 import re
@@ -65,6 +66,9 @@ _MB = 1024.0 * 1024.0
 #: Longest statement text kept for a slow query (bulk INSERT … VALUES can be megabytes).
 MAX_STATEMENT_CHARS = 20_000
 _TRUNCATED = "\n-- [statement truncated by swing_core.perf]"
+#: Sequence numbers of slow queries and memory samples: increasing for the whole process life
+#: (across reset() and fork), so a recorder's "newer than n" cursor never goes stale.
+_SEQUENCE = itertools.count(1)
 
 # --------------------------------------------------------------------------- global switch
 
@@ -170,7 +174,6 @@ class PerfRegistry:
         self._series: dict[str, _Series] = {}
         self._caches: dict[str, list[int]] = {}
         self._slow: deque[tuple[int, SlowQueryRecord]] = deque(maxlen=self._max_slow)
-        self._slow_seq = 0
 
     # -- writing (hot path) ------------------------------------------------------------------
     def _add(self, operation: str, end_ns: int, duration_ms: float) -> None:
@@ -205,8 +208,7 @@ class PerfRegistry:
 
     def add_slow_query(self, record: SlowQueryRecord) -> None:
         with self._lock:
-            self._slow_seq += 1
-            self._slow.append((self._slow_seq, record))
+            self._slow.append((next(_SEQUENCE), record))
 
     # -- reading ------------------------------------------------------------------------------
     def _window(self, operation: str, window_s: float | None) -> np.ndarray:
@@ -267,40 +269,43 @@ class PerfRegistry:
             self._caches.clear()
             self._slow.clear()
 
-    # -- for the recorder: what is new since a cursor (robust to reset() and fork) -------------
-    def _timings_since(self, cursor: dict[str, tuple[int, float]],
+    # -- for the recorder: what is new since its cursor ----------------------------------------
+    # A cursor entry holds the series / counter object it counted, so after reset() or a fork
+    # (new objects) counting restarts from zero instead of subtracting stale totals.
+    def _timings_since(self, cursor: dict[str, tuple[_Series, int, float]],
                        ) -> dict[str, tuple[int, float, list[float]]]:
         out: dict[str, tuple[int, float, list[float]]] = {}
         with self._lock:
             for op, series in self._series.items():
-                seen, seen_total = cursor.get(op, (0, 0.0))
-                if series.count < seen:  # the registry was reset since
+                seen_series, seen, seen_total = cursor.get(op, (series, 0, 0.0))
+                if seen_series is not series:
                     seen, seen_total = 0, 0.0
                 new = series.count - seen
                 if new:
                     keep = min(new, len(series.samples))
                     tail = [ms for _, ms in list(series.samples)[-keep:]]
                     out[op] = (new, series.total_ms - seen_total, tail)
-                cursor[op] = (series.count, series.total_ms)
+                cursor[op] = (series, series.count, series.total_ms)
         return out
 
-    def _caches_since(self, cursor: dict[str, tuple[int, int]]) -> list[tuple[str, int, int]]:
+    def _caches_since(self, cursor: dict[str, tuple[list[int], int, int]],
+                      ) -> list[tuple[str, int, int]]:
         out = []
         with self._lock:
-            for name, (hits, misses) in self._caches.items():
-                h0, m0 = cursor.get(name, (0, 0))
-                if hits < h0 or misses < m0:
+            for name, counter in self._caches.items():
+                seen_counter, h0, m0 = cursor.get(name, (counter, 0, 0))
+                if seen_counter is not counter:
                     h0, m0 = 0, 0
+                hits, misses = counter
                 if hits - h0 or misses - m0:
                     out.append((name, hits - h0, misses - m0))
-                cursor[name] = (hits, misses)
+                cursor[name] = (counter, hits, misses)
         return out
 
     def _slow_since(self, seq: int) -> tuple[int, list[SlowQueryRecord]]:
         with self._lock:
-            if self._slow_seq < seq:
-                seq = 0
-            return self._slow_seq, [r for s, r in self._slow if s > seq]
+            new = [(s, r) for s, r in self._slow if s > seq]
+        return (new[-1][0] if new else seq), [r for _, r in new]
 
 
 class _Timer:
@@ -454,7 +459,6 @@ class MemorySampler:
         self._proc = psutil.Process()  # binds the pid: rebuilt after fork
         self._proc.cpu_percent(None)  # the first call only starts the measurement
         self._history: deque[tuple[int, MemorySample]] = deque(maxlen=self._max_samples)
-        self._seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.interval_s: float | None = None
@@ -466,8 +470,7 @@ class MemorySampler:
             result = MemorySample(ts=datetime.now(UTC), rss_mb=rss_mb,
                                   peak_rss_mb=_peak_rss_mb(self._proc, rss_mb),
                                   cpu_pct=float(self._proc.cpu_percent(None)))
-            self._seq += 1
-            self._history.append((self._seq, result))
+            self._history.append((next(_SEQUENCE), result))
         return result
 
     @property
@@ -511,9 +514,8 @@ class MemorySampler:
 
     def _since(self, seq: int) -> tuple[int, list[MemorySample]]:
         with self._lock:
-            if self._seq < seq:
-                seq = 0
-            return self._seq, [s for n, s in self._history if n > seq]
+            new = [(n, s) for n, s in self._history if n > seq]
+        return (new[-1][0] if new else seq), [s for _, s in new]
 
 
 _SAMPLER = MemorySampler()
@@ -659,8 +661,8 @@ class PerfRecorder:
         self.registry = registry if registry is not None else _REGISTRY
         self.sampler = sampler if sampler is not None else _SAMPLER
         self.memory_interval_s = memory_interval_s
-        self._timing_cursor: dict[str, tuple[int, float]] = {}
-        self._cache_cursor: dict[str, tuple[int, int]] = {}
+        self._timing_cursor: dict[str, tuple[_Series, int, float]] = {}
+        self._cache_cursor: dict[str, tuple[list[int], int, int]] = {}
         self._slow_seq = 0
         self._memory_seq = 0
         self._flush_lock = threading.Lock()

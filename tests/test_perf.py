@@ -393,6 +393,26 @@ def test_background_thread_flushes(sqlite_engine: sa.Engine) -> None:
     assert len(perf.load_memory(sqlite_engine)) >= 1
 
 
+def test_flush_counts_restart_after_reset(sqlite_engine: sa.Engine) -> None:
+    registry = perf.PerfRegistry()
+    recorder = perf.PerfRecorder(sqlite_engine, registry=registry, process="cli:2",
+                                 sampler=perf.MemorySampler(), capture_slow_queries=False,
+                                 at_exit=False)
+    for _ in range(3):
+        registry.record("scan", 1.0)
+    registry.cache_hit("bars", 3)
+    recorder.flush()
+    registry.reset()  # fresh series: counting starts again, not from the stale totals
+    for _ in range(5):
+        registry.record("scan", 2.0)
+    registry.cache_hit("bars", 4)
+    recorder.flush()
+    recorder.stop(flush=False)
+    timings = perf.load_timings(sqlite_engine)
+    assert timings[["count", "mean_ms"]].values.tolist() == [[3, 1.0], [5, 2.0]]
+    assert perf.load_cache_counters(sqlite_engine)["hits"].tolist() == [3, 4]
+
+
 def test_flush_failure_is_logged_not_raised(tmp_path: Path,
                                             caplog: pytest.LogCaptureFixture) -> None:
     bare = db.make_engine(f"sqlite:///{tmp_path / 'no_tables.sqlite'}")  # never migrated
