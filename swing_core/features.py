@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -95,15 +98,13 @@ def higher_timeframe_trend(
     """
     if other_trend is None or other_trend.empty:
         return np.full(len(base_index), "", dtype=object)
-    base_close = pd.DataFrame({"known_at": base_index + INTERVAL_DELTA[base_interval]})
-    other = pd.DataFrame(
-        {
-            "known_at": other_trend.index + INTERVAL_DELTA[other_interval],
-            "label": other_trend.to_numpy(dtype=object),
-        }
-    ).sort_values("known_at", kind="stable")
-    merged = pd.merge_asof(base_close, other, on="known_at", direction="backward")
-    return merged["label"].fillna("").to_numpy(dtype=object)
+    order = np.argsort(other_trend.index.asi8, kind="stable")
+    other_known_at = (other_trend.index + INTERVAL_DELTA[other_interval]).asi8[order]
+    labels = other_trend.to_numpy(dtype=object)[order]
+    base_known_at = (base_index + INTERVAL_DELTA[base_interval]).asi8
+    # the last other-timeframe bar whose close is at or before the base bar's close
+    position = np.searchsorted(other_known_at, base_known_at, side="right") - 1
+    return np.where(position >= 0, labels[np.maximum(position, 0)], "").astype(object)
 
 
 def mtf_alignment(base_trend: np.ndarray, *other_trends: np.ndarray) -> np.ndarray:
@@ -115,36 +116,41 @@ def mtf_alignment(base_trend: np.ndarray, *other_trends: np.ndarray) -> np.ndarr
     return total
 
 
-def setup_vectors(frame: pd.DataFrame, *, llm_confidence: np.ndarray | None = None) -> np.ndarray:
+def setup_vectors(
+    columns: Mapping[str, Any], *, llm_confidence: np.ndarray | None = None
+) -> np.ndarray:
     """The (n, 16) float32 matrix of L2-normalized setup vectors (STRATEGY.md order).
 
-    Fractions, not percents, so that no component dominates the cosine similarity.  NaNs
-    (warm-up bars) become 0 before normalizing.
+    ``columns`` maps signal-frame column names to arrays (a signal frame or a dict of its
+    columns).  Fractions, not percents, so that no component dominates the cosine similarity.
+    NaNs (warm-up bars) become 0 before normalizing.
     """
-    n = len(frame)
-    close = frame["close"].to_numpy(dtype=float)
-    prev_close = frame["close"].shift(1).to_numpy(dtype=float)
-    prev_range = (frame["high"].shift(1) - frame["low"].shift(1)).to_numpy(dtype=float)
-    pocket_low = frame["golden_pocket_low"].to_numpy(dtype=float)
-    pocket_high = frame["golden_pocket_high"].to_numpy(dtype=float)
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(columns[name], dtype=float)
+
+    close, high, low = col("close"), col("high"), col("low")
+    n = len(close)
+    prev_close = np.r_[np.nan, close[:-1]]
+    prev_range = np.r_[np.nan, (high - low)[:-1]]
+    pocket_low, pocket_high = col("golden_pocket_low"), col("golden_pocket_high")
     pocket_width = pocket_high - pocket_low
-    trend = frame["trend"].to_numpy(dtype=object)
-    bucket = frame["time_bucket"].to_numpy(dtype=object)
-    r_values = frame["r_multiple"].to_numpy(dtype=float)
+    trend = np.asarray(columns["trend"], dtype=object)
+    bucket = np.asarray(columns["time_bucket"], dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         pocket_position = np.where(
             pocket_width > 0, np.clip((close - pocket_low) / pocket_width, 0.0, 1.0), 0.5
         )
-        columns = [
-            frame["ema_slope"].to_numpy(dtype=float),
-            frame["rsi14"].to_numpy(dtype=float) / 100.0,
-            frame["atr14"].to_numpy(dtype=float) / close,
-            (close > frame["ema20"].to_numpy(dtype=float)).astype(float),
+        matrix = np.column_stack([
+            col("ema_slope"),
+            col("rsi14") / 100.0,
+            col("atr14") / close,
+            (close > col("ema20")).astype(float),
             prev_range / prev_close,
-            (frame["open"].to_numpy(dtype=float) - prev_close) / prev_close,
+            (col("open") - prev_close) / prev_close,
             pocket_position,
             ((close >= pocket_low) & (close <= pocket_high)).astype(float),
-            np.nan_to_num(r_values, nan=0.0) / 5.0,
+            np.nan_to_num(col("r_multiple"), nan=0.0) / 5.0,
             np.isin(trend, ("up", "strong_up")).astype(float),
             np.isin(trend, ("down", "strong_down")).astype(float),
             (trend == "sideways").astype(float),
@@ -152,8 +158,8 @@ def setup_vectors(frame: pd.DataFrame, *, llm_confidence: np.ndarray | None = No
             np.isin(bucket, ("mid", "close")).astype(float),
             np.zeros(n) if llm_confidence is None else np.asarray(llm_confidence, dtype=float),
             np.ones(n),
-        ]
-    matrix = np.nan_to_num(np.column_stack(columns), nan=0.0, posinf=0.0, neginf=0.0)
+        ])
+    matrix = np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 

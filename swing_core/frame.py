@@ -67,7 +67,7 @@ def min_bars_required(params: StrategyParams) -> int:
 
 def trend_series(bars: pd.DataFrame, *, params: StrategyParams) -> pd.Series:
     """The trend label of every bar of ``bars`` (used for the other timeframes)."""
-    close = bars["close"].astype(float)
+    close = pd.Series(bars["close"].to_numpy(dtype=float), index=bars.index)
     ema20 = indicators.ema(close, params.ema_span)
     labels = trend_labels(
         close.to_numpy(),
@@ -83,8 +83,10 @@ def _close_series(value: pd.DataFrame | pd.Series | None) -> pd.Series | None:
     if value is None:
         return None
     if isinstance(value, pd.DataFrame):
-        return value["close"].astype(float) if len(value) else None
-    return value.astype(float)
+        value = value["close"]
+    if len(value) == 0:
+        return None
+    return pd.Series(value.to_numpy(dtype=float), index=value.index)
 
 
 def build_signal_frame(
@@ -103,91 +105,94 @@ def build_signal_frame(
     params = params or StrategyParams()
     validate_interval(interval)
     context = context or FrameContext()
-    frame = bars.loc[:, list(PRICE_COLUMNS)].astype(float)
-    open_, high, low, close = (frame[c] for c in ("open", "high", "low", "close"))
+    index = bars.index
+    # Plain series without attrs: pandas deep-copies ``attrs`` on every operation otherwise.
+    columns: dict[str, object] = {
+        name: pd.Series(bars[name].to_numpy(dtype=float), index=index) for name in PRICE_COLUMNS
+    }
+    open_, high, low, close = (columns[c] for c in ("open", "high", "low", "close"))
 
     ema20 = indicators.ema(close, params.ema_span)
     rsi14 = indicators.rsi_wilder(close, params.rsi_period)
     atr14 = indicators.atr_wilder(high, low, close, params.atr_period)
     slope = indicators.ema_slope(ema20, close, params.slope_lookback)
     bb_width = indicators.bollinger_width(close, params.bb_period, params.bb_std)
-    frame["ema20"] = ema20
-    frame["rsi14"] = rsi14
-    frame["atr14"] = atr14
-    frame["ema_slope"] = slope
-    frame["bb_width"] = bb_width
-    frame["atr_pct"] = atr14 / close * 100.0
+    close_np, high_np, low_np = close.to_numpy(), high.to_numpy(), low.to_numpy()
+    atr_np, rsi_np = atr14.to_numpy(), rsi14.to_numpy()
+    columns.update(
+        ema20=ema20.to_numpy(),
+        rsi14=rsi_np,
+        atr14=atr_np,
+        ema_slope=slope.to_numpy(),
+        bb_width=bb_width.to_numpy(),
+        atr_pct=atr_np / close_np * 100.0,
+    )
+    trend = trend_labels(close_np, columns["ema20"], columns["ema_slope"], rsi_np, params=params)
+    columns["trend"] = trend
 
-    close_np = close.to_numpy()
-    trend = trend_labels(close_np, ema20.to_numpy(), slope.to_numpy(), rsi14.to_numpy(),
-                         params=params)
-    frame["trend"] = trend
-
-    swing = indicators.rolling_swing(high.to_numpy(), low.to_numpy(), params.swing_lookback)
-    frame["swing_high"] = swing.swing_high
-    frame["swing_low"] = swing.swing_low
-    frame["swing_dir"] = np.where(swing.direction_up, "up", "down").astype(object)
+    swing = indicators.rolling_swing(high_np, low_np, params.swing_lookback)
+    columns["swing_high"] = swing.swing_high
+    columns["swing_low"] = swing.swing_low
+    columns["swing_dir"] = np.where(swing.direction_up, "up", "down").astype(object)
     fib = indicators.fibonacci_levels(
         swing.swing_high,
         swing.swing_low,
         swing.direction_up,
         pocket=(params.golden_pocket_lo, params.golden_pocket_hi),
     )
-    for name, values in fib.items():
-        frame[name] = values
+    columns.update(fib)
     extension = indicators.fibonacci_levels(
         swing.swing_high, swing.swing_low, swing.direction_up, extensions=(params.extension,)
     )[f"fib_ext_{int(round(params.extension * 1000)):04d}"]
 
+    prev_high = np.r_[np.nan, high_np[:-1]]
+    prev_low = np.r_[np.nan, low_np[:-1]]
     plans = entry_plans(
         trend=trend,
         close=close_np,
-        high=high.to_numpy(),
-        low=low.to_numpy(),
-        prev_high=high.shift(1).to_numpy(),
-        prev_low=low.shift(1).to_numpy(),
-        atr=atr14.to_numpy(),
-        rsi=rsi14.to_numpy(),
+        high=high_np,
+        low=low_np,
+        prev_high=prev_high,
+        prev_low=prev_low,
+        atr=atr_np,
+        rsi=rsi_np,
         swing_up=swing.direction_up,
         pocket_low=fib["golden_pocket_low"],
         pocket_high=fib["golden_pocket_high"],
         extension=extension,
         params=params,
     )
-    frame["setup"] = plans.setup
-    frame["side"] = plans.side
-    frame["entry"] = plans.entry
-    frame["stop"] = plans.stop
-    frame["target"] = plans.target
-    frame["r_multiple"] = plans.r_multiple
+    columns.update(setup=plans.setup, side=plans.side, entry=plans.entry, stop=plans.stop,
+                   target=plans.target, r_multiple=plans.r_multiple)
 
-    frame["time_bucket"] = time_of_day_bucket(frame.index, interval)
-    frame["vol_regime"] = volatility_regime(bb_width, params=params)
-    frame["rs_sector"] = relative_strength(
+    columns["time_bucket"] = time_of_day_bucket(index, interval)
+    columns["vol_regime"] = volatility_regime(bb_width, params=params)
+    columns["rs_sector"] = relative_strength(
         close, _close_series(context.sector), lookback=params.rs_lookback
     )
-    frame["rs_spy"] = relative_strength(
+    columns["rs_spy"] = relative_strength(
         close, _close_series(context.market), lookback=params.rs_lookback
     )
     other_trends = []
     for other_interval in MTF_INTERVALS:
         other_bars = context.mtf.get(other_interval)
         if other_interval == interval or other_bars is None or other_bars.empty:
-            labels = np.full(len(frame), "", dtype=object)
+            labels = np.full(len(index), "", dtype=object)
         else:
             labels = higher_timeframe_trend(
-                frame.index, interval, trend_series(other_bars, params=params), other_interval
+                index, interval, trend_series(other_bars, params=params), other_interval
             )
-        frame[f"mtf_{other_interval}"] = labels
+        columns[f"mtf_{other_interval}"] = labels
         other_trends.append(labels)
     alignment = mtf_alignment(trend, *other_trends)
-    frame["mtf_alignment"] = alignment
-    frame["confidence"] = base_confidence(
-        trend, plans.r_multiple, alignment, frame["rs_sector"].to_numpy(), params=params
+    columns["mtf_alignment"] = alignment
+    columns["confidence"] = base_confidence(
+        trend, plans.r_multiple, alignment, columns["rs_sector"], params=params
     )
-    vectors = setup_vectors(frame)
-    vector_frame = pd.DataFrame(vectors, index=frame.index, columns=list(VECTOR_COLUMNS))
-    frame = pd.concat([frame, vector_frame], axis=1)
+    vectors = setup_vectors(columns)
+    for position, name in enumerate(VECTOR_COLUMNS):
+        columns[name] = vectors[:, position]
+    frame = pd.DataFrame(columns, index=index)
     frame.attrs.update(bars.attrs)
     frame.attrs["interval"] = interval
     frame.attrs["vector_version"] = VECTOR_VERSION

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swing_core.config import StrategyParams
+from swing_core.config import INTERVAL_DELTA, StrategyParams
 from swing_core.frame import VECTOR_COLUMNS, FrameContext, build_signal_frame
 
 
@@ -55,18 +55,22 @@ def market():
 
 
 def _frame(market, cut=None):
-    def upto(df):
-        return df if cut is None else df.loc[:cut]
+    """The frame from everything known at the close of the 30m bar ``cut`` (all of it if None):
+    bars of every series whose close (open + its interval) is at or before that moment."""
+    known_by = None if cut is None else cut + pd.Timedelta("30min")
+
+    def upto(df, interval):
+        return df if cut is None else df[df.index + INTERVAL_DELTA[interval] <= known_by]
 
     context = FrameContext(
-        sector=upto(market["sector"]),
-        market=upto(market["spy"]),
-        mtf={"15m": upto(market["15m"]), "1h": upto(market["1h"])},
+        sector=upto(market["sector"], "30m"),
+        market=upto(market["spy"], "30m"),
+        mtf={"15m": upto(market["15m"], "15m"), "1h": upto(market["1h"], "1h")},
     )
-    return build_signal_frame(upto(market["30m"]), interval="30m", context=context)
+    return build_signal_frame(upto(market["30m"], "30m"), interval="30m", context=context)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_truncation_invariance_every_column(market, data):
     full = _frame(market)
