@@ -173,17 +173,21 @@ def _save(view: views.SignalView, engine: Any) -> None:
 def main() -> None:
     symbol, interval = ui.current_symbol(), ui.current_interval()
     st.title(f"Signal Explorer · {symbol} {interval}")
-    top = st.columns([2, 2, 3])
+    top = st.columns([3, 3, 2])
     choice = top[0].select_slider(
         "Lookback (calendar days)", options=LOOKBACK_OPTIONS, value="auto", key="lookback",
         bind="query-params", help="History to fetch; 'auto' picks the interval's default.")
-    show_fib = top[1].toggle("Fibonacci levels", value=True, key="show_fib")
+    bars_from = top[1].selectbox(
+        "Bars from", list(views.BAR_SOURCES), format_func=views.BAR_SOURCES.get, key="source",
+        bind="query-params", help="Automatic: Yahoo through the cache (demo data offline). "
+        "Local bar cache: what is stored, e.g. a file uploaded on the Data page.")
+    show_fib = top[2].toggle("Fibonacci levels", value=True, key="show_fib")
     lookback, clip_note = _lookback_days(choice, interval)
     if clip_note:
         st.caption(clip_note)
     with ui.error_edge("The Signal Explorer"):
         with st.spinner(f"Analysing {symbol}…"):
-            view = ui.signal_view(symbol, interval, lookback)
+            view = ui.signal_view(symbol, interval, lookback, bars_from)
         signal = view.signal
         ui.source_banner(view.source, notes=view.notes)
         _metrics(signal)

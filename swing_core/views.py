@@ -53,6 +53,7 @@ __all__ = [
     "source_summary",
     "watchlist_table",
     "sparkline_values",
+    "to_csv_bytes",
 ]
 
 DEFAULT_WATCHLIST: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "SPY", "QQQ")
@@ -417,6 +418,20 @@ def source_summary(sources: Iterable[str | None], *, offline: bool) -> tuple[str
         return "info", ("Cached bars from the local database (fresh within the interval's "
                         "window, or stale when Yahoo was unreachable).")
     return "info", "Data from: " + ", ".join(sorted(seen)) + "."
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_csv_bytes(table: pd.DataFrame) -> bytes:
+    """``table`` as UTF-8 CSV for download; text cells that a spreadsheet would run as a
+    formula (starting with = + - @) get a leading apostrophe (CSV injection)."""
+    safe = table.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object:
+            safe[column] = safe[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return safe.to_csv(index=False).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- journal
