@@ -233,14 +233,13 @@ def _generate(seed: int, interval: str, index: pd.DatetimeIndex, slots: np.ndarr
     n = len(index)
     m = n + 1  # one extra (older) bar gives the first bar a previous close
     # Everything below is in reverse time order (position 0 = the newest bar).
-    rev_first = np.zeros(m, dtype=bool)
-    rev_first[:n] = (slots == 0)[::-1]
-    rev_slot = np.zeros(m)
+    per_day = BARS_PER_DAY[interval]
+    rev_slot = np.empty(m)
     rev_slot[:n] = slots[::-1]
-    rev_slot[n] = rev_slot[n - 1] if n else 0.0
+    rev_slot[n] = (slots[0] - 1) % per_day if n else 0  # the extra bar's real slot
+    rev_first = rev_slot == 0
 
     sigma = _BAR_SIGMA[interval]
-    per_day = BARS_PER_DAY[interval]
     # volatility: AR(1) log-vol (clustering) times a U-shaped time-of-day profile
     log_vol = _VOL_OF_VOL * _ar1(_stream(seed, _S_VOL).standard_normal(m), _VOL_PERSISTENCE)
     if per_day > 1:
@@ -289,7 +288,7 @@ def _generate(seed: int, interval: str, index: pd.DatetimeIndex, slots: np.ndarr
     log_prev_close[-1] = log_close[-1] - returns[-1]
     jitter = 0.08 * vol * _stream(seed, _S_JITTER).standard_normal(m)
     log_open = log_prev_close + np.where(rev_first | (interval == "1d"), gaps, jitter)
-    wicks = np.abs(_stream(seed, _S_WICK).standard_normal((2, m))) * 0.6 * vol
+    wicks = (np.abs(_stream(seed, _S_WICK).standard_normal((m, 2))) * 0.6 * vol[:, None]).T
 
     rev = slice(n - 1, None, -1)  # back to chronological order, dropping the extra bar
     close = np.round(np.exp(log_close[rev]), 4)

@@ -223,6 +223,7 @@ def normalize_yfinance_frame(raw: pd.DataFrame | None, symbol: str, interval: st
     if "volume" not in flat.columns:
         flat = flat.assign(volume=0.0)
     frame = flat[list(BAR_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype("float64")
+    frame.columns = pd.Index(BAR_COLUMNS)  # drop yfinance's "Price" level name
     frame.index = _utc_index(flat.index, interval, notes)
     frame = frame[frame.index.notna()]
     frame.index.name = "ts"
