@@ -165,7 +165,9 @@ def _save(view: views.SignalView, engine: Any) -> None:
                  help="Store this signal; evaluate it later on the Journal page."):
         from swing_core import db
 
-        ids = db.record_signals(engine, [view.signal.to_record()])
+        record = view.signal.to_record()
+        record["vector"] = view.signal.vector_row()["vector"]  # joins the pattern library
+        ids = db.record_signals(engine, [record])
         st.success(f"Saved signal #{ids[0]} for {view.signal.symbol}. Open the Journal to "
                    "evaluate it once its outcome is known.", icon=":material/check:")
 

@@ -41,6 +41,7 @@ __all__ = [
     "exchange_time_text",
     "format_number",
     "filter_table",
+    "journal_summary",
     "journal_table",
     "load_watchlist",
     "parse_symbols",
@@ -455,6 +456,24 @@ def journal_table(signals: pd.DataFrame) -> pd.DataFrame:
         stamps = pd.to_datetime(table[column], utc=True, errors="coerce")
         table[column] = stamps.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None)
     return table.reset_index(drop=True)
+
+
+def journal_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """Counts and outcomes of journal rows: signals, evaluated, pending, wins, win rate (share
+    of evaluated signals with R > 0 among those with a realized R), average realized R."""
+    evaluated = table["evaluated"].fillna(False).astype(bool) if "evaluated" in table else \
+        pd.Series(False, index=table.index)
+    realized = pd.to_numeric(table.get("realized_r"), errors="coerce") if "realized_r" in table \
+        else pd.Series(dtype=float)
+    known = realized.dropna()
+    return {
+        "signals": int(len(table)),
+        "evaluated": int(evaluated.sum()),
+        "pending": int((~evaluated).sum()),
+        "wins": int((known > 0).sum()),
+        "win_rate": float((known > 0).mean()) if len(known) else None,
+        "avg_r": float(known.mean()) if len(known) else None,
+    }
 
 
 # --------------------------------------------------------------------------- pattern library

@@ -1,0 +1,136 @@
+"""Journal: stored live signals with filters, evaluation of pending ones, their outcomes, CSV
+export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pages import _shared as ui
+from swing_core import charts, views
+from swing_core.config import INTERVALS
+
+_STATUS = {"all": None, "pending": False, "evaluated": True}
+_TRENDS = ("any", "strong_up", "up", "sideways", "down", "strong_down")
+
+
+def _evaluator() -> Callable[..., Any] | None:
+    """The engine's evaluation of stored signals, when the installed engine has one."""
+    for module_name, name in (("swing_core.journal", "evaluate_pending"),
+                              ("swing_core.backtest", "evaluate_signals"),
+                              ("swing_core.backtest", "evaluate_pending")):
+        try:
+            module = __import__(module_name, fromlist=[name])
+        except ImportError:
+            continue
+        function = getattr(module, name, None)
+        if callable(function):
+            return function
+    return None
+
+
+def _filters() -> dict[str, Any]:
+    cols = st.columns([2, 1, 2, 2, 2])
+    symbol_text = cols[0].text_input("Symbol", key="j_symbol", max_chars=15,
+                                     placeholder="all symbols",
+                                     validate=(ui.SYMBOL_PATTERN, "Use a ticker such as AAPL."))
+    interval = cols[1].selectbox("Interval", ("all", *INTERVALS), key="j_interval")
+    status = cols[2].segmented_control("Status", list(_STATUS), default="all", key="j_status")
+    trend = cols[3].selectbox("Trend", _TRENDS, key="j_trend")
+    since = cols[4].date_input("Signals since", value=None, key="j_since",
+                               max_value=dt.date.today() + dt.timedelta(days=1))
+    symbol = None
+    if symbol_text.strip():
+        valid, errors = views.parse_symbols(symbol_text, limit=1)
+        if errors or not valid:
+            st.error(ui.plain(" ".join(errors) or "Type a ticker such as AAPL."))
+        symbol = valid[0] if valid else None
+    return {
+        "symbol": symbol,
+        "interval": None if interval == "all" else interval,
+        "evaluated": _STATUS.get(status or "all"),
+        "trend": None if trend == "any" else trend,
+        "since": pd.Timestamp(since).tz_localize("America/New_York") if since else None,
+    }
+
+
+def _evaluate(engine: Any, pending: int) -> None:
+    evaluate = _evaluator()
+    if evaluate is None:
+        st.caption("Evaluating pending signals needs the engine's evaluation function (backtest "
+                   "module), which this installation does not have yet.")
+        return
+    if st.button(f"Evaluate {pending} pending", key="j_evaluate", disabled=pending == 0,
+                 icon=":material/fact_check:",
+                 help="Follow each pending plan through the bars after it (at most 2 trading "
+                      "days); signals whose window has not ended stay pending."):
+        with st.spinner("Evaluating…"):
+            result = evaluate(engine)
+        ui.clear_caches()
+        st.toast(f"Evaluation done: {ui.plain(result)}", icon=":material/fact_check:")
+        st.rerun()
+
+
+def _table(table: pd.DataFrame) -> None:
+    shown = views.journal_table(table)
+    st.dataframe(shown, hide_index=True, key="journal_table", column_config={
+        "id": st.column_config.NumberColumn("#", format="%d"),
+        "asof": st.column_config.DatetimeColumn("Signal bar (NY)", format="YYYY-MM-DD HH:mm"),
+        "exit_ts": st.column_config.DatetimeColumn("Exit (NY)", format="YYYY-MM-DD HH:mm"),
+        "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0,
+                                                      max_value=1.0, format="percent"),
+        "expected_winrate": st.column_config.NumberColumn("Pred. win", format="percent"),
+        "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),
+        "realized_r": st.column_config.NumberColumn("Realized R", format="%+.2f"),
+        "r_multiple": st.column_config.NumberColumn("R", format="%.2f"),
+        "entry": st.column_config.NumberColumn("Entry", format="%.2f"),
+        "stop": st.column_config.NumberColumn("Stop", format="%.2f"),
+        "target": st.column_config.NumberColumn("Target", format="%.2f"),
+        "evaluated": st.column_config.CheckboxColumn("Evaluated"),
+    })
+    st.download_button("Download CSV", views.to_csv_bytes(shown),
+                       file_name="swingdesk_journal.csv", mime="text/csv", key="journal_csv",
+                       icon=":material/download:")
+
+
+def main() -> None:
+    st.title("Journal")
+    with ui.error_edge("The Journal"):
+        if not ui.database_banner():
+            return
+        engine = ui.database_engine()
+        from swing_core import db
+
+        filters = _filters()
+        table = db.list_signals(engine, run_id="live", limit=5000, **filters)
+        if table.empty:
+            if any(v is not None for v in filters.values()):
+                st.info("No stored signal matches these filters: clear a filter.")
+            else:
+                st.info("The journal is empty. Open a symbol in the Signal Explorer and press "
+                        "**Save to journal**; come back after two trading days to evaluate it.")
+            return
+        summary = views.journal_summary(table)
+        cols = st.columns(5)
+        cols[0].metric("Signals", summary["signals"])
+        cols[1].metric("Evaluated", summary["evaluated"])
+        cols[2].metric("Pending", summary["pending"])
+        cols[3].metric("Win rate", views.format_number(summary["win_rate"], ".0%"))
+        cols[4].metric("Average R", views.format_number(summary["avg_r"], "+.2f"))
+        demo = int((table["data_source"] == "demo").sum())
+        if demo:
+            st.warning(f"{demo} of these signals were made on DEMO data (synthetic prices); "
+                       "their outcomes say nothing about the market.", icon=":material/science:")
+        _evaluate(engine, summary["pending"])
+        _table(table)
+        if summary["evaluated"]:
+            st.plotly_chart(charts.outcome_histogram(table["realized_r"],
+                                                     title="Realized R of evaluated signals"),
+                            key="journal_hist")
+
+
+main()
