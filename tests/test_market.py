@@ -534,6 +534,20 @@ def test_csv_summer_time_and_offsets():
     assert bars.index[0] == pd.Timestamp("2024-07-01 13:30", tz="UTC")
 
 
+def test_csv_mixed_dst_offsets_and_epoch_seconds():
+    text = ("Datetime,Open,High,Low,Close,Volume\n"
+            "2024-03-08 15:30:00-05:00,1,2,1,1.5,1\n2024-03-11 09:30:00-04:00,1,2,1,1.5,1\n"
+            "2024-03-11 10:00:00-04:00,1,2,1,1.5,1\n2024-03-11 10:30:00-04:00,1,2,1,1.5,1\n")
+    bars = read_bars_file(text.encode(), filename="x.csv")
+    assert bars.attrs["interval"] == "30m"
+    assert list(bars.index[:2]) == [pd.Timestamp("2024-03-08 20:30", tz="UTC"),
+                                    pd.Timestamp("2024-03-11 13:30", tz="UTC")]
+    epochs = "".join(f"{int(ts.timestamp())},1,2,1,1.5,1\n" for ts in bars.index)
+    again = read_bars_file(("time,open,high,low,close,volume\n" + epochs).encode(),
+                           filename="x.csv")
+    assert (again.index == bars.index).all()
+
+
 def test_daily_csv_dates_become_midnight_utc_and_adj_close_adjusts():
     text = ("date,open,high,low,close,adj close,volume\n"
             "2024-01-02,100,102,99,101,50.5,10\n2024-01-03,101,103,100,102,51,10\n"

@@ -187,14 +187,13 @@ def _parse_times(table: pd.DataFrame, cols: dict[str, Any]) -> pd.DatetimeIndex:
         unit = "ns" if magnitude > 1e17 else "us" if magnitude > 1e14 else \
             "ms" if magnitude > 1e11 else "s"
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True, errors="coerce"))
+    text = raw.astype(str).str.strip()
+    # any offset or zone suffix: parse everything as UTC (mixed -05:00/-04:00 across DST)
+    aware = bool(text.str.contains(r"(?:[+-]\d\d:?\d\d|Z|UTC|GMT)$", regex=True).any())
     try:
-        parsed = pd.to_datetime(raw, errors="raise")
-        if parsed.dtype == object:  # mixed offsets
-            raise ValueError("mixed offsets")
+        parsed = pd.to_datetime(text, errors="raise", utc=aware)
     except (ValueError, TypeError):
-        has_offset = raw.astype(str).str.contains(r"(?:[+-]\d\d:?\d\d|Z|UTC)\s*$", regex=True)
-        parsed = pd.to_datetime(raw, errors="coerce", utc=bool(has_offset.any()),
-                                format="mixed")
+        parsed = pd.to_datetime(text, errors="coerce", utc=aware, format="mixed")
     index = pd.DatetimeIndex(parsed)
     if index.hasnans:
         bad = np.flatnonzero(index.isna())

@@ -326,6 +326,7 @@ class YahooProvider:
         frame = frame.loc[frame.index >= first]
         if end is not None:
             frame = frame.loc[frame.index < _utc(end)]
+        frame = frame.loc[frame.index <= now]  # a replay clock in the past sees no later bars
         if len(frame) == 0:
             raise _unknown_symbol(symbol, interval, f"no bars since {start:%Y-%m-%d %H:%M} UTC")
         frame = label(frame, symbol=symbol, interval=interval, source="yahoo",
