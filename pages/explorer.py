@@ -163,12 +163,10 @@ def _save(view: views.SignalView, engine: Any) -> None:
         return
     if st.button("Save to journal", key="save_journal", icon=":material/bookmark_add:",
                  help="Store this signal; evaluate it later on the Journal page."):
-        from swing_core import db
+        from swing_core import journal
 
-        record = view.signal.to_record()
-        record["vector"] = view.signal.vector_row()["vector"]  # joins the pattern library
-        ids = db.record_signals(engine, [record])
-        st.success(f"Saved signal #{ids[0]} for {view.signal.symbol}. Open the Journal to "
+        signal_id = journal.record_signal(engine, view.signal)  # with its setup vector
+        st.success(f"Saved signal #{signal_id} for {view.signal.symbol}. Open the Journal to "
                    "evaluate it once its outcome is known.", icon=":material/check:")
 
 

@@ -4,7 +4,6 @@ export."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -16,21 +15,6 @@ from swing_core.config import INTERVALS
 
 _STATUS = {"all": None, "pending": False, "evaluated": True}
 _TRENDS = ("any", "strong_up", "up", "sideways", "down", "strong_down")
-
-
-def _evaluator() -> Callable[..., Any] | None:
-    """The engine's evaluation of stored signals, when the installed engine has one."""
-    for module_name, name in (("swing_core.journal", "evaluate_pending"),
-                              ("swing_core.backtest", "evaluate_signals"),
-                              ("swing_core.backtest", "evaluate_pending")):
-        try:
-            module = __import__(module_name, fromlist=[name])
-        except ImportError:
-            continue
-        function = getattr(module, name, None)
-        if callable(function):
-            return function
-    return None
 
 
 def _filters() -> dict[str, Any]:
@@ -59,20 +43,18 @@ def _filters() -> dict[str, Any]:
 
 
 def _evaluate(engine: Any, pending: int) -> None:
-    evaluate = _evaluator()
-    if evaluate is None:
-        st.caption("Evaluating pending signals needs the engine's evaluation function (backtest "
-                   "module), which this installation does not have yet.")
-        return
     if st.button(f"Evaluate {pending} pending", key="j_evaluate", disabled=pending == 0,
                  icon=":material/fact_check:",
                  help="Follow each pending plan through the bars after it (at most 2 trading "
                       "days); signals whose window has not ended stay pending."):
         with st.spinner("Evaluating…"):
-            result = evaluate(engine)
+            summary = views.evaluate_journal(engine)
         ui.clear_caches()
-        st.toast(f"Evaluation done: {ui.plain(result)}", icon=":material/fact_check:")
+        st.session_state["j_last_eval"] = views.evaluation_text(summary)
         st.rerun()
+    message = st.session_state.pop("j_last_eval", None)
+    if message:
+        st.success(ui.plain(message), icon=":material/fact_check:")
 
 
 def _table(table: pd.DataFrame) -> None:

@@ -41,6 +41,8 @@ __all__ = [
     "exchange_time_text",
     "format_number",
     "filter_table",
+    "evaluate_journal",
+    "evaluation_text",
     "journal_summary",
     "journal_table",
     "load_watchlist",
@@ -456,6 +458,29 @@ def journal_table(signals: pd.DataFrame) -> pd.DataFrame:
         stamps = pd.to_datetime(table[column], utc=True, errors="coerce")
         table[column] = stamps.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None)
     return table.reset_index(drop=True)
+
+
+def evaluate_journal(engine: Any, *, offline: bool | None = None) -> Any:
+    """Evaluate pending live signals (``journal.evaluate_pending``) on bars fetched through the
+    market module (the cache topped up from Yahoo, or demo bars offline). Returns its
+    ``EvaluationSummary``."""
+    from swing_core import market
+    from swing_core.journal import evaluate_pending
+
+    def load(symbol: str, interval: str) -> pd.DataFrame:
+        return market.fetch_bars(symbol, interval, engine=engine, offline=offline)
+
+    return evaluate_pending(engine, load_bars=load)
+
+
+def evaluation_text(summary: Any) -> str:
+    """One sentence about an ``EvaluationSummary``."""
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_reason.items())) or "none"
+    text = (f"Checked {summary.checked} pending signal(s): evaluated {summary.evaluated} "
+            f"({reasons}); still pending {summary.still_pending}; skipped {summary.skipped}.")
+    if summary.errors:
+        text += " Problems: " + "; ".join(f"{k}: {v}" for k, v in summary.errors.items())
+    return text
 
 
 def journal_summary(table: pd.DataFrame) -> dict[str, Any]:
