@@ -437,6 +437,21 @@ def test_cache_tops_up_only_missing_bars(monkeypatch, db_engine):
     assert CACHE_STATS["topups"] == 1 and CACHE_STATS["misses"] == 2
 
 
+def test_cached_forming_bar_is_refetched_once_it_closes(monkeypatch, sqlite_engine):
+    master = master_bars(n=100)
+    opened = master.index[80]
+    fake = install(monkeypatch, FakeYahoo({"AAPL": master}, "30m", opened
+                                          + pd.Timedelta(minutes=25)))
+    fetch_bars("AAPL", "30m", engine=sqlite_engine, offline=False, now=fake.now,
+               lookback_days=20)
+    fake.now = opened + pd.Timedelta(minutes=31)  # inside the freshness window, bar now closed
+    bars = fetch_bars("AAPL", "30m", engine=sqlite_engine, offline=False, now=fake.now,
+                      lookback_days=20)
+    assert len(fake.calls) == 2 and bars.attrs["cache"] == "topup"
+    assert bars.index[-1] == master.index[81] and bars.attrs["last_bar_complete"] is False
+    assert bars.loc[opened, "close"] == master["close"].iloc[80]  # no longer half-built
+
+
 def test_cache_fetches_older_bars_for_a_longer_lookback(monkeypatch, sqlite_engine):
     master = master_bars(n=300)
     now = master.index[-1] + pd.Timedelta(hours=1)

@@ -255,9 +255,8 @@ def _generate(seed: int, interval: str, index: pd.DatetimeIndex, slots: np.ndarr
     is_trend = trending[block_of_bar]
     walk_weight = np.where(is_trend, 1.0, 0.55)
     noise = walk_weight * vol * _stream(seed, _S_NOISE).standard_normal(m)
+    # overnight gaps at each session's first bar (every daily bar is one)
     gaps = np.where(rev_first, _GAP_SIGMA[interval] * _stream(seed, _S_GAP).standard_normal(m), 0)
-    if interval == "1d":
-        gaps = _GAP_SIGMA[interval] * _stream(seed, _S_GAP).standard_normal(m)
     ou = 2.2 * vol * _ar1(_stream(seed, _S_OU).standard_normal(m), _OU_PERSISTENCE)
     oscillation = np.where(is_trend, 0.3, 1.0) * ou
 
@@ -287,7 +286,7 @@ def _generate(seed: int, interval: str, index: pd.DatetimeIndex, slots: np.ndarr
     log_prev_close[:-1] = log_close[1:]
     log_prev_close[-1] = log_close[-1] - returns[-1]
     jitter = 0.08 * vol * _stream(seed, _S_JITTER).standard_normal(m)
-    log_open = log_prev_close + np.where(rev_first | (interval == "1d"), gaps, jitter)
+    log_open = log_prev_close + np.where(rev_first, gaps, jitter)
     wicks = (np.abs(_stream(seed, _S_WICK).standard_normal((m, 2))) * 0.6 * vol[:, None]).T
 
     rev = slice(n - 1, None, -1)  # back to chronological order, dropping the extra bar

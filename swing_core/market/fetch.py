@@ -9,7 +9,8 @@ Which provider answers:
 
   - nothing cached → fetch the whole lookback and store it (a *miss*);
   - cached and fetched by this process within the interval's freshness window
-    (:data:`FRESHNESS`) → served from the database (a *hit*, ``source == "cache"``);
+    (:data:`FRESHNESS`), and the newest cached bar has not closed since → served from the
+    database (a *hit*, ``source == "cache"``);
   - otherwise only what is missing is fetched: from the last cached bar on (which also
     refreshes the newest, possibly still-forming bar), plus older bars when a longer lookback
     is asked than is cached (a *miss* and a *top-up*).
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from swing_core.config import YAHOO_MAX_DAYS, get_settings
+from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS, get_settings
 from swing_core.errors import DatabaseError, MarketDataError
 from swing_core.market._common import (
     CACHE_STATS,
@@ -235,7 +236,11 @@ def _through_cache(engine: Any, source: Any, symbol: str, interval: str, days: i
             return _cache_miss(engine, source, symbol, interval, start, now, notes,
                                demo_fallback=demo_fallback, days=days)
         state = _REGISTRY.get(engine, key)
-        fresh = state is not None and now - state.last_fetch < FRESHNESS[interval]
+        # fresh: fetched recently, and the newest cached bar has not closed since (else its
+        # cached values are a half-built bar that would now be labelled complete)
+        last_close = cached.index[-1] + INTERVAL_DELTA[interval]
+        fresh = (state is not None and now - state.last_fetch < FRESHNESS[interval]
+                 and not state.last_fetch < last_close <= now)
         need_older = (cached.index[0] - start > _COVERAGE_SLACK
                       and (state is None or state.earliest > start))
         if fresh and not need_older:
