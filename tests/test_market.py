@@ -283,6 +283,19 @@ def test_auto_adjust_on_has_no_adj_close(monkeypatch):
     pd.testing.assert_frame_equal(bars, master, check_freq=False)
 
 
+def test_flat_columns_and_multi_ticker_frames_are_understood(monkeypatch):
+    raw = recorded_aapl()
+    flat = raw.droplevel("Ticker", axis=1)  # multi_level_index=False / older yfinance
+    monkeypatch.setattr(yahoo_module, "_yf_download", lambda **kw: flat)
+    now = pd.Timestamp("2026-11-25 22:00", tz="UTC")
+    one = fetch_bars("AAPL", "30m", offline=False, now=now)
+    other = raw.rename(columns={"AAPL": "MSFT"}, level="Ticker") * 2
+    both = pd.concat([raw, other], axis=1).sort_index(level=0, axis=1)
+    monkeypatch.setattr(yahoo_module, "_yf_download", lambda **kw: both)
+    picked = fetch_bars("AAPL", "30m", offline=False, now=now)
+    pd.testing.assert_frame_equal(one, picked)
+
+
 def test_duplicates_keep_last_and_forming_bar_is_flagged(monkeypatch):
     raw = recorded_aapl()
     last = raw.iloc[[-1]].copy()
