@@ -6,7 +6,8 @@
   ``SWING_TEST_DATABASE_URL`` is set). PostgreSQL tests run in a random schema created for this
   pytest session (so engineers and CI running at once on the same server never collide), emptied
   before each test and dropped at the end.
-- ``pg_url``: the PostgreSQL test URL, or a skip when it is not set.
+- ``pg_url``: the PostgreSQL test URL, or a skip when it is not set; ``pg_schema``: a fresh
+  empty schema on it (not migrated), dropped after the test.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ def pg_url() -> str:
     if url is None:
         pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests skipped")
     return url
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """A fresh, empty (not migrated) schema on the PostgreSQL test server, dropped afterwards."""
+    name = new_pg_schema(pg_url)
+    try:
+        yield name
+    finally:
+        drop_pg_schema(pg_url, name)
 
 
 @pytest.fixture(scope="session")

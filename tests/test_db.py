@@ -121,3 +121,243 @@ def test_naive_index_is_taken_as_utc(db_engine: sa.Engine) -> None:
     db.upsert_bars(db_engine, "X", "30m", bars, source="file")
     loaded = db.load_bars(db_engine, "X", "30m")
     assert loaded.index[0] == pd.Timestamp("2024-03-04 14:30", tz="UTC")
+
+
+# --------------------------------------------------------------------------- vectors
+
+
+def _vector_frame(n: int, *, start: str = "2024-01-02 14:30", symbol: str | None = None,
+                  outcome: bool = True, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(n, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    ts = pd.date_range(start, periods=n, freq="30min", tz="UTC")
+    frame = pd.DataFrame({
+        "symbol": symbol or "AAPL", "interval": "30m", "ts": ts, "version": "v1",
+        "setup": "momentum", "side": "long", "trend": "up", "vol_regime": "M",
+        "vector": list(matrix),
+    })
+    if outcome:
+        frame["realized_r"] = rng.normal(size=n)
+        frame["exit_reason"] = "TIME"
+        frame["exit_ts"] = ts + pd.Timedelta(hours=20)
+        frame["hold_bars"] = 26
+    return frame, matrix
+
+
+def test_vectors_roundtrip_as_float32_bytes(db_engine: sa.Engine) -> None:
+    frame, matrix = _vector_frame(50)
+    assert db.upsert_vectors(db_engine, frame) == 50
+    rows = db.load_vector_matrix(db_engine)
+    assert rows.matrix.dtype == np.float32 and rows.matrix.shape == (50, 16)
+    np.testing.assert_array_equal(rows.matrix, matrix)
+    assert list(rows.meta["ts"]) == list(frame["ts"])
+    assert str(rows.meta["exit_ts"].dt.tz) == "UTC"
+    np.testing.assert_allclose(rows.meta["realized_r"], frame["realized_r"])
+    assert rows.meta["hold_bars"].tolist() == [26] * 50
+    with db_engine.connect() as conn:  # stored as raw little-endian float32, not JSON text
+        blob = conn.execute(sa.text("SELECT vector FROM setup_vectors ORDER BY id")).scalar()
+    assert isinstance(blob, bytes) and len(blob) == 64
+    np.testing.assert_array_equal(np.frombuffer(blob, "<f4"), matrix[0])
+
+
+def test_vectors_accept_vec_columns_and_upsert_is_idempotent(db_engine: sa.Engine) -> None:
+    frame, matrix = _vector_frame(10, outcome=False)
+    wide = frame.drop(columns=["vector"])
+    for i in range(16):
+        wide[f"vec_{i:02d}"] = matrix[:, i]
+    db.upsert_vectors(db_engine, wide)
+    db.upsert_vectors(db_engine, wide)  # same keys again: no duplicates
+    rows = db.load_vector_matrix(db_engine, known_only=False)
+    assert len(rows) == 10
+    assert rows.meta["realized_r"].isna().all()
+    assert db.load_vector_matrix(db_engine, known_only=True).matrix.shape == (0, 16)
+
+
+def test_vector_upsert_never_erases_a_known_outcome(db_engine: sa.Engine) -> None:
+    frame, _ = _vector_frame(5)
+    db.upsert_vectors(db_engine, frame)
+    again, matrix2 = _vector_frame(5, outcome=False, seed=1)  # same keys, new vectors
+    db.upsert_vectors(db_engine, again)
+    rows = db.load_vector_matrix(db_engine)
+    assert len(rows) == 5
+    np.testing.assert_array_equal(rows.matrix, matrix2)
+    np.testing.assert_allclose(rows.meta["realized_r"], frame["realized_r"])
+
+
+def test_set_vector_outcomes_and_point_in_time_load(db_engine: sa.Engine) -> None:
+    frame, _ = _vector_frame(4, outcome=False)
+    db.upsert_vectors(db_engine, frame)
+    outcomes = pd.DataFrame({
+        "symbol": "AAPL", "interval": "30m", "ts": frame["ts"].iloc[:2],
+        "realized_r": [1.5, -1.0], "exit_reason": ["TARGET", "STOP"],
+        "exit_ts": pd.to_datetime(["2024-01-03 15:00", "2024-01-05 15:00"], utc=True),
+        "hold_bars": [3, 9],
+    })
+    assert db.set_vector_outcomes(db_engine, outcomes) == 2
+    known = db.load_vector_matrix(db_engine)
+    assert known.meta["exit_reason"].tolist() == ["TARGET", "STOP"]
+    by_then = db.load_vector_matrix(db_engine, known_by="2024-01-04")
+    assert by_then.meta["realized_r"].tolist() == [1.5]
+    by_id = db.set_vector_outcomes(db_engine, pd.DataFrame({
+        "id": [int(known.meta["id"].iloc[1])], "realized_r": [2.0], "exit_reason": ["TARGET"],
+        "exit_ts": [pd.Timestamp("2024-01-05 15:00", tz="UTC")], "hold_bars": [4]}))
+    assert by_id == 1
+    assert db.load_vector_matrix(db_engine).meta["realized_r"].tolist() == [1.5, 2.0]
+
+
+def test_load_vector_matrix_filters_and_time_order(db_engine: sa.Engine) -> None:
+    late, _ = _vector_frame(3, start="2024-02-01 14:30", symbol="MSFT")
+    early, _ = _vector_frame(3, start="2024-01-01 14:30", symbol="AAPL")
+    db.upsert_vectors(db_engine, late)  # inserted first, but later in time
+    db.upsert_vectors(db_engine, early)
+    day, _ = _vector_frame(2, symbol="SPY")
+    db.upsert_vectors(db_engine, day.assign(interval="1d"))
+    rows = db.load_vector_matrix(db_engine, interval="30m")
+    assert rows.meta["symbol"].tolist() == ["AAPL"] * 3 + ["MSFT"] * 3
+    assert rows.meta["ts"].is_monotonic_increasing
+    assert db.load_vector_matrix(db_engine, symbol="SPY").meta["interval"].tolist() == ["1d"] * 2
+    assert len(db.load_vector_matrix(db_engine, version="v2")) == 0
+
+
+def test_bad_vectors_are_rejected(db_engine: sa.Engine) -> None:
+    frame, _ = _vector_frame(2)
+    frame["vector"] = [np.zeros(15, np.float32), np.zeros(15, np.float32)]
+    with pytest.raises(ValueError, match="16 values"):
+        db.upsert_vectors(db_engine, frame)
+    frame["vector"] = [np.full(16, np.nan, np.float32)] * 2
+    with pytest.raises(ValueError, match="NaN"):
+        db.upsert_vectors(db_engine, frame)
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _signal(i: int = 0, **extra) -> dict:
+    base = {
+        "symbol": "AAPL", "interval": "30m",
+        "asof": pd.Timestamp("2024-03-04 14:30", tz="UTC") + pd.Timedelta(minutes=30 * i),
+        "data_source": "demo", "trend_label": "up", "price": 100.0 + i, "setup": "momentum",
+        "side": "long", "entry": 101.0, "stop": 99.0, "target": 105.0, "r_multiple": 2.0,
+        "confidence": 0.6, "fib_json": {"golden_pocket_low": 97.5}, "rsi14": float("nan"),
+    }
+    base.update(extra)
+    return base
+
+
+def test_record_and_list_signals(db_engine: sa.Engine) -> None:
+    ids = db.record_signals(db_engine, [_signal(i) for i in range(5)])
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    db.record_signals(db_engine, [_signal(0, symbol="MSFT", trend_label="down")])
+    db.record_signals(db_engine, pd.DataFrame([_signal(1)]), run_id="bt-1")
+    live = db.list_signals(db_engine)
+    assert len(live) == 6 and live["run_id"].eq("live").all()
+    assert live["asof"].is_monotonic_decreasing  # newest first
+    first = live.loc[live["id"] == ids[0]].iloc[0]
+    assert first["asof"] == pd.Timestamp("2024-03-04 14:30", tz="UTC")
+    assert str(live["created_at"].dt.tz) == "UTC"
+    assert first["fib_json"] == '{"golden_pocket_low": 97.5}'
+    assert first["rsi14"] is None or np.isnan(first["rsi14"])
+    assert bool(first["evaluated"]) is False
+    assert len(db.list_signals(db_engine, symbol="MSFT")) == 1
+    assert len(db.list_signals(db_engine, trend="down")) == 1
+    assert len(db.list_signals(db_engine, since="2024-03-04 15:00", until="2024-03-04 16:00")) == 3
+    assert len(db.list_signals(db_engine, run_id="bt-1")) == 1
+    assert len(db.list_signals(db_engine, run_id=None)) == 7
+    assert len(db.list_signals(db_engine, limit=2)) == 2
+    assert len(db.list_signals(db_engine, evaluated=True)) == 0
+
+
+def test_record_signals_requires_symbol_and_asof(db_engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="asof"):
+        db.record_signals(db_engine, [{"symbol": "AAPL"}])
+    assert db.record_signals(db_engine, []) == []
+
+
+def test_signal_with_vector_links_it_in_one_transaction(db_engine: sa.Engine) -> None:
+    vec = np.ones(16, np.float32) / 4.0
+    (sid,) = db.record_signals(db_engine, [_signal(0, vector=vec, vol_regime="H")])
+    signal = db.list_signals(db_engine).iloc[0]
+    rows = db.load_vector_matrix(db_engine, known_only=False)
+    assert len(rows) == 1 and int(signal["vector_id"]) == int(rows.meta["id"].iloc[0])
+    assert rows.meta["trend"].iloc[0] == "up" and rows.meta["vol_regime"].iloc[0] == "H"
+    outcome = pd.DataFrame({"id": [sid], "exit_reason": ["TARGET"], "exit_price": [105.0],
+                            "exit_ts": [pd.Timestamp("2024-03-05 15:00", tz="UTC")],
+                            "realized_r": [2.0], "hold_bars": [7]})
+    assert db.set_signal_outcomes(db_engine, outcome) == 1
+    stored = db.list_signals(db_engine, evaluated=True).iloc[0]
+    assert stored["exit_reason"] == "TARGET" and stored["realized_r"] == 2.0
+    assert stored["exit_ts"] == pd.Timestamp("2024-03-05 15:00", tz="UTC")
+    known = db.load_vector_matrix(db_engine)
+    assert known.meta["realized_r"].tolist() == [2.0]
+    assert known.meta["exit_ts"].iloc[0] == pd.Timestamp("2024-03-05 15:00", tz="UTC")
+
+
+def test_outcome_reaches_an_unlinked_vector_by_key(db_engine: sa.Engine) -> None:
+    frame, _ = _vector_frame(1, start="2024-03-04 14:30", outcome=False)
+    db.upsert_vectors(db_engine, frame)
+    (sid,) = db.record_signals(db_engine, [_signal(0)])
+    db.set_signal_outcomes(db_engine, pd.DataFrame({
+        "id": [sid], "exit_reason": ["STOP"], "exit_price": [99.0],
+        "exit_ts": [pd.Timestamp("2024-03-04 17:00", tz="UTC")], "realized_r": [-1.0],
+        "hold_bars": [4]}))
+    assert db.load_vector_matrix(db_engine).meta["exit_reason"].tolist() == ["STOP"]
+
+
+def test_failed_batch_leaves_no_partial_rows(db_engine: sa.Engine) -> None:
+    vec = np.ones(16, np.float32) / 4.0
+    batch = [_signal(i, vector=vec) for i in range(3000)]
+    batch[2500] = _signal(2500, vector_id=999_999)  # no such vector: FK violation at row 2500
+    with pytest.raises(DatabaseError):
+        db.record_signals(db_engine, batch)
+    assert len(db.list_signals(db_engine, run_id=None, limit=None)) == 0
+    assert len(db.load_vector_matrix(db_engine, known_only=False)) == 0
+
+
+def test_timestamps_in_other_zones_are_stored_as_utc(db_engine: sa.Engine) -> None:
+    asof = pd.Timestamp("2024-03-04 09:30", tz="America/New_York")
+    db.record_signals(db_engine, [_signal(0, asof=asof)])
+    got = db.list_signals(db_engine)["asof"].iloc[0]
+    assert got == asof and str(got.tz) == "UTC"
+
+
+# --------------------------------------------------------------------------- backtests
+
+
+def _trades(n: int) -> pd.DataFrame:
+    ts = pd.date_range("2024-01-02 15:00", periods=n, freq="1D", tz="UTC")
+    return pd.DataFrame({
+        "symbol": "AAPL", "setup": "momentum", "side": "long", "signal_ts": ts,
+        "entry_ts": ts, "entry_price": 100.0, "stop": 98.0, "target": 104.0,
+        "exit_ts": ts + pd.Timedelta(hours=3), "exit_price": 104.0, "exit_reason": "TARGET",
+        "realized_r": 2.0, "hold_bars": np.arange(n), "qty": 10.0, "pnl": 40.0, "fees": 2.0,
+        "both_touched": [False] * n, "unknown_column": "ignored",
+    })
+
+
+def test_backtest_run_save_load_replace(db_engine: sa.Engine) -> None:
+    run = {"run_hash": "abc123", "name": "test", "symbols": ["AAPL", "MSFT"], "interval": "30m",
+           "start": pd.Timestamp("2024-01-01", tz="UTC"), "params": {"knn_k": 60},
+           "metrics": {"Win Rate [%]": 55.0}, "engine_version": "0.1.0"}
+    run_id = db.save_backtest_run(db_engine, run, _trades(3))
+    stored = db.load_backtest_run(db_engine, "abc123")
+    assert stored is not None and stored.run["id"] == run_id
+    assert stored.run["symbols"] == ["AAPL", "MSFT"]
+    assert stored.run["params"] == {"knn_k": 60}
+    assert stored.run["metrics"]["Win Rate [%]"] == 55.0
+    assert stored.run["start"] == pd.Timestamp("2024-01-01", tz="UTC")
+    assert len(stored.trades) == 3 and stored.trades["entry_ts"].is_monotonic_increasing
+    assert str(stored.trades["exit_ts"].dt.tz) == "UTC"
+    assert stored.trades["hold_bars"].tolist() == [0, 1, 2]
+    # the same inputs again: replaced in place, same id, no duplicate trades
+    assert db.save_backtest_run(db_engine, {**run, "name": "again"}, _trades(2)) == run_id
+    again = db.load_backtest_run(db_engine, "abc123")
+    assert again.run["name"] == "again" and len(again.trades) == 2
+    db.save_backtest_run(db_engine, {"run_hash": "def456"}, pd.DataFrame())
+    runs = db.list_backtest_runs(db_engine)
+    assert set(runs["run_hash"]) == {"abc123", "def456"}
+    assert dict(zip(runs["run_hash"], runs["n_trades"], strict=True)) == {"abc123": 2,
+                                                                          "def456": 0}
+    assert db.load_backtest_run(db_engine, "missing") is None
+    with pytest.raises(ValueError, match="run_hash"):
+        db.save_backtest_run(db_engine, {"name": "x"}, pd.DataFrame())
