@@ -167,12 +167,12 @@ def validate_config(config: BacktestConfig) -> None:
             problems.append(f"{name} = {getattr(p, name)} puts the stop on the wrong side of "
                             "the entry (it must be >= 0)")
     if p.momentum_stop_atr <= 0:
-        problems.append(f"momentum_stop_atr = {p.momentum_stop_atr} puts the stop at or beyond "
-                        "the entry (it must be > 0)")
+        problems.append(f"momentum_stop_atr = {p.momentum_stop_atr} puts the stop on the wrong "
+                        "side of the entry, or on it (it must be > 0)")
     for name in ("momentum_target_atr", "mr_target_atr"):
         if getattr(p, name) <= 0:
             problems.append(f"{name} = {getattr(p, name)} puts the target on the wrong side of "
-                            "the entry (it must be > 0)")
+                            "the entry, or on it (it must be > 0)")
     if p.extension <= 1:
         problems.append(f"extension = {p.extension} must be above 1 (targets beyond the swing)")
     if p.entry_window_days < 0:
@@ -514,7 +514,9 @@ def _core(passes: list[SymbolPass], config: BacktestConfig, *, prior_fn: PriorFn
     bh = [p.buy_hold_return_pct for p in passes if np.isfinite(p.buy_hold_return_pct)]
     stats = compute_stats(closed, equity, exposure=port.exposure,
                           buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
-                          signals=trades, risk_free_rate=config.risk_free_rate)
+                          signals=trades, risk_free_rate=config.risk_free_rate,
+                          resolution="D" if config.interval == "1d" else "min",
+                          initial_equity=config.initial_equity)
     stats["# Signals"] = len(signals)
     stats["# Skipped (Open Position)"] = int((~signals["taken"].to_numpy(bool)).sum())
     stats["# Invalid Plans"] = sum(p.n_invalid_plans for p in passes)
@@ -536,7 +538,8 @@ def _progress_noop(done: int, total: int, message: str) -> None:
 
 
 def _gather_bars(symbols: Sequence[str], config: BacktestConfig,
-                 bars: Mapping[str, pd.DataFrame] | None, engine: Any
+                 bars: Mapping[str, pd.DataFrame] | None, engine: Any,
+                 offline: bool | None = None
                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Bars per symbol (given, or fetched through the market layer) and per-symbol errors."""
     errors: dict[str, str] = {}
@@ -554,10 +557,12 @@ def _gather_bars(symbols: Sequence[str], config: BacktestConfig,
             warm_days = math.ceil(config.warmup / BARS_PER_DAY[config.interval] * 7 / 5) + 5
             lookback = max(1, (now - config.start).days + warm_days)
         fetched = market.fetch_many(list(symbols), config.interval, lookback_days=lookback,
-                                    engine=engine)
+                                    engine=engine, offline=offline)
         for s in symbols:
-            value = fetched.get(s)
+            value = fetched.get(s, fetched.get(_normalized(s)))
             if isinstance(value, pd.DataFrame):
+                if value.attrs.get("last_bar_complete") is False:
+                    value = value.iloc[:-1]  # still forming: its close is not known yet
                 found[s] = value
             else:
                 errors[s] = str(value) if value is not None else f"{s}: no data."
@@ -568,6 +573,15 @@ def _gather_bars(symbols: Sequence[str], config: BacktestConfig,
         except SwingError as exc:
             errors[s] = str(exc)
     return ready, errors
+
+
+def _normalized(symbol: str) -> str:
+    from swing_core import market
+
+    try:
+        return market.normalize_symbol(symbol)
+    except SwingError:
+        return symbol
 
 
 def _run_passes(bars: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
@@ -624,6 +638,7 @@ def run_backtest(
     prior_fn: PriorFn | None = None,
     lookahead: bool | Sequence[float] = False,
     name: str | None = None,
+    offline: bool | None = None,
 ) -> BacktestResult:
     """Walk-forward backtest of ``symbols`` as one portfolio.
 
@@ -634,7 +649,8 @@ def run_backtest(
     instead of recomputed; with ``save`` the run is stored. ``executor``: None (process pool
     or ``SWING_DASK_ADDRESS``), "inline", or any concurrent.futures Executor. ``progress``:
     called as ``progress(done, total, message)``. ``lookahead``: True or cut fractions to run
-    :func:`lookahead_check` and report it with the run.
+    :func:`lookahead_check` and report it with the run. ``offline``: passed to the market
+    layer (True: demo bars).
     """
     config = config or BacktestConfig()
     validate_config(config)
@@ -644,7 +660,7 @@ def run_backtest(
         raise BacktestError("No symbols given: name at least one, e.g. AAPL.")
     if bars is not None:
         bars = {k.strip().upper(): v for k, v in bars.items()}
-    ready, errors = _gather_bars(names, config, bars, engine)
+    ready, errors = _gather_bars(names, config, bars, engine, offline)
     if not ready:
         raise BacktestError("No symbol could run: " + " | ".join(errors.values()))
     library, library_fp = _library_for(config, engine)

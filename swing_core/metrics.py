@@ -70,16 +70,17 @@ def _risk_stats(equity: pd.Series, risk_free_rate: float) -> dict[str, float]:
     nan = float("nan")
     if not isinstance(equity.index, pd.DatetimeIndex) or len(equity) < 2:
         return dict.fromkeys(("ret", "vol", "sharpe", "sortino"), nan)
-    day_returns = equity.resample("D").last().dropna().pct_change().dropna()
-    if day_returns.empty:
+    # as backtesting.py: the first day's NaN return counts as 0 in the geometric mean
+    day_returns = equity.resample("D").last().dropna().pct_change()
+    if day_returns.count() == 0:
         return dict.fromkeys(("ret", "vol", "sharpe", "sortino"), nan)
     days = _annual_days(equity.index)
     gmean = geometric_mean(day_returns)
     ann_return = (1 + gmean) ** days - 1
-    var = day_returns.var(ddof=1) if len(day_returns) > 1 else 0.0
+    var = day_returns.var(ddof=1) if day_returns.count() > 1 else 0.0
     ann_vol = float(np.sqrt(max((var + (1 + gmean) ** 2) ** days - (1 + gmean) ** (2 * days),
                                 0.0)))
-    downside = float(np.sqrt(np.mean(day_returns.clip(upper=0) ** 2)) * np.sqrt(days))
+    downside = float(np.sqrt((day_returns.clip(upper=0) ** 2).mean()) * np.sqrt(days))
     return {
         "ret": ann_return,
         "vol": ann_vol,
@@ -167,6 +168,8 @@ def compute_stats(
     buy_hold_return_pct: float = float("nan"),
     signals: pd.DataFrame | None = None,
     risk_free_rate: float = 0.0,
+    resolution: str | None = None,
+    initial_equity: float | None = None,
 ) -> pd.Series:
     """Flat statistics of a run.
 
@@ -176,7 +179,11 @@ def compute_stats(
     at every bar close, indexed by bar labels (UTC). ``exposure``: bool per equity bar (a
     position held). ``signals``: every plan of the run (for the counts by exit reason,
     including NOT_FILLED and PENDING, and the portfolio's skips). ``risk_free_rate``: annual,
-    a fraction. Durations are pandas Timedeltas, percentages are in percent.
+    a fraction. ``resolution``: durations are rounded up to it (e.g. "D", "min"), as
+    backtesting.py rounds to the data's period. ``initial_equity``: the base of
+    ``Return [%]`` (default the first equity value; differs when a trade opens at the first
+    bar's close and its costs are already marked). Durations are pandas Timedeltas, percentages
+    are in percent.
     """
     nan = float("nan")
     s: dict[str, object] = {}
@@ -189,7 +196,8 @@ def compute_stats(
     values = equity.to_numpy(dtype=float)
     s["Equity Final [$]"] = values[-1] if values.size else nan
     s["Equity Peak [$]"] = values.max() if values.size else nan
-    s["Return [%]"] = (values[-1] - values[0]) / values[0] * 100 if values.size else nan
+    base = initial_equity if initial_equity is not None else (values[0] if values.size else nan)
+    s["Return [%]"] = (values[-1] - base) / base * 100 if values.size else nan
     s["Buy & Hold Return [%]"] = buy_hold_return_pct
     risk = _risk_stats(equity, risk_free_rate)
     s["Return (Ann.) [%]"] = risk["ret"] * 100
@@ -206,6 +214,11 @@ def compute_stats(
     s["Avg. Drawdown Duration"] = episodes["duration"].mean() if len(episodes) else pd.NaT
     s.update(_trade_stats(trades))
     s.update(_additions(trades, signals))
+    if resolution:
+        for key in ("Avg. Drawdown Duration", "Max. Drawdown Duration", "Max. Trade Duration",
+                    "Avg. Trade Duration"):
+            if isinstance(s[key], pd.Timedelta):
+                s[key] = s[key].ceil(resolution)
     return pd.Series(s, dtype=object)
 
 
