@@ -361,3 +361,52 @@ def test_backtest_run_save_load_replace(db_engine: sa.Engine) -> None:
     assert db.load_backtest_run(db_engine, "missing") is None
     with pytest.raises(ValueError, match="run_hash"):
         db.save_backtest_run(db_engine, {"name": "x"}, pd.DataFrame())
+
+
+# --------------------------------------------------------------------------- concurrency
+
+_WRITER = """
+import sys, time
+import pandas as pd
+from swing_core import db
+url, tag, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+engine = db.get_engine(url)
+db.init_db(engine)
+asof = pd.Timestamp("2024-03-04 14:30", tz="UTC")
+while time.time() < start:
+    time.sleep(0.001)
+for i in range(40):
+    batch = [{"symbol": tag, "asof": asof + pd.Timedelta(minutes=i), "note": f"{tag}-{i}-{j}"}
+             for j in range(25)]
+    db.record_signals(engine, batch)                     # a batch of 25 in one transaction
+    db.record_signals(engine, [{"symbol": tag, "asof": asof, "note": f"{tag}-{i}-single"}])
+    db.upsert_bars(engine, tag, "30m", pd.DataFrame(
+        {"open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [10.0]},
+        index=pd.DatetimeIndex([asof + pd.Timedelta(minutes=30 * i)], name="ts")), source="demo")
+print("ok")
+"""
+
+
+def test_two_processes_write_the_same_sqlite_file(sqlite_engine: sa.Engine) -> None:
+    """Real processes writing at once: no 'database is locked', no lost row."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    url = str(sqlite_engine.url)
+    start = time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, url, tag, str(start)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for tag in ("P1", "P2")]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0 and out.strip() == "ok", err
+    signals = db.list_signals(sqlite_engine, limit=None)
+    assert len(signals) == 2 * 40 * 26
+    assert signals["note"].nunique() == 2 * 40 * 26
+    summary = db.bar_cache_summary(sqlite_engine)
+    assert summary["bars"].tolist() == [40, 40]
