@@ -95,6 +95,7 @@ class Services:
 
     engine: Any = None
     prior_provider: Callable[..., dict[str, Any]] | None = None
+    pattern_index: Any = None
     database: str = ""
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -117,20 +118,22 @@ def _database(key: str) -> tuple[Any, str, str | None]:
 def _services(key: str, interval: str) -> Services:
     engine, description, error = _database(key)
     services = Services(engine=engine, database=description, error=error)
-    try:
-        from swing_core.services import open_services
-    except ImportError:
-        return services
     if engine is None:
         return services
     try:
+        from swing_core.services import open_services
+
         opened = open_services(use_priors=True, interval=interval)
     except SwingError as exc:
         services.notes.append(f"Pattern priors unavailable: {exc}")
         return services
-    services.engine = opened.get("engine", engine)
-    services.prior_provider = opened.get("prior_provider")
-    services.notes.extend(opened.get("notes", []))
+    except ImportError as exc:  # an engine without the pattern layer: signals without priors
+        services.notes.append(f"Pattern priors unavailable in this installation ({exc.name}).")
+        return services
+    services.engine = getattr(opened, "engine", None) or engine
+    services.prior_provider = getattr(opened, "prior_provider", None)
+    services.pattern_index = getattr(opened, "pattern_index", None)
+    services.notes.extend(getattr(opened, "notes", None) or [])
     return services
 
 
@@ -155,9 +158,12 @@ def database_banner() -> bool:
     return True
 
 
-def clear_caches() -> None:
-    """Forget every cached frame and resource (after uploads, cache clears, tests)."""
+def clear_caches(*, services: bool = False) -> None:
+    """Forget every cached frame (after uploads, cache clears, evaluations); with ``services``
+    also the pattern index (rebuilt from the stored vectors on next use)."""
     st.cache_data.clear()
+    if services:
+        _services.clear()
 
 
 # --------------------------------------------------------------------------- shared state
@@ -343,3 +349,20 @@ def scan(symbols: list[str], interval: str, lookback_days: int | None = None, *,
     found = signal_views(symbols, interval, lookback_days, progress=progress)
     return [ScanResult(symbol=s, signal=v.signal) if isinstance(v, views.SignalView)
             else ScanResult(symbol=s, signal=None, error=v) for s, v in found.items()]
+
+
+def _chart_bars_uncached(symbol: str, interval: str, start: str | None, key: str) -> Any:
+    bars, errors = views.backtest_bars([symbol], interval=interval, start=start,
+                                       engine=_database(key)[0])
+    if symbol not in bars:
+        raise MarketDataError(errors.get(symbol) or f"No bars for {symbol} {interval}.")
+    return bars[symbol]
+
+
+_CHART_BARS = _per_interval_cache(_chart_bars_uncached, "chart_bars")
+
+
+def chart_bars(symbol: str, interval: str, start: Any = None) -> Any:
+    """Cached bars of ``symbol`` from ``start`` (minus warm-up) for drawing a backtest's trades."""
+    start_text = None if start is None else str(start)
+    return _CHART_BARS[interval](symbol, interval, start_text, db_key())

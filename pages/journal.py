@@ -49,7 +49,7 @@ def _evaluate(engine: Any, pending: int) -> None:
                       "days); signals whose window has not ended stay pending."):
         with st.spinner("Evaluating…"):
             summary = views.evaluate_journal(engine)
-        ui.clear_caches()
+        ui.clear_caches(services=True)  # new outcomes join the pattern library
         st.session_state["j_last_eval"] = views.evaluation_text(summary)
         st.rerun()
     message = st.session_state.pop("j_last_eval", None)

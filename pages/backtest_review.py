@@ -1,0 +1,347 @@
+"""Backtest Review: run a walk-forward backtest from a form (symbols, interval, dates,
+parameters, costs) with progress; then metrics, equity and drawdown, trades on the price chart,
+a filterable trade list (click a trade to zoom), R distribution, breakdowns, calibration, a
+parameter-search heatmap, and saved runs to reload and compare."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pages import _shared as ui
+from swing_core import charts, views
+from swing_core.config import INTERVALS, StrategyParams
+
+_RESULT = "bt_result"
+_HEADLINE = (("Return [%]", "{:+.1f} %"), ("Sharpe Ratio", "{:.2f}"),
+             ("Max. Drawdown [%]", "{:.1f} %"), ("Win Rate [%]", "{:.0f} %"),
+             ("# Trades", "{:.0f}"), ("SQN", "{:.2f}"), ("Avg. R", "{:+.2f}"))
+_METRICS = ("SQN", "Sharpe Ratio", "Avg. R", "Total R", "Return [%]", "Profit Factor",
+            "Win Rate [%]")
+_DEFAULT_DAYS = {"15m": 40, "30m": 50, "1h": 180, "1d": 365}
+
+
+def _progress_bar(label: str) -> tuple[Any, Any]:
+    bar = st.progress(0.0, text=label)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{ui.plain(message)} ({done}/{total})")
+
+    return bar, progress
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def _params_inputs() -> dict[str, Any]:
+    defaults = StrategyParams()
+    values: dict[str, Any] = {}
+    with st.expander("Strategy parameters"):
+        cols = st.columns(4)
+        for i, (name, step) in enumerate((
+                ("swing_lookback", 5), ("momentum_stop_atr", 0.1), ("momentum_target_atr", 0.1),
+                ("gp_stop_atr", 0.05), ("mr_stop_atr", 0.1), ("mr_target_atr", 0.1),
+                ("mr_rsi_long", 1.0), ("mr_rsi_short", 1.0))):
+            default = getattr(defaults, name)
+            values[name] = cols[i % 4].number_input(
+                name.replace("_", " "), value=default, step=type(default)(step),
+                key=f"bt_p_{name}", min_value=type(default)(0))
+    return values
+
+
+def _form(engine: Any) -> None:
+    interval_default = ui.current_interval()
+    with st.form("bt_form"):
+        cols = st.columns([3, 1, 1, 1])
+        symbols_text = cols[0].text_input(
+            "Symbols", value=", ".join(views.load_watchlist()[:3]), key="bt_symbols",
+            max_chars=400, help="Tickers separated by commas or spaces (at most 20).")
+        interval = cols[1].selectbox("Interval", INTERVALS,
+                                     index=INTERVALS.index(interval_default), key="bt_interval")
+        today = dt.date.today()
+        start = cols[2].date_input("Start", value=today - dt.timedelta(
+            days=_DEFAULT_DAYS[interval_default]), key="bt_start", max_value=today)
+        end = cols[3].date_input("End (optional)", value=None, key="bt_end", max_value=today)
+        cols = st.columns(5)
+        equity = cols[0].number_input("Initial equity $", 1_000.0, 1e9, 100_000.0, 1_000.0,
+                                      key="bt_initial_equity")
+        risk = cols[1].number_input("Risk per trade %", 0.1, 20.0, 1.0, 0.1, key="bt_risk")
+        fee = cols[2].number_input("Fee per fill $", 0.0, 100.0, 1.0, 0.5, key="bt_fee")
+        slippage = cols[3].number_input("Slippage (bps)", 0.0, 200.0, 5.0, 1.0, key="bt_slip")
+        max_positions = cols[4].number_input("Max positions", 1, 100, 10, 1, key="bt_maxpos")
+        cols = st.columns(4)
+        priors = cols[0].toggle("Pattern priors", value=True, key="bt_priors")
+        library = cols[1].toggle("Use stored library", value=False, key="bt_library",
+                                 help="Also learn from the stored setup vectors, point in time.")
+        one_pos = cols[2].toggle("One position per symbol", value=True, key="bt_onepos")
+        lookahead = cols[3].toggle("Look-ahead check", value=False, key="bt_lookahead",
+                                   help="Re-run on truncated histories and compare (slower).")
+        params = _params_inputs()
+        name = st.text_input("Run name (optional)", key="bt_name", max_chars=80)
+        submitted = st.form_submit_button("Run backtest", type="primary", icon=":material/play_arrow:")
+    if not submitted:
+        return
+    symbols, errors = views.parse_symbols(symbols_text, limit=20)
+    for error in errors:
+        st.warning(ui.plain(error))
+    if not symbols:
+        st.error("Type at least one valid ticker, e.g. AAPL.")
+        return
+    from swing_core.backtest import BacktestConfig, run_backtest
+
+    config = BacktestConfig(
+        interval=interval, start=pd.Timestamp(start) if start else None,
+        end=pd.Timestamp(end) + pd.Timedelta(days=1) if end else None,
+        params={**StrategyParams().to_dict(), **params, "risk_per_trade": risk / 100.0,
+                "fee_per_fill": fee, "slippage_bps": slippage},
+        initial_equity=float(equity), max_positions=int(max_positions),
+        one_position_per_symbol=one_pos, priors=priors, use_library=library,
+    )
+    bar, progress = _progress_bar(f"Backtesting {len(symbols)} symbol(s)…")
+    result = run_backtest(symbols, config=config, engine=engine, save=engine is not None,
+                          executor="inline" if len(symbols) <= 4 else None, progress=progress,
+                          lookahead=lookahead, name=name.strip() or None)
+    bar.empty()
+    st.session_state[_RESULT] = result
+
+
+# --------------------------------------------------------------------------- result tabs
+
+
+def _header(result: Any) -> None:
+    cfg = result.config
+    dates = " → ".join(d.strftime("%Y-%m-%d") for d in (cfg.start, cfg.end) if d is not None)
+    st.subheader(f"Run {result.run_hash[:12]} · {', '.join(result.symbols)} · {cfg.interval}"
+                 + (f" · {dates}" if dates else ""))
+    if result.from_storage:
+        st.caption("Served from storage (an identical run was saved before).")
+    if ui.is_offline():
+        st.warning("DEMO DATA: this backtest ran on synthetic prices; its numbers say nothing "
+                   "about the market.", icon=":material/science:")
+    for symbol, error in result.errors.items():
+        st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
+    if result.lookahead is not None:
+        (st.success if result.lookahead.ok else st.error)(
+            "Look-ahead check " + ("passed" if result.lookahead.ok else "FAILED: "
+                                   + ui.plain("; ".join(result.lookahead.mismatches[:3]))))
+    cols = st.columns(len(_HEADLINE))
+    for col, (name, fmt) in zip(cols, _HEADLINE, strict=True):
+        value = result.stats.get(name)
+        try:
+            text = fmt.format(float(value))
+        except (TypeError, ValueError):
+            text = "–"
+        col.metric(name.replace(" [%]", ""), "–" if text == "nan" or "nan" in text else text)
+
+
+def _trades_tab(result: Any) -> None:
+    trades = views.trade_list(result.trades)
+    if trades.empty:
+        st.info("No trade was taken: try a longer period, more symbols or looser parameters.")
+        return
+    cols = st.columns([2, 2, 2, 2, 2])
+    symbol = cols[0].selectbox("Chart symbol", list(result.symbols), key="bt_chart_symbol")
+    sides = cols[1].multiselect("Side", ["long", "short"], key="bt_f_side", placeholder="all")
+    setups = cols[2].multiselect("Setup", sorted(trades["setup"].dropna().unique()),
+                                 key="bt_f_setup", placeholder="all")
+    reasons = cols[3].multiselect("Exit", sorted(trades["exit_reason"].dropna().unique()),
+                                  key="bt_f_exit", placeholder="all")
+    outcomes = cols[4].multiselect("Outcome", ["win", "loss", "flat", "open"], key="bt_f_out",
+                                   placeholder="all")
+    trades = trades.assign(outcome=trades["realized_r"].map(views.outcome_label))
+    shown = views.filter_table(trades, equals={"side": sides, "setup": setups,
+                                               "exit_reason": reasons, "outcome": outcomes})
+    of_symbol = shown[shown["symbol"] == symbol]
+    state = st.session_state.get("bt_trades")
+    focus = None
+    rows = list(state.selection.rows) if state is not None else []
+    if rows and rows[0] < len(shown):
+        chosen = shown.iloc[rows[0]]
+        if chosen["symbol"] != symbol:
+            st.caption(f"The selected trade is on {chosen['symbol']}: choose it as the chart "
+                       "symbol to zoom to it.")
+        else:
+            focus = views.trade_window(chosen.to_dict(), result.config.interval)
+    bars = ui.chart_bars(symbol, result.config.interval, result.config.start)
+    st.plotly_chart(
+        charts.price_figure(bars, trades=of_symbol, interval=result.config.interval,
+                            show_fib=False, show_indicators=False, focus=focus, height=520,
+                            title=f"{symbol} trades (▲ long, ▼ short, ✕ exit; green win, red "
+                                  "loss)"),
+        key="bt_price_chart", config={"scrollZoom": True, "displaylogo": False})
+    st.caption(f"{len(shown)} of {len(trades)} trades · click a row to zoom the chart to it")
+    st.dataframe(
+        views.for_display(shown), hide_index=True, key="bt_trades", on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "signal_ts": st.column_config.DatetimeColumn("Signal (NY)", format="YYYY-MM-DD HH:mm"),
+            "entry_ts": st.column_config.DatetimeColumn("Entry (NY)", format="YYYY-MM-DD HH:mm"),
+            "exit_ts": st.column_config.DatetimeColumn("Exit (NY)", format="YYYY-MM-DD HH:mm"),
+            "entry_price": st.column_config.NumberColumn("Entry", format="%.2f"),
+            "exit_price": st.column_config.NumberColumn("Exit", format="%.2f"),
+            "stop": st.column_config.NumberColumn("Stop", format="%.2f"),
+            "target": st.column_config.NumberColumn("Target", format="%.2f"),
+            "realized_r": st.column_config.NumberColumn("R", format="%+.2f"),
+            "pnl": st.column_config.NumberColumn("P&L $", format="%.2f"),
+            "qty": st.column_config.NumberColumn("Qty", format="%d"),
+            "predicted_winrate": st.column_config.NumberColumn("Pred. win", format="percent"),
+            "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),
+        })
+    st.download_button("Download trades CSV", views.to_csv_bytes(views.for_display(shown)),
+                       file_name=f"swingdesk_trades_{result.run_hash[:12]}.csv",
+                       mime="text/csv", key="bt_trades_csv", icon=":material/download:")
+
+
+def _distribution_tab(result: Any) -> None:
+    closed = result.closed_trades
+    st.plotly_chart(charts.outcome_histogram(closed["realized_r"], title="R distribution "
+                                             "(closed trades)"), key="bt_r_hist")
+    cols = st.columns(2)
+    for col, by, title in ((cols[0], "setup", "By setup"), (cols[1], "vol_regime",
+                                                            "By volatility regime")):
+        with col:
+            table = views.breakdown_table(result.breakdowns.get(by), by)
+            st.plotly_chart(charts.breakdown_figure(table, category=by, value="Avg. R",
+                                                    count="# Trades", title=f"{title}: avg R"),
+                            key=f"bt_breakdown_{by}")
+            st.dataframe(table, hide_index=True, key=f"bt_breakdown_table_{by}")
+
+
+def _calibration_tab(result: Any) -> None:
+    curve = views.reliability_curve(result.calibration)
+    st.plotly_chart(charts.reliability_figure(curve), key="bt_reliability")
+    brier = result.stats.get("Brier Score")
+    st.caption(f"Brier score {views.format_number(brier, '.3f')} (0 is perfect; 0.25 is a coin "
+               "flip at 50 %). Points on the diagonal mean the predicted win rates came true.")
+
+
+def _search_tab(result: Any | None) -> None:
+    if result is None:
+        st.info("Run a backtest first: the search uses its symbols, dates and settings.")
+        return
+    names = list(views.SEARCH_PARAMS)
+    with st.form("bt_search"):
+        cols = st.columns([2, 3, 2, 3])
+        x = cols[0].selectbox("Parameter X", names, index=1, key="bt_sx")
+        x_values = cols[1].text_input("X values", key="bt_sxv",
+                                      value=", ".join(map(str, views.SEARCH_PARAMS[names[1]])))
+        y = cols[2].selectbox("Parameter Y", names, index=0, key="bt_sy")
+        y_values = cols[3].text_input("Y values", key="bt_syv",
+                                      value=", ".join(map(str, views.SEARCH_PARAMS[names[0]])))
+        cols = st.columns(3)
+        metric = cols[0].selectbox("Score", _METRICS, key="bt_smetric")
+        split = cols[1].slider("Train share", 0.5, 0.9, 0.7, 0.05, key="bt_split")
+        min_trades = cols[2].number_input("Min trades", 1, 100, 5, key="bt_smin")
+        run = st.form_submit_button("Run search", icon=":material/grid_on:")
+    if run:
+        if x == y:
+            st.error("Choose two different parameters.")
+            return
+        defaults = StrategyParams()
+        grid = {x: views.parse_grid_values(x_values, integer=isinstance(getattr(defaults, x),
+                                                                        int)),
+                y: views.parse_grid_values(y_values, integer=isinstance(getattr(defaults, y),
+                                                                        int))}
+        from swing_core.backtest_search import grid_search
+
+        bars, errors = views.backtest_bars(list(result.symbols), interval=result.config.interval,
+                                           start=result.config.start,
+                                           warmup_bars=result.config.warmup,
+                                           engine=ui.database_engine())
+        for symbol, error in errors.items():
+            st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
+        bar, progress = _progress_bar(f"Searching {len(grid[x]) * len(grid[y])} combinations…")
+        found = grid_search(bars, grid, config=result.config, split=split, metric=metric,
+                            min_trades=int(min_trades), executor="inline", progress=progress)
+        bar.empty()
+        st.session_state["bt_search_result"] = (found, x, y)
+    saved = st.session_state.get("bt_search_result")
+    if saved is None:
+        st.info("Pick two parameters and their values, then run the search: each combination is "
+                "scored on the train period and, independently, on the later test period.")
+        return
+    found, x, y = saved
+    st.caption(f"Split at {found.split:%Y-%m-%d}; best by train {found.metric}: "
+               f"{ui.plain(found.best_params)} (train {found.best_train_score:.3f}, test "
+               f"{found.best_test_score:.3f}).")
+    cols = st.columns(2)
+    for col, column, label in ((cols[0], "train_score", "train"),
+                               (cols[1], "test_score", "test (held out)")):
+        col.plotly_chart(charts.heatmap_figure(found.table, x=x, y=y, z=column,
+                                               title=f"{found.metric}, {label}"),
+                         key=f"bt_heat_{column}")
+    st.dataframe(found.table, hide_index=True, key="bt_search_table")
+
+
+def _saved_tab(engine: Any) -> None:
+    if engine is None:
+        st.info("Saved runs need the database (see the error above).")
+        return
+    from swing_core.backtest import load_run
+    from swing_core.backtest_store import list_results
+
+    runs = list_results(engine)
+    if runs.empty:
+        st.info("No saved runs yet: run a backtest above; every run is saved automatically.")
+        return
+    st.dataframe(views.for_display(runs), hide_index=True, key="bt_saved", on_select="rerun",
+                 selection_mode="multi-row",
+                 column_config={"run_hash": st.column_config.TextColumn("Run", width="small")})
+    state = st.session_state.get("bt_saved")
+    picked = [runs.iloc[i]["run_hash"] for i in (state.selection.rows if state else [])
+              if i < len(runs)]
+    cols = st.columns(2)
+    if cols[0].button("Load selected", key="bt_load", disabled=len(picked) != 1,
+                      icon=":material/upload_file:", help="Select one run in the table."):
+        st.session_state[_RESULT] = load_run(engine, picked[0])
+        st.rerun()
+    if cols[1].button("Compare selected", key="bt_compare", disabled=len(picked) < 2,
+                      icon=":material/compare:", help="Select two or more runs."):
+        loaded = {h[:12]: load_run(engine, h) for h in picked}
+        loaded = {k: v for k, v in loaded.items() if v is not None}
+        st.session_state["bt_compare_runs"] = loaded
+    compared = st.session_state.get("bt_compare_runs")
+    if compared:
+        st.plotly_chart(charts.equity_figure({k: v.equity["Equity"] for k, v in compared.items()},
+                                             title="Equity, side by side"), key="bt_compare_eq")
+        st.dataframe(views.stats_table({k: v.stats for k, v in compared.items()}),
+                     hide_index=True, key="bt_compare_table")
+
+
+def main() -> None:
+    st.title("Backtest Review")
+    engine = ui.database_engine() if ui.database_banner() else None
+    with ui.error_edge("The backtest"):
+        _form(engine)
+    result = st.session_state.get(_RESULT)
+    if result is not None:
+        with ui.error_edge("The backtest review"):
+            _header(result)
+    tabs = st.tabs(["Metrics", "Equity", "Trades", "Distributions", "Calibration",
+                    "Parameter search", "Saved runs"])
+    if result is None:
+        for tab in tabs[:5]:
+            tab.info("Fill in the form and press **Run backtest** (a few symbols on 1d bars "
+                     "take a second), or load a saved run from the last tab.")
+    else:
+        with tabs[0], ui.error_edge("The metrics"):
+            st.dataframe(views.stats_table(result.stats), hide_index=True, key="bt_stats",
+                         height=560)
+        with tabs[1], ui.error_edge("The equity curve"):
+            st.plotly_chart(charts.equity_figure(result.equity["Equity"]), key="bt_equity_chart")
+        with tabs[2], ui.error_edge("The trades"):
+            _trades_tab(result)
+        with tabs[3], ui.error_edge("The distributions"):
+            _distribution_tab(result)
+        with tabs[4], ui.error_edge("The calibration"):
+            _calibration_tab(result)
+    with tabs[5], ui.error_edge("The parameter search"):
+        _search_tab(result)
+    with tabs[6], ui.error_edge("Saved runs"):
+        _saved_tab(engine)
+
+
+main()
