@@ -58,6 +58,10 @@ class MemorySampler:
         self._lock = threading.Lock()
         self._proc = psutil.Process()  # binds the pid: rebuilt after fork
         self._proc.cpu_percent(None)  # the first call only starts the measurement
+        # A second handle for peek(): its CPU baseline is its own, so a look from the page never
+        # shortens the interval the next kept sample measures CPU over.
+        self._peek_proc = psutil.Process()
+        self._peek_proc.cpu_percent(None)
         self._history: deque[tuple[int, MemorySample]] = deque(maxlen=self._max_samples)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,6 +76,15 @@ class MemorySampler:
                                   cpu_pct=float(self._proc.cpu_percent(None)))
             self._history.append((next(_SEQUENCE), result))
         return result
+
+    def peek(self) -> MemorySample:
+        """Measure now without keeping the sample (nothing is persisted); the CPU figure covers
+        the time since the previous peek (0.0 on the first one)."""
+        with self._lock:
+            rss_mb = self._peek_proc.memory_info().rss / _MB
+            return MemorySample(ts=datetime.now(UTC), rss_mb=rss_mb,
+                                peak_rss_mb=_peak_rss_mb(self._peek_proc, rss_mb),
+                                cpu_pct=float(self._peek_proc.cpu_percent(None)))
 
     @property
     def running(self) -> bool:

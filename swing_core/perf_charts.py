@@ -1,0 +1,179 @@
+"""Plotly figure builders for the Performance page: pure functions of the frames shaped by
+:mod:`swing_core.perf_views` (and of a self-benchmark report), returning ``go.Figure``.
+
+Times arrive as UTC ``ts`` and are drawn as New York wall-clock times, like every other chart
+of SwingDesk. No template is set: Streamlit's theme styles the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from swing_core.config import EXCHANGE_TZ
+
+__all__ = [
+    "cache_figure",
+    "latency_figure",
+    "llm_cost_figure",
+    "memory_figure",
+    "selfbench_figure",
+]
+
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_PALETTE = qualitative.Plotly
+_GUIDE_COLORS = {"guide before": "#94a3b8", "guide after": "#f59e0b", "SwingDesk": "#3b82f6"}
+
+
+def _exchange_time(values: pd.Series | pd.Index) -> pd.DatetimeIndex:
+    """UTC timestamps as naive New York wall-clock times (what the axes show)."""
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).tz_convert(EXCHANGE_TZ).tz_localize(
+        None)
+
+
+def _empty(message: str, *, height: int) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 14})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height, margin=_MARGIN)
+    return fig
+
+
+def _wide_range(values: pd.Series) -> bool:
+    """Whether positive values span more than two decades (then a log axis reads better)."""
+    positive = values[values > 0]
+    return len(positive) > 1 and float(positive.max()) / float(positive.min()) > 100
+
+
+def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = None,
+                   height: int = 380, title: str = "Latency per operation (ms)") -> go.Figure:
+    """p95 (solid) and p50 (dotted) per operation over time, one colour per operation, from
+    :func:`swing_core.perf_views.latency_series`. A log y axis when values span > 100x."""
+    if latency.empty:
+        return _empty("No timings in this window.", height=height)
+    frame = latency if operations is None else latency[latency["operation"].isin(operations)]
+    if frame.empty:
+        return _empty("No timings for the chosen operations.", height=height)
+    fig = go.Figure()
+    for i, (operation, rows) in enumerate(frame.groupby("operation", sort=True)):
+        color = _PALETTE[i % len(_PALETTE)]
+        x = _exchange_time(rows["ts"])
+        custom = np.column_stack([rows["count"], rows["mean_ms"], rows["max_ms"]])
+        hover = ("%{fullData.name}: %{y:.1f} ms<br>calls %{customdata[0]:,.0f} · mean "
+                 "%{customdata[1]:.1f} ms · max %{customdata[2]:.1f} ms<extra></extra>")
+        fig.add_trace(go.Scatter(x=x, y=rows["p95_ms"], mode="lines+markers",
+                                 name=f"{operation} p95", legendgroup=str(operation),
+                                 line={"color": color, "width": 2}, marker={"size": 4},
+                                 customdata=custom, hovertemplate=hover))
+        fig.add_trace(go.Scatter(x=x, y=rows["p50_ms"], mode="lines", name=f"{operation} p50",
+                                 legendgroup=str(operation),
+                                 line={"color": color, "width": 1.2, "dash": "dot"},
+                                 customdata=custom, hovertemplate=hover))
+    values = pd.concat([frame["p50_ms"], frame["p95_ms"]]).astype(float)
+    fig.update_yaxes(title_text="ms", type="log" if _wide_range(values) else "linear",
+                     rangemode="tozero")
+    fig.update_layout(height=height, margin=_MARGIN, title=title, hovermode="closest",
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def memory_figure(memory: pd.DataFrame, *, height: int = 340,
+                  title: str = "Resident memory (MiB)") -> go.Figure:
+    """RSS per process over time (the largest sample in each bucket), from
+    :func:`swing_core.perf_views.memory_series`; hover shows the peak RSS and CPU."""
+    if memory.empty:
+        return _empty("No memory samples in this window.", height=height)
+    fig = go.Figure()
+    for i, (process, rows) in enumerate(memory.groupby("process", sort=True)):
+        custom = np.column_stack([rows["peak_rss_mb"], rows["cpu_pct"]])
+        fig.add_trace(go.Scatter(
+            x=_exchange_time(rows["ts"]), y=rows["rss_mb"], mode="lines", name=str(process),
+            line={"color": _PALETTE[i % len(_PALETTE)], "width": 1.8}, customdata=custom,
+            hovertemplate=("%{fullData.name}: %{y:.0f} MiB<br>peak %{customdata[0]:.0f} MiB · "
+                           "CPU %{customdata[1]:.0f} %<extra></extra>")))
+    fig.update_yaxes(title_text="MiB", rangemode="tozero")
+    fig.update_layout(height=height, margin=_MARGIN, title=title,
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def cache_figure(series: pd.DataFrame, *, height: int = 300,
+                 title: str = "Cache hit rate (%)") -> go.Figure:
+    """Hit rate (%) per cache over time, from :func:`swing_core.perf_views.cache_series`;
+    buckets without lookups are gaps, not zeros."""
+    if series.empty:
+        return _empty("No cache lookups in this window.", height=height)
+    fig = go.Figure()
+    for i, (cache, rows) in enumerate(series.groupby("cache", sort=True)):
+        custom = np.column_stack([rows["hits"], rows["misses"]])
+        fig.add_trace(go.Scatter(
+            x=_exchange_time(rows["ts"]), y=rows["hit_rate"] * 100.0, mode="lines+markers",
+            name=str(cache), line={"color": _PALETTE[i % len(_PALETTE)]}, marker={"size": 4},
+            customdata=custom, connectgaps=False,
+            hovertemplate=("%{fullData.name}: %{y:.0f} %<br>%{customdata[0]:,.0f} hits · "
+                           "%{customdata[1]:,.0f} misses<extra></extra>")))
+    fig.update_yaxes(title_text="%", range=[0, 105])
+    fig.update_layout(height=height, margin=_MARGIN, title=title,
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def llm_cost_figure(daily: pd.DataFrame, *, height: int = 320,
+                    title: str = "LLM cost and tokens per day (UTC)") -> go.Figure:
+    """Cost per UTC day (bars, USD, left axis) and tokens in + out (line, right axis), from
+    :func:`swing_core.perf_views.llm_daily`; hover shows calls, cache hits and failures."""
+    if daily.empty:
+        return _empty("No LLM calls in this window.", height=height)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    days = pd.to_datetime(daily["day"], utc=True).dt.tz_localize(None)
+    custom = np.column_stack([daily["api_calls"], daily["cache_hits"], daily["failures"]])
+    fig.add_trace(go.Bar(x=days, y=daily["cost_usd"], name="cost (USD)",
+                         marker={"color": "#3b82f6"}, customdata=custom,
+                         hovertemplate=("%{x|%Y-%m-%d}: $%{y:.4f}<br>%{customdata[0]} requests · "
+                                        "%{customdata[1]} cache hits · %{customdata[2]} failed"
+                                        "<extra></extra>")),
+                  secondary_y=False)
+    fig.add_trace(go.Scatter(x=days, y=daily["tokens_in"] + daily["tokens_out"],
+                             name="tokens (in + out)", mode="lines+markers",
+                             line={"color": "#f59e0b"},
+                             hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} tokens<extra></extra>"),
+                  secondary_y=True)
+    fig.update_yaxes(title_text="USD", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="tokens", rangemode="tozero", secondary_y=True)
+    fig.update_xaxes(dtick="D1" if len(daily) <= 14 else None, tickformat="%b %d")
+    fig.update_layout(height=height, margin=_MARGIN, title=title, bargap=0.3,
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def selfbench_figure(guide: pd.DataFrame, *, height: int = 340,
+                     title: str = "Against the original performance guide") -> go.Figure:
+    """Per operation of the guide's table: its "before" and "after" figures and SwingDesk's
+    measured one, horizontal bars on a log axis (seconds; memory rows in MB on their own
+    panel). ``guide``: columns operation, unit, guide_before, guide_after, swingdesk."""
+    if guide.empty:
+        return _empty("Run the self-benchmark to compare.", height=height)
+    units = list(dict.fromkeys(guide["unit"]))
+    fig = make_subplots(rows=1, cols=len(units), subplot_titles=units, horizontal_spacing=0.18)
+    for col, unit in enumerate(units, start=1):
+        rows = guide[guide["unit"] == unit]
+        for name, column in (("guide before", "guide_before"), ("guide after", "guide_after"),
+                             ("SwingDesk", "swingdesk")):
+            fig.add_trace(go.Bar(y=rows["operation"], x=rows[column], orientation="h", name=name,
+                                 marker={"color": _GUIDE_COLORS[name]}, legendgroup=name,
+                                 showlegend=col == 1,
+                                 hovertemplate=f"{name}: %{{x:.4g}} {unit}<extra></extra>"),
+                          row=1, col=col)
+        fig.update_xaxes(type="log" if unit == "s" else "linear", title_text=unit, row=1,
+                         col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=height, margin=_MARGIN, title=title, barmode="group",
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
