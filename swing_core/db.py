@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -403,34 +404,43 @@ def _driver_datetimes(series: Any, dialect_name: str) -> list[Any]:
     return out
 
 
-def _executemany(conn: Connection, stmt: Any, rows: list[dict[str, Any]], *,
+#: Column name -> driver-ready values, one per row (see ``_columns``).
+Columns = dict[str, list[Any]]
+
+_NAMED_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def _executemany(conn: Connection, stmt: Any, columns: Columns, *,
                  chunk: int = 20_000) -> None:
     """Run ``stmt`` (an INSERT) for every row through the driver's executemany (sqlite3: a C
-    loop; psycopg 3: pipeline mode, no round trip per row), skipping SQLAlchemy's per-row
-    parameter processing: values must already be driver-ready (see ``_records(driver=…)``)."""
-    if not rows:
+    loop; psycopg 3: pipeline mode, no round trip per row), with plain tuples: no per-row
+    SQLAlchemy parameter processing, so values must already be driver-ready (``_columns``)."""
+    names = list(columns)
+    if not names or not columns[names[0]]:
         return
-    keys = list(rows[0])
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=keys, for_executemany=True)
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=names, for_executemany=True)
     sql = str(compiled)
     if compiled.positional:
-        order = compiled.positiontup
-        params: list[Any] = [tuple(row[k] for k in order) for row in rows]
-    else:
-        params = rows
-    for i in range(0, len(params), chunk):
-        conn.exec_driver_sql(sql, params[i:i + chunk])
+        order = list(compiled.positiontup)
+    else:  # pyformat (psycopg): switch to positional %s so rows can stay tuples
+        order = _NAMED_PARAM.findall(sql)
+        sql = _NAMED_PARAM.sub("%s", sql)
+    if set(order) - set(names):
+        raise ValueError(f"missing values for {sorted(set(order) - set(names))}")
+    rows = list(zip(*(columns[name] for name in order), strict=True))
+    for i in range(0, len(rows), chunk):
+        conn.exec_driver_sql(sql, rows[i:i + chunk])
 
 
-def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
+def _upsert(conn: Connection, table: sa.Table, columns: Columns, keys: list[str],
             update: list[str], *, keep: tuple[str, ...] = ()) -> None:
     """``INSERT … ON CONFLICT (keys) DO UPDATE`` as one executemany: columns in ``update`` take
     the new value; columns in ``keep`` take it only when it is not NULL (a known value is never
-    erased). ``rows`` must be driver-ready."""
+    erased)."""
     stmt = _insert(conn, table)
     set_ = {c: stmt.excluded[c] for c in update}
     set_.update({c: sa.func.coalesce(stmt.excluded[c], table.c[c]) for c in keep})
-    _executemany(conn, stmt.on_conflict_do_update(index_elements=keys, set_=set_), rows)
+    _executemany(conn, stmt.on_conflict_do_update(index_elements=keys, set_=set_), columns)
 
 
 # --------------------------------------------------------------------------- bars (the cache)
@@ -461,12 +471,12 @@ def upsert_bars(engine: Engine, symbol: str, interval: str, bars: pd.DataFrame, 
     if "volume" not in frame.columns:
         frame = frame.assign(volume=0.0)
     frame = frame.assign(ts=frame.index, symbol=symbol, interval=interval, source=source)
-    rows = _records(frame, Bar, skip=(), fixed={"fetched_at": utc_now()},
+    rows = _columns(frame, Bar, skip=(), fixed={"fetched_at": utc_now()},
                     driver=engine.dialect.name)
     with write_transaction(engine) as conn:
         _upsert(conn, Bar.__table__, rows, ["symbol", "interval", "ts"],
                 ["open", "high", "low", "close", "volume", "source", "fetched_at"])
-    return len(rows)
+    return len(frame)
 
 
 @_db_errors
@@ -584,16 +594,15 @@ def _column_values(series: pd.Series, column: sa.Column, driver: str | None = No
     return out
 
 
-def _records(frame: pd.DataFrame, model: type, *, skip: tuple[str, ...] = ("id",),
-             fixed: dict[str, Any] | None = None, driver: str | None = None
-             ) -> list[dict[str, Any]]:
-    """Rows of ``frame`` as dicts over every column of ``model``'s table (unknown frame columns
-    are ignored; missing or NULL values of NOT NULL columns take the model default; ``fixed``
-    values apply to every row). ``driver``: a dialect name to produce driver-ready values for
-    :func:`_executemany`."""
+def _columns(frame: pd.DataFrame, model: type, *, skip: tuple[str, ...] = ("id",),
+             fixed: dict[str, Any] | None = None, driver: str | None = None) -> Columns:
+    """Column-wise values of ``frame`` for every column of ``model``'s table (unknown frame
+    columns are ignored; missing or NULL values of NOT NULL columns take the model default;
+    ``fixed`` values apply to every row). ``driver``: a dialect name, to get driver-ready values
+    for :func:`_executemany`; None: values for SQLAlchemy statements."""
     table = model.__table__
     fixed = fixed or {}
-    columns: dict[str, list[Any]] = {}
+    columns: Columns = {}
     n = len(frame)
     for col in table.columns:
         name = col.name
@@ -611,6 +620,12 @@ def _records(frame: pd.DataFrame, model: type, *, skip: tuple[str, ...] = ("id",
             default = _column_values(pd.Series([default]), col, driver)[0]
             values = [default if v is None else v for v in values]
         columns[name] = values
+    return columns
+
+
+def _records(frame: pd.DataFrame, model: type, **kwargs: Any) -> list[dict[str, Any]]:
+    """Like :func:`_columns`, one dict per row."""
+    columns = _columns(frame, model, **kwargs)
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
@@ -677,18 +692,17 @@ def _vector_matrix(frame: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype="<f4")
 
 
-def _vector_records(frame: pd.DataFrame, driver: str) -> list[dict[str, Any]]:
+def _vector_columns(frame: pd.DataFrame, driver: str) -> Columns:
     blob = _vector_matrix(frame).tobytes()
     base = frame.drop(columns=[c for c in ("vector", *VECTOR_COLUMNS) if c in frame.columns])
     blobs = [blob[i:i + VECTOR_BYTES] for i in range(0, len(blob), VECTOR_BYTES)]
-    return _records(base.assign(vector=blobs), SetupVector, fixed={"created_at": utc_now()},
+    return _columns(base.assign(vector=blobs), SetupVector, fixed={"created_at": utc_now()},
                     driver=driver)
 
 
-def _upsert_vector_records(conn: Connection, records: list[dict[str, Any]],
-                           present: set[str]) -> None:
+def _upsert_vector_columns(conn: Connection, columns: Columns, present: set[str]) -> None:
     outcome = tuple(c for c in _OUTCOME_COLUMNS if c in present)
-    _upsert(conn, SetupVector.__table__, records, _VECTOR_KEYS,
+    _upsert(conn, SetupVector.__table__, columns, _VECTOR_KEYS,
             ["setup", "side", "trend", "vol_regime", "vector"], keep=outcome)
 
 
@@ -705,10 +719,10 @@ def upsert_vectors(engine: Engine, rows: pd.DataFrame | list[dict[str, Any]]) ->
     frame = _as_frame(rows)
     if len(frame) == 0:
         return 0
-    records = _vector_records(frame, engine.dialect.name)
+    columns = _vector_columns(frame, engine.dialect.name)
     with write_transaction(engine) as conn:
-        _upsert_vector_records(conn, records, set(frame.columns))
-    return len(records)
+        _upsert_vector_columns(conn, columns, set(frame.columns))
+    return len(frame)
 
 
 def _outcome_updates(conn: Connection, table: sa.Table, frame: pd.DataFrame,
@@ -797,20 +811,20 @@ def load_vector_matrix(engine: Engine, *, interval: str | None = None, version: 
     if not rows:
         return _empty_vector_rows()
     n = len(rows)
-    columns = dict(zip([*fetched, "vector"], zip(*rows, strict=True), strict=True))
+    table = np.array(rows, dtype=object)  # (n, k): much cheaper than zip(*rows) for big k
+    del rows
+    columns = {name: table[:, j] for j, name in enumerate([*fetched, "vector"])}
     blob = b"".join(columns.pop("vector"))
     if len(blob) != n * VECTOR_BYTES:
         raise DatabaseError(f"Corrupt setup vectors in {describe_database(engine)}: expected "
                             f"{VECTOR_BYTES} bytes per row.")
     matrix = np.frombuffer(blob, dtype="<f4").reshape(n, VECTOR_DIM)
-    data: dict[str, Any] = {name: np.asarray(values, dtype=object)
-                            for name, values in columns.items()}
-    data["id"] = np.asarray(columns["id"], dtype=np.int64)
+    data: dict[str, Any] = dict(columns)
+    data["id"] = columns["id"].astype(np.int64)
     data["ts"] = _utc_index(columns["ts"])
     data["exit_ts"] = _utc_index(columns["exit_ts"])
-    data["realized_r"] = np.asarray(columns["realized_r"], dtype=np.float64)
-    data["hold_bars"] = pd.array(np.asarray(columns["hold_bars"], dtype=np.float64)).astype(
-        "Int64")
+    data["realized_r"] = pd.to_numeric(columns["realized_r"]).astype(np.float64)
+    data["hold_bars"] = pd.array(pd.to_numeric(columns["hold_bars"]), dtype="Int64")
     if interval is not None:
         data["interval"] = np.full(n, interval, dtype=object)
     data["version"] = np.full(n, version, dtype=object)
@@ -829,10 +843,23 @@ _SIGNAL_ALIASES = {"trend": "trend_label", "ts": "asof", "source": "data_source"
                    "rsi_14": "rsi14", "vector_version": "version"}
 
 
-def _vector_ids(conn: Connection, records: list[dict[str, Any]]) -> list[int | None]:
-    """Ids of the setup vectors with the keys of driver-ready ``records`` (None where none)."""
+def _allocate_ids(conn: Connection, table: sa.Table, n: int) -> list[int]:
+    """``n`` new primary keys for ``table``, in order, inside a write transaction: PostgreSQL
+    draws them from the id sequence (safe under concurrency); SQLite continues after the
+    largest id, safe because ``BEGIN IMMEDIATE`` holds the only write lock until commit."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            sa.text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                    "FROM generate_series(1, :n) ORDER BY 1"), {"table": table.name, "n": n})
+        return [int(r[0]) for r in rows]
+    last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+    return list(range(int(last) + 1, int(last) + 1 + n))
+
+
+def _vector_ids(conn: Connection, columns: Columns) -> list[int | None]:
+    """Ids of the setup vectors with the keys in driver-ready ``columns`` (None where none)."""
     t = SetupVector.__table__
-    keys = [(r["symbol"], r["interval"], r["ts"], r["version"]) for r in records]
+    keys = list(zip(*(columns[k] for k in _VECTOR_KEYS), strict=True))
     found: dict[tuple[Any, ...], int] = {}
     raw_ts = sa.type_coerce(t.c.ts, sa.types.NullType())
     for i in range(0, len(keys), 2000):
@@ -847,7 +874,8 @@ def _vector_ids(conn: Connection, records: list[dict[str, Any]]) -> list[int | N
 @_db_errors
 def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, *,
                    run_id: str | None = None) -> list[int]:
-    """Insert signals in one transaction and return their ids, in input order.
+    """Insert signals in one transaction (one driver executemany) and return their ids, in input
+    order.
 
     Each signal has the :class:`~swing_core.models.Signal` columns (``symbol`` and ``asof``, the
     UTC open time of the signal bar, are required; aliases: trend, ts, source); dict/list values of
@@ -865,21 +893,22 @@ def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame,
         frame["run_id"] = run_id
     with_vector = (frame["vector"].notna().to_numpy() if "vector" in frame.columns
                    else np.zeros(len(frame), dtype=bool))
-    records = _records(frame, Signal)
+    driver = engine.dialect.name
+    columns = _columns(frame, Signal, driver=driver)
     t = Signal.__table__
     with write_transaction(engine) as conn:
         if with_vector.any():
             vec_frame = frame.loc[with_vector].assign(ts=frame.loc[with_vector, "asof"])
             if "trend_label" in vec_frame.columns and "trend" not in vec_frame.columns:
                 vec_frame["trend"] = vec_frame["trend_label"]
-            vec_records = _vector_records(vec_frame, engine.dialect.name)
-            _upsert_vector_records(conn, vec_records, set(vec_frame.columns))
-            for pos, vid in zip(np.flatnonzero(with_vector), _vector_ids(conn, vec_records),
+            vec_columns = _vector_columns(vec_frame, driver)
+            _upsert_vector_columns(conn, vec_columns, set(vec_frame.columns))
+            for pos, vid in zip(np.flatnonzero(with_vector), _vector_ids(conn, vec_columns),
                                 strict=True):
-                records[pos]["vector_id"] = vid
-        stmt = sa.insert(t).returning(t.c.id, sort_by_parameter_order=True)
-        ids = conn.execute(stmt, records).scalars().all()
-    return [int(i) for i in ids]
+                columns["vector_id"][pos] = vid
+        ids = _allocate_ids(conn, t, len(frame))
+        _executemany(conn, sa.insert(t), {"id": ids, **columns})
+    return ids
 
 
 @_db_errors
@@ -1005,8 +1034,8 @@ def save_backtest_run(engine: Engine, run: dict[str, Any], trades: pd.DataFrame)
             conn.execute(sa.delete(t_trade).where(t_trade.c.run_id == run_id))
         frame = _as_frame(trades) if trades is not None else pd.DataFrame()
         if len(frame):
-            conn.execute(sa.insert(t_trade), _records(frame, BacktestTrade,
-                                                      fixed={"run_id": int(run_id)}))
+            _executemany(conn, sa.insert(t_trade), _columns(
+                frame, BacktestTrade, fixed={"run_id": int(run_id)}, driver=engine.dialect.name))
     return int(run_id)
 
 

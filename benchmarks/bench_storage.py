@@ -1,0 +1,252 @@
+"""Storage benchmark: batch writes vs one commit per row, vector upserts and matrix loads.
+
+Run: ``python benchmarks/bench_storage.py [--quick]``. Prints one JSON document.
+
+On SQLite (a fresh temporary file) and on PostgreSQL when reachable (``SWING_TEST_DATABASE_URL``
+or postgresql+psycopg://postgres@127.0.0.1:5432/test, in a fresh schema dropped afterwards):
+
+- 10,000 signals with ``db.record_signals`` (one transaction) vs the original's way, one ORM
+  session and commit per signal, measured in the same run (on the same engine: WAL,
+  synchronous=NORMAL, which makes the baseline *faster* than the original's rollback-journal
+  default, so the ratio is conservative). The baseline runs on ``--baseline-n`` signals (2,000 by
+  default) and is reported per signal and scaled to 10,000;
+- 100,000 setup vectors upserted (into an empty table, then again over existing keys);
+- 100,000 vectors of one interval loaded into a float32 matrix with all their metadata
+  (``db.load_vector_matrix(engine, interval="30m")``, as the backtest's pattern library loads
+  them), against the original's way: vectors as JSON text, decoded row by row.
+
+Medians of 3 repeats (1 for the per-commit baseline). Targets (SQLite; PostgreSQL reported
+against the same numbers): 10,000 signals ≤ 1 s and ≥ 20× the one-commit baseline; 100,000
+vectors upserted ≤ 3 s; loaded ≤ 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlmodel import Session  # noqa: E402
+
+from swing_core import db, models  # noqa: E402
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+N_SIGNALS = 10_000
+N_VECTORS = 100_000
+
+
+def _timed(func: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 4)
+
+
+def _signals(n: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(1)
+    asof = pd.date_range("2024-01-02 14:30", periods=n, freq="30min", tz="UTC")
+    symbols = np.array(["AAPL", "MSFT", "NVDA", "AMZN", "META"])[rng.integers(0, 5, n)]
+    close = 100 + rng.normal(size=n).cumsum()
+    return [
+        {"symbol": str(symbols[i]), "interval": "30m", "asof": asof[i].to_pydatetime(),
+         "data_source": "demo", "trend_label": "up", "ema_slope": 0.012, "rsi14": 61.0,
+         "price": float(close[i]), "setup": "momentum", "side": "long",
+         "entry": float(close[i]) + 0.2, "stop": float(close[i]) - 2.0,
+         "target": float(close[i]) + 4.0, "r_multiple": 1.9, "golden_pocket_low": 97.0,
+         "golden_pocket_high": 97.6, "fib_json": '{"golden_pocket_low": 97.0}',
+         "confidence": 0.61, "expected_r": 0.3, "expected_winrate": 0.52, "prior_n": 60,
+         "mtf_15m": "up", "mtf_1h": "sideways", "mtf_alignment": 1, "rs_sector": 1.02,
+         "rs_spy": 1.01, "time_bucket": "mid", "atr_pct": 0.011, "vol_regime": "M"}
+        for i in range(n)
+    ]
+
+
+def _vectors(n: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(n, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    ts = pd.date_range("2015-01-02 14:30", periods=n, freq="30min", tz="UTC")
+    frame = pd.DataFrame({
+        "symbol": np.array(["AAPL", "MSFT", "NVDA", "AMZN", "META"])[np.arange(n) % 5],
+        "interval": "30m", "ts": ts, "version": "v1", "setup": "momentum", "side": "long",
+        "trend": "up", "vol_regime": np.array(["L", "M", "H"])[np.arange(n) % 3],
+        "vector": list(matrix), "realized_r": rng.normal(0.1, 1.2, n), "exit_reason": "TIME",
+        "exit_ts": ts + pd.Timedelta(hours=26), "hold_bars": 26,
+    })
+    return frame, matrix
+
+
+def _clear(engine: sa.Engine, *tables: sa.Table) -> None:
+    with db.write_transaction(engine) as conn:
+        for table in tables:
+            conn.execute(sa.delete(table))
+
+
+def _one_commit_per_signal(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    """The original's way: a session, an add and a commit for every signal."""
+    for row in rows:
+        with Session(engine) as session:
+            session.add(models.Signal(**row))
+            session.commit()
+
+
+def _json_vector_baseline(engine: sa.Engine, matrix: np.ndarray) -> float:
+    """The original's way of keeping vectors: JSON text, decoded row by row on load."""
+    table = sa.Table(f"bench_json_vectors_{uuid.uuid4().hex[:6]}", sa.MetaData(),
+                     sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("vec_json", sa.Text))
+    table.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table), [{"vec_json": json.dumps(v.tolist())}
+                                            for v in matrix])
+
+        def load() -> np.ndarray:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(table.c.vec_json).order_by(table.c.id)).all()
+            return np.array([json.loads(r[0]) for r in rows], dtype=np.float32)
+
+        seconds = _timed(load)
+        assert load().shape == matrix.shape
+        return seconds
+    finally:
+        table.drop(engine)
+
+
+def bench_engine(engine: sa.Engine, *, baseline_n: int, repeats: int) -> dict[str, Any]:
+    db.init_db(engine)
+    signals = _signals(N_SIGNALS)
+    t_signals = models.Signal.__table__
+    t_vectors = models.SetupVector.__table__
+
+    batch = []
+    for _ in range(repeats):
+        _clear(engine, t_signals)
+        batch.append(_timed(lambda: db.record_signals(engine, signals)))
+    _clear(engine, t_signals)
+    baseline_s = _timed(lambda: _one_commit_per_signal(engine, signals[:baseline_n]))
+    _clear(engine, t_signals)
+    baseline_per_signal = baseline_s / baseline_n
+    batch_median = statistics.median(batch)
+
+    frame, matrix = _vectors(N_VECTORS)
+    inserted, updated, loads = [], [], []
+    for _ in range(repeats):
+        _clear(engine, t_signals, t_vectors)
+        inserted.append(_timed(lambda: db.upsert_vectors(engine, frame)))
+    for _ in range(repeats):
+        updated.append(_timed(lambda: db.upsert_vectors(engine, frame)))
+    for _ in range(repeats):  # per interval, as the pattern library loads it
+        loads.append(_timed(lambda: db.load_vector_matrix(engine, interval="30m")))
+    loaded = db.load_vector_matrix(engine, interval="30m")
+    assert loaded.matrix.shape == (N_VECTORS, 16) and loaded.matrix.dtype == np.float32
+    assert np.array_equal(loaded.matrix, matrix)
+    json_load_s = _json_vector_baseline(engine, matrix)
+    _clear(engine, t_vectors)
+
+    return {
+        "signals_batch_10k_s": _median(batch),
+        "signals_batch_runs_s": [round(v, 4) for v in batch],
+        "baseline_one_commit_per_signal": {
+            "n_signals": baseline_n, "seconds": round(baseline_s, 4),
+            "ms_per_signal": round(baseline_per_signal * 1e3, 4),
+            "scaled_to_10k_s": round(baseline_per_signal * N_SIGNALS, 3),
+        },
+        "batch_speedup_vs_one_commit": round(baseline_per_signal * N_SIGNALS / batch_median, 1),
+        "vectors_upsert_100k_insert_s": _median(inserted),
+        "vectors_upsert_100k_update_s": _median(updated),
+        "vectors_load_100k_s": _median(loads),
+        "vectors_load_runs_s": [round(v, 4) for v in loads],
+        "baseline_json_vectors_load_100k_s": round(json_load_s, 4),
+        "load_speedup_vs_json": round(json_load_s / statistics.median(loads), 1),
+    }
+
+
+def _targets(label: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = [
+        ("signals_batch_10k_s", result["signals_batch_10k_s"], "<=", 1.0),
+        ("batch_speedup_vs_one_commit", result["batch_speedup_vs_one_commit"], ">=", 20.0),
+        ("vectors_upsert_100k_insert_s", result["vectors_upsert_100k_insert_s"], "<=", 3.0),
+        ("vectors_upsert_100k_update_s", result["vectors_upsert_100k_update_s"], "<=", 3.0),
+        ("vectors_load_100k_s", result["vectors_load_100k_s"], "<=", 0.3),
+    ]
+    return [{"database": label, "metric": name, "value": value, "target": f"{op} {limit}",
+             "pass": bool(value <= limit if op == "<=" else value >= limit)}
+            for name, value, op, limit in checks]
+
+
+def _postgres(url: str, *, baseline_n: int, repeats: int) -> dict[str, Any]:
+    admin = db.make_engine(url)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        return {"skipped": f"PostgreSQL unreachable: {str(exc.orig).splitlines()[0]}"}
+    engine = db.make_engine(url, schema=schema)
+    try:
+        return {"database": db.describe_database(url), "schema": schema,
+                **bench_engine(engine, baseline_n=baseline_n, repeats=repeats)}
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline-n", type=int, default=2000,
+                        help="signals committed one by one for the baseline")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    report: dict[str, Any] = {
+        "benchmark": "storage",
+        "python": platform.python_version(), "sqlalchemy": sa.__version__,
+        "cpus": os.cpu_count(), "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        "repeats": args.repeats,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = db.make_engine(f"sqlite:///{Path(tmp) / 'bench.sqlite'}")
+        try:
+            report["sqlite"] = bench_engine(engine, baseline_n=args.baseline_n,
+                                            repeats=args.repeats)
+        finally:
+            engine.dispose()
+    targets = _targets("sqlite", report["sqlite"])
+    if args.no_postgres:
+        report["postgresql"] = {"skipped": "--no-postgres"}
+    else:
+        url = os.environ.get("SWING_TEST_DATABASE_URL", "").strip() or DEFAULT_PG_URL
+        report["postgresql"] = _postgres(url, baseline_n=args.baseline_n, repeats=args.repeats)
+        if "skipped" not in report["postgresql"]:
+            targets += _targets("postgresql", report["postgresql"])
+    report["targets"] = targets
+    report["all_sqlite_targets_pass"] = all(t["pass"] for t in targets
+                                            if t["database"] == "sqlite")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
