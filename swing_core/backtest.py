@@ -303,11 +303,9 @@ def prepare_symbol(bars: pd.DataFrame, *, symbol: str, config: BacktestConfig,
         "hold_bars": exits.hold_bars,
         "both_touched": exits.both_touched,
         "taken": taken,
+        **{col: rows[col].to_numpy(np.float32) for col in VECTOR_COLUMNS},
     })
     signals = signals.rename(columns={"atr14": "atr", "confidence": "base_confidence"})
-    vectors = rows[list(VECTOR_COLUMNS)].to_numpy(np.float32)
-    for j, col in enumerate(VECTOR_COLUMNS):
-        signals[col] = vectors[:, j]
     close = frame["close"].astype(float)
     in_close = close.iloc[first:]
     bh = (float(in_close.iloc[-1] / in_close.iloc[0] - 1.0) * 100 if len(in_close) else math.nan)
@@ -325,10 +323,25 @@ def _symbol_task(payload: tuple[str, pd.DataFrame, BacktestConfig]) -> SymbolPas
 # --------------------------------------------------------------------------- priors
 
 
+def _naive_utc(values: pd.Series) -> np.ndarray:
+    """tz-aware UTC timestamps as datetime64[ns] (UTC wall time), NaT kept."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
 def _library_from_signals(signals: pd.DataFrame) -> OutcomeLibrary:
-    exited = signals[signals["exit_pos"].to_numpy() >= 0]
-    return OutcomeLibrary.from_frame(exited.assign(known_at=exited["exit_ts"]),
-                                     list(VECTOR_COLUMNS))
+    """Every signal with an outcome, known at its exit bar's close (sorted by that time)."""
+    rows = np.flatnonzero(signals["exit_pos"].to_numpy() >= 0)
+    known = _naive_utc(signals["exit_ts"])[rows]
+    rows = rows[np.argsort(known, kind="stable")]
+    return OutcomeLibrary(
+        vectors=np.ascontiguousarray(signals[list(VECTOR_COLUMNS)].to_numpy(np.float32)[rows]),
+        known_at=_naive_utc(signals["exit_ts"])[rows],
+        realized_r=signals["realized_r"].to_numpy(float)[rows],
+        hold_bars=signals["hold_bars"].to_numpy(np.int64)[rows],
+        exit_reason=signals["exit_reason"].to_numpy(object)[rows],
+        symbol=signals["symbol"].astype(str).to_numpy(object)[rows],
+        vol_regime=signals["vol_regime"].astype(str).to_numpy(object)[rows],
+    )
 
 
 def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
@@ -347,29 +360,33 @@ def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
     sub = signals.iloc[rows]
     queries = PriorQueries(
         vectors=np.ascontiguousarray(sub[list(VECTOR_COLUMNS)].to_numpy(np.float32)),
-        asof=sub["asof"].dt.tz_convert("UTC").dt.tz_localize(None)
-        .to_numpy(dtype="datetime64[ns]"),
+        asof=_naive_utc(sub["asof"]),
         symbol=sub["symbol"].astype(str).to_numpy(object),
         vol_regime=sub["vol_regime"].astype(str).to_numpy(object),
     )
     priors = prior_fn(queries, lib, params)
-    out = signals.copy()
+    columns: dict[str, np.ndarray] = {}
     for col in PRIOR_COLUMNS:
         values = priors[col].to_numpy()
-        full = np.full(len(out), np.nan if values.dtype.kind in "fiu" else None,
-                       dtype=float if values.dtype.kind in "fiu" else object)
+        numeric = values.dtype.kind in "fiub"
+        full = np.full(len(signals), np.nan if numeric else None,
+                       dtype=float if numeric else object)
         full[rows] = values
-        out[col] = full
-    out["prior_n"] = np.nan_to_num(out["prior_n"].to_numpy(float)).astype(np.int64)
-    interval_bpd = None
-    if "asof" in out and len(out):
-        interval_bpd = _bars_per_day_of(out)
-    out["prior_median_hold_days"] = (out["prior_median_hold_bars"] / interval_bpd
-                                     if interval_bpd else np.nan)
-    out["confidence"] = blend_confidence(out["base_confidence"].to_numpy(float),
-                                         out["prior_avg_r"].to_numpy(float),
-                                         out["prior_n"].to_numpy(), params=params)
-    return out
+        columns[col] = full
+    columns["prior_n"] = np.nan_to_num(columns["prior_n"]).astype(np.int64)
+    bars_per_day = _bars_per_day_of(signals) if len(signals) else None
+    columns["prior_median_hold_days"] = (columns["prior_median_hold_bars"] / bars_per_day
+                                         if bars_per_day else np.full(len(signals), np.nan))
+    columns["confidence"] = blend_confidence(signals["base_confidence"].to_numpy(float),
+                                             columns["prior_avg_r"], columns["prior_n"],
+                                             params=params)
+    return _with_columns(signals, columns)
+
+
+def _with_columns(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``frame`` plus (or with replaced) ``columns``, in one concat (no per-column inserts)."""
+    kept = frame.drop(columns=[c for c in columns if c in frame.columns])
+    return pd.concat([kept, pd.DataFrame(columns, index=frame.index)], axis=1)
 
 
 def _bars_per_day_of(signals: pd.DataFrame) -> int | None:
@@ -381,13 +398,13 @@ def _bars_per_day_of(signals: pd.DataFrame) -> int | None:
 
 
 def _no_priors(signals: pd.DataFrame) -> pd.DataFrame:
-    out = signals.copy()
-    for col in PRIOR_COLUMNS:
-        out[col] = np.nan if col != "prior_scope" else None
-    out["prior_n"] = 0
-    out["prior_median_hold_days"] = np.nan
-    out["confidence"] = out["base_confidence"]
-    return out
+    n = len(signals)
+    columns = {col: np.full(n, np.nan) for col in PRIOR_COLUMNS}
+    columns["prior_scope"] = np.full(n, None, dtype=object)
+    columns["prior_n"] = np.zeros(n, np.int64)
+    columns["prior_median_hold_days"] = np.full(n, np.nan)
+    columns["confidence"] = signals["base_confidence"].to_numpy(float)
+    return _with_columns(signals, columns)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ PRIOR_COLUMNS: tuple[str, ...] = (
     "prior_profit_factor", "prior_median_hold_bars", "prior_n_stop", "prior_n_target",
     "prior_n_time", "expected_r", "prior_scope",
 )
-_BLOCK_CELLS = 4_000_000  # similarity cells per block (float64: 32 MB)
+_BLOCK_CELLS = 1_000_000  # similarity cells per block at most (float64: 8 MB)
+_BLOCK_ROWS = (16, 64)  # queries per block (bounds; small blocks track the growing prefix)
 
 
 @dataclass(frozen=True)
@@ -134,17 +135,18 @@ def _select(q: np.ndarray, asof: np.ndarray, lib_vec: np.ndarray, lib_known: np.
     if kk == n:
         idx = np.broadcast_to(np.arange(n), (m, n)).copy()
         return idx, np.take_along_axis(sims, idx, axis=1) > -np.inf
-    idx = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+    np.negative(sims, out=sims)  # smallest first: the k nearest are the k smallest
+    idx = np.argpartition(sims, kk - 1, axis=1)[:, :kk]
     top = np.take_along_axis(sims, idx, axis=1)
-    kth = top.min(axis=1)
+    kth = top.max(axis=1)
     tied_all = (sims == kth[:, None]).sum(axis=1)
     tied_top = (top == kth[:, None]).sum(axis=1)
-    for i in np.flatnonzero((tied_all > tied_top) & (kth > -np.inf)):
+    for i in np.flatnonzero((tied_all > tied_top) & (kth < np.inf)):
         row = sims[i]
-        above = np.flatnonzero(row > kth[i])
+        above = np.flatnonzero(row < kth[i])
         tied = np.flatnonzero(row == kth[i])[: kk - above.size]
         idx[i] = np.concatenate([above, tied])
-    return idx, np.take_along_axis(sims, idx, axis=1) > -np.inf
+    return idx, np.take_along_axis(sims, idx, axis=1) < np.inf
 
 
 def _neighbours(queries: PriorQueries, library: OutcomeLibrary, rows: np.ndarray, k: int
@@ -160,7 +162,8 @@ def _neighbours(queries: PriorQueries, library: OutcomeLibrary, rows: np.ndarray
     start = 0
     while start < order.size:
         known_n = np.searchsorted(library.known_at, queries.asof[order[start]], side="right")
-        block = int(np.clip(_BLOCK_CELLS // max(int(known_n), 1), 64, 512))
+        # small blocks: the visible prefix grows with time, so each block scans less
+        block = int(np.clip(_BLOCK_CELLS // max(int(known_n), 1), *_BLOCK_ROWS))
         chunk = order[start:start + block]
         prefix = int(np.searchsorted(library.known_at, queries.asof[chunk].max(), side="right"))
         idx, valid = _select(queries.vectors[chunk], queries.asof[chunk],

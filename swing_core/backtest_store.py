@@ -2,8 +2,9 @@
 
 A run row holds the configuration (``params_json``, ``settings_json``), the statistics,
 breakdowns, calibration bins and equity curve (``metrics_json``), the look-ahead report
-(``lookahead_json``); its trades go to ``backtest_trades``. Timestamps are stored as ISO text
-(UTC) and durations as pandas Timedelta text, both restored on load.
+(``lookahead_json``); its trades go to ``backtest_trades``. Statistics' timestamps are stored
+as ISO text (UTC) and durations as pandas Timedelta text, both restored on load; the equity
+curve as epoch milliseconds (UTC bar labels), equity values and 0/1 exposure.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ def _equity_json(equity: pd.DataFrame) -> dict[str, list[Any]]:
         step = math.ceil(len(equity) / _MAX_EQUITY_POINTS)
         keep = np.unique(np.r_[np.arange(0, len(equity), step), len(equity) - 1])
         equity = equity.iloc[keep]
-    return {"ts": [t.isoformat() for t in equity.index],
-            "equity": [_plain(v) for v in equity["Equity"].tolist()],
-            "exposed": [bool(v) for v in equity["Exposed"].tolist()]}
+    values = equity["Equity"].to_numpy(float)
+    return {"ts_ms": (equity.index.asi8 // 1_000_000).tolist(),
+            "equity": np.where(np.isfinite(values), values, 0.0).tolist(),
+            "exposed": equity["Exposed"].to_numpy(bool).astype(int).tolist()}
 
 
 def _trades_for_storage(trades: pd.DataFrame) -> pd.DataFrame:
@@ -131,8 +133,9 @@ def load_result(engine: Any, run_hash: str) -> Any:
     settings["params"] = run.get("params") or {}
     config = BacktestConfig.from_dict(settings)
     metrics = run.get("metrics") or {}
-    eq = metrics.get("equity") or {"ts": [], "equity": [], "exposed": []}
-    equity_index = pd.DatetimeIndex(pd.to_datetime(eq["ts"], utc=True), name="ts")
+    eq = metrics.get("equity") or {"ts_ms": [], "equity": [], "exposed": []}
+    equity_index = pd.DatetimeIndex(pd.to_datetime(np.asarray(eq["ts_ms"], np.int64), unit="ms",
+                                                   utc=True), name="ts")
     values = pd.Series(eq["equity"], index=equity_index, dtype=float)
     peak = values.cummax()
     equity = pd.DataFrame({"Equity": values, "DrawdownPct": 1 - values / peak,

@@ -121,18 +121,24 @@ def breakdown(trades: pd.DataFrame, by: str) -> pd.DataFrame:
     columns = ["# Trades", "Win Rate [%]", "Avg. R", "Total R", "PnL [$]", "Profit Factor"]
     if trades.empty or by not in trades:
         return pd.DataFrame(columns=columns)
-    frame = trades.assign(_win=trades["pnl"] > 0,
-                          _gain=trades["pnl"].clip(lower=0), _loss=-trades["pnl"].clip(upper=0))
-    grouped = frame.groupby(by, sort=True)
-    out = pd.DataFrame({
-        "# Trades": grouped.size(),
-        "Win Rate [%]": grouped["_win"].mean() * 100,
-        "Avg. R": grouped["realized_r"].mean(),
-        "Total R": grouped["realized_r"].sum(),
-        "PnL [$]": grouped["pnl"].sum(),
-        "Profit Factor": grouped["_gain"].sum() / grouped["_loss"].sum().replace(0, np.nan),
-    })
-    out.index.name = by
+    codes, groups = pd.factorize(trades[by].astype(str), sort=True)
+    m = len(groups)
+    pnl = trades["pnl"].to_numpy(float)
+    r = trades["realized_r"].to_numpy(float)
+    count = np.bincount(codes, minlength=m)
+    total_r = np.bincount(codes, weights=r, minlength=m)
+    gains = np.bincount(codes, weights=np.clip(pnl, 0, None), minlength=m)
+    losses = np.bincount(codes, weights=-np.clip(pnl, None, 0), minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame({
+            "# Trades": count,
+            "Win Rate [%]": np.bincount(codes, weights=(pnl > 0).astype(float), minlength=m)
+            / count * 100,
+            "Avg. R": total_r / count,
+            "Total R": total_r,
+            "PnL [$]": np.bincount(codes, weights=pnl, minlength=m),
+            "Profit Factor": np.where(losses > 0, gains / losses, np.nan),
+        }, index=pd.Index(groups, name=by))
     return out
 
 

@@ -75,7 +75,7 @@ def test_batch_priors_match_a_plain_loop(seed: int, n_lib: int, k: int, min_regi
     has = want["prior_n"] > 0
     for col in [c for c in want.columns if c not in ("prior_n", "prior_scope")]:
         np.testing.assert_allclose(got.loc[has, col].to_numpy(float),
-                                   want.loc[has, col].to_numpy(float), err_msg=col)
+                                   want.loc[has, col].to_numpy(float), atol=1e-12, err_msg=col)
     exp = got["prior_win_rate"] * got["prior_avg_win_r"].fillna(0) + (
         1 - got["prior_win_rate"]) * got["prior_avg_loss_r"].fillna(0)
     np.testing.assert_allclose(got.loc[has, "expected_r"], exp[has])
