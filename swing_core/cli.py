@@ -44,8 +44,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                      engine=services["engine"], offline=args.offline or None,
                      prior_provider=services["prior_provider"])
     payload = signal.model_dump(mode="json", exclude={"vector"})
-    if signal.is_demo:
-        payload["notes"] = ["DEMO DATA: synthetic bars, not the market"] + payload["notes"]
+    if signal.is_demo and not any("DEMO" in note for note in payload["notes"]):
+        payload["notes"].insert(0, "DEMO DATA: synthetic bars, not the market.")
     print(json.dumps(payload, indent=2))
     return 0
 
