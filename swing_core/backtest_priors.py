@@ -12,13 +12,18 @@ rows the query could not see, and similarities are rounded to 1e-9 so BLAS block
 different-sized matrix cannot flip a choice: recomputing on truncated data gives identical
 priors (the look-ahead check relies on it).
 
-Pluggable: the backtest takes any ``PriorFn`` with the signature of :func:`knn_priors`.
+Pluggable: the backtest takes any ``PriorFn`` with the signature of :func:`knn_priors`;
+:func:`pattern_index_priors` adapts ``swing_core.patterns.PatternIndex.query_many`` (the
+library engineer's index, e.g. loaded from the database) to it. Both follow the same rules; the
+pattern index re-normalizes stored vectors, so neighbours whose similarities differ by less
+than ~1e-7 may be ordered differently at the k-th place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +37,7 @@ __all__ = [
     "PriorQueries",
     "blend_confidence",
     "knn_priors",
+    "pattern_index_priors",
 ]
 
 PRIOR_COLUMNS: tuple[str, ...] = (
@@ -256,3 +262,43 @@ def blend_confidence(confidence: np.ndarray, prior_avg_r: np.ndarray, prior_n: n
     blended = np.where(np.asarray(prior_n) > 0, (1 - w) * confidence + w * prior_term,
                        confidence)
     return np.clip(blended, 0.0, 1.0)
+
+
+def pattern_index_priors(index: Any = None, *, interval: str | None = None) -> PriorFn:
+    """A :data:`PriorFn` answered by ``swing_core.patterns.PatternIndex.query_many``.
+
+    ``index``: a PatternIndex (its stored rows are searched point in time too), or None for an
+    empty one; the run's own outcomes go in as ``extra`` rows on each call."""
+    from swing_core.patterns import PatternIndex
+
+    pattern_index = index if index is not None else PatternIndex(interval=interval)
+
+    def prior_fn(queries: PriorQueries, library: OutcomeLibrary, params: StrategyParams
+                 ) -> pd.DataFrame:
+        known = pd.to_datetime(library.known_at).tz_localize("UTC")
+        extra = pd.DataFrame({
+            "symbol": library.symbol, "ts": known, "exit_ts": known,
+            "realized_r": library.realized_r, "hold_bars": library.hold_bars,
+            "exit_reason": library.exit_reason, "vol_regime": library.vol_regime,
+            "interval": pattern_index.interval or interval or "",
+            **{f"vec_{j:02d}": library.vectors[:, j] for j in range(library.vectors.shape[1])},
+        })
+        batch = pattern_index.query_many(
+            queries.vectors, pd.to_datetime(queries.asof).tz_localize("UTC"), queries.symbol,
+            queries.vol_regime, params=params, extra=extra)
+        frame = batch.to_frame()
+        out = pd.DataFrame({
+            "prior_n": frame["n"].to_numpy(np.int64),
+            "prior_win_rate": frame["win_rate"], "prior_avg_r": frame["avg_r"],
+            "prior_avg_win_r": frame["avg_win_r"], "prior_avg_loss_r": frame["avg_loss_r"],
+            "prior_profit_factor": frame["profit_factor"].replace(np.inf, np.nan),
+            "prior_median_hold_bars": frame["median_hold_bars"],
+            "expected_r": frame["expected_r"], "prior_scope": frame["scope"].to_numpy(object),
+        })
+        for reason in ("STOP", "TARGET", "TIME"):
+            column = f"exit_{reason}"
+            out[f"prior_n_{reason.lower()}"] = (frame[column].to_numpy(np.int64)
+                                                if column in frame else 0)
+        return out[list(PRIOR_COLUMNS)]
+
+    return prior_fn

@@ -86,3 +86,20 @@ def test_blend_confidence() -> None:
     out = blend_confidence(np.array([0.5, 0.5, 0.9]), np.array([1.0, np.nan, 10.0]),
                            np.array([5, 0, 5]), params=params)
     np.testing.assert_allclose(out, [0.6 * 0.5 + 0.4 * 0.75, 0.5, 0.6 * 0.9 + 0.4 * 1.0])
+
+
+def test_the_pattern_index_adapter_agrees_with_the_batch_kernel() -> None:
+    from swing_core.backtest import BacktestConfig, walk_forward
+    from swing_core.backtest_priors import pattern_index_priors
+    from swing_core.market import demo_bars
+
+    bars = demo_bars("AAPL", "1d", 900, end="2025-06-30")
+    config = BacktestConfig(interval="1d")
+    ours = walk_forward(bars, symbol="AAPL", config=config).trades
+    theirs = walk_forward(bars, symbol="AAPL", config=config,
+                          prior_fn=pattern_index_priors(interval="1d")).trades
+    same_n = (ours["prior_n"].to_numpy() == theirs["prior_n"].to_numpy()).mean()
+    assert same_n >= 0.99  # ties within ~1e-7 may fall differently (re-normalized vectors)
+    close = np.isclose(ours["prior_avg_r"], theirs["prior_avg_r"], rtol=1e-5, equal_nan=True)
+    assert close.mean() >= 0.99
+    assert (ours["prior_scope"].to_numpy() == theirs["prior_scope"].to_numpy()).all()
