@@ -1,0 +1,92 @@
+"""Storage: the engine factory, schema versions (Alembic), the bar cache, setup vectors, signals
+and backtest runs. Import everything from here (``from swing_core import db``).
+
+- SQLite by default: one file under ``SWING_DATA_DIR`` (``data/swingdesk.sqlite``), created on
+  first use, in WAL mode with ``synchronous=NORMAL``, a busy timeout and foreign keys on. Write
+  transactions start with ``BEGIN IMMEDIATE`` so that two processes writing at once queue on the
+  busy timeout instead of failing with "database is locked".
+- PostgreSQL when ``SWING_DATABASE_URL`` is a ``postgresql`` URL (driver: psycopg 3), with a
+  connection pool sized by the ``SWING_DB_*`` settings.
+
+Every public function raises :class:`~swing_core.errors.DatabaseError` with a message naming the
+database (host or file, never the password) when it cannot be reached or used. Functions that
+touch tables bring the schema up to date first (once per engine), see :func:`init_db`.
+Batch writes run in one transaction each: a batch that fails half-way leaves no rows behind.
+Bulk writes go through the driver's executemany with driver-ready values (no per-row ORM or
+SQLAlchemy processing); bulk reads decode whole columns with numpy/pandas.
+
+Modules: ``core`` (engines, errors, migrations), ``bars``, ``vectors``, ``signals``,
+``backtests``; ``_convert`` holds the frame <-> row helpers they share.
+"""
+
+from __future__ import annotations
+
+from swing_core.db.backtests import (
+    StoredBacktest,
+    list_backtest_runs,
+    load_backtest_run,
+    save_backtest_run,
+)
+from swing_core.db.bars import (
+    BAR_COLUMNS,
+    bar_cache_summary,
+    delete_bars,
+    load_bars,
+    upsert_bars,
+)
+from swing_core.db.core import (
+    PG_CONNECT_TIMEOUT_S,
+    SQLITE_BUSY_TIMEOUT_S,
+    DatabaseStatus,
+    alembic_config,
+    database_status,
+    describe_database,
+    dispose_engines,
+    get_engine,
+    init_db,
+    make_engine,
+    migration_lock,
+    write_transaction,
+)
+from swing_core.db.signals import list_signals, record_signals, set_signal_outcomes
+from swing_core.db.vectors import (
+    VECTOR_COLUMNS,
+    VectorRows,
+    load_vector_matrix,
+    set_vector_outcomes,
+    upsert_vectors,
+)
+from swing_core.models import metadata
+
+__all__ = [
+    "BAR_COLUMNS",
+    "PG_CONNECT_TIMEOUT_S",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "VECTOR_COLUMNS",
+    "DatabaseStatus",
+    "StoredBacktest",
+    "VectorRows",
+    "alembic_config",
+    "bar_cache_summary",
+    "database_status",
+    "delete_bars",
+    "describe_database",
+    "dispose_engines",
+    "get_engine",
+    "init_db",
+    "list_backtest_runs",
+    "list_signals",
+    "load_backtest_run",
+    "load_bars",
+    "load_vector_matrix",
+    "make_engine",
+    "metadata",
+    "migration_lock",
+    "record_signals",
+    "save_backtest_run",
+    "set_signal_outcomes",
+    "set_vector_outcomes",
+    "upsert_bars",
+    "upsert_vectors",
+    "write_transaction",
+]

@@ -1,0 +1,244 @@
+"""Row conversion between pandas frames and driver-ready values, and bulk statement helpers."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from swing_core.models import (
+    UTCDateTime,
+)
+
+# --------------------------------------------------------------------------- time helpers
+
+
+def _utc_index(values: Any) -> pd.DatetimeIndex:
+    """Timestamps read back from either dialect (SQLite text or datetime objects), as UTC."""
+    if len(values) == 0:
+        return pd.DatetimeIndex([], tz="UTC")
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, int):  # epoch microseconds (see _raw_ts)
+        return pd.DatetimeIndex(pd.to_datetime(np.asarray(values, dtype="float64"), unit="us",
+                                               utc=True))
+    if isinstance(first, str):
+        return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601"))
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+
+
+def _utc_stamp(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _py_datetimes(index: Any) -> list[Any]:
+    """UTC python datetimes (None for NaT) for binding."""
+    idx = pd.DatetimeIndex(index)
+    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    out = idx.to_pydatetime().tolist()
+    return [None if pd.isna(v) else v for v in out] if idx.hasnans else out
+
+
+def _raw_ts(column: Any, engine: Engine) -> Any:
+    """A timestamp column for bulk reads: SQLite's stored text as is; on PostgreSQL integer
+    microseconds since the epoch (much cheaper to fetch than one datetime object per row)."""
+    if engine.dialect.name == "postgresql":
+        micros = sa.cast(sa.func.extract("epoch", column) * 1_000_000, sa.BigInteger)
+        return sa.type_coerce(micros, sa.types.NullType()).label(column.key)
+    return _raw(column)
+
+
+def _raw(column: Any) -> Any:
+    """Select a column without its Python-side result processing (bulk reads convert whole
+    columns with pandas instead)."""
+    return sa.type_coerce(column, sa.types.NullType()).label(column.key)
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT (with ``on_conflict_do_update``) for ``table``."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _driver_datetimes(series: Any, dialect_name: str) -> list[Any]:
+    """UTC timestamps as the driver stores them (no per-row SQLAlchemy processing): SQLite text
+    in SQLAlchemy's own format (``YYYY-MM-DD HH:MM:SS.ffffff``, naive UTC, so text order is time
+    order and equality holds), PostgreSQL aware datetimes. None for NaT."""
+    idx = pd.DatetimeIndex(pd.to_datetime(series, utc=True, format="mixed"))
+    if dialect_name != "sqlite":
+        return _py_datetimes(idx)
+    text = np.datetime_as_string(idx.tz_localize(None).to_numpy("datetime64[us]"), unit="us")
+    out = np.char.replace(text, "T", " ").tolist()
+    if idx.hasnans:
+        out = [None if missing else v for v, missing in zip(out, idx.isna(), strict=True)]
+    return out
+
+
+#: Column name -> driver-ready values, one per row (see ``_columns``).
+Columns = dict[str, list[Any]]
+
+_NAMED_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def _executemany(conn: Connection, stmt: Any, columns: Columns, *,
+                 chunk: int = 20_000) -> None:
+    """Run ``stmt`` (an INSERT) for every row through the driver's executemany (sqlite3: a C
+    loop; psycopg 3: pipeline mode, no round trip per row), with plain tuples: no per-row
+    SQLAlchemy parameter processing, so values must already be driver-ready (``_columns``)."""
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=names, for_executemany=True)
+    sql = str(compiled)
+    if compiled.positional:
+        order = list(compiled.positiontup)
+    else:  # pyformat (psycopg): switch to positional %s so rows can stay tuples
+        order = _NAMED_PARAM.findall(sql)
+        sql = _NAMED_PARAM.sub("%s", sql)
+    if set(order) - set(names):
+        raise ValueError(f"missing values for {sorted(set(order) - set(names))}")
+    rows = list(zip(*(columns[name] for name in order), strict=True))
+    for i in range(0, len(rows), chunk):
+        conn.exec_driver_sql(sql, rows[i:i + chunk])
+
+
+def _upsert(conn: Connection, table: sa.Table, columns: Columns, keys: list[str],
+            update: list[str], *, keep: tuple[str, ...] = ()) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` as one executemany: columns in ``update`` take
+    the new value; columns in ``keep`` take it only when it is not NULL (a known value is never
+    erased)."""
+    stmt = _insert(conn, table)
+    set_ = {c: stmt.excluded[c] for c in update}
+    set_.update({c: sa.func.coalesce(stmt.excluded[c], table.c[c]) for c in keep})
+    _executemany(conn, stmt.on_conflict_do_update(index_elements=keys, set_=set_), columns)
+
+
+# --------------------------------------------------------------------------- record conversion
+
+
+def _model_default(model: type, name: str) -> Any:
+    """The SQLModel field default of ``name`` (None when it has none)."""
+    info = model.model_fields.get(name)
+    if info is None:
+        return None
+    if info.default_factory is not None:
+        return info.default_factory()
+    return None if info.is_required() else info.default
+
+
+def _column_values(series: pd.Series, column: sa.Column, driver: str | None = None) -> list[Any]:
+    """One column of a frame as plain Python values for binding: None for NaN/NaT/None, UTC
+    datetimes (driver-ready for dialect ``driver`` when given), ints, floats, bools, strings
+    (dicts and lists JSON-encoded), bytes."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        if driver is not None:
+            return _driver_datetimes(series, driver)
+        return _py_datetimes(pd.to_datetime(series, utc=True, format="mixed"))
+    if isinstance(kind, sa.Float):
+        floats = pd.to_numeric(series, errors="coerce").astype("float64").tolist()
+        return [None if v != v else v for v in floats]
+    if isinstance(kind, sa.Boolean):
+        return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else bool(v)
+                for v in series.tolist()]
+    if isinstance(kind, sa.Integer):
+        floats = pd.to_numeric(series, errors="coerce").astype("float64").tolist()
+        return [None if v != v else int(v) for v in floats]
+    if isinstance(kind, sa.LargeBinary):
+        return [None if v is None else bytes(v) for v in series.tolist()]
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=False) == "string":
+        return series.tolist()  # fast path: plain strings, no missing values
+    out: list[Any] = []
+    for v in series.tolist():
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            out.append(None)
+        elif isinstance(v, dict | list | tuple):
+            out.append(json.dumps(v, default=str))
+        else:
+            out.append(str(v))
+    return out
+
+
+def _columns(frame: pd.DataFrame, model: type, *, skip: tuple[str, ...] = ("id",),
+             fixed: dict[str, Any] | None = None, driver: str | None = None) -> Columns:
+    """Column-wise values of ``frame`` for every column of ``model``'s table (unknown frame
+    columns are ignored; missing or NULL values of NOT NULL columns take the model default;
+    ``fixed`` values apply to every row). ``driver``: a dialect name, to get driver-ready values
+    for :func:`_executemany`; None: values for SQLAlchemy statements."""
+    table = model.__table__
+    fixed = fixed or {}
+    columns: Columns = {}
+    n = len(frame)
+    for col in table.columns:
+        name = col.name
+        if name in skip:
+            continue
+        if name in fixed:
+            columns[name] = _column_values(pd.Series([fixed[name]]), col, driver) * n
+            continue
+        values = (_column_values(frame[name], col, driver) if name in frame.columns
+                  else [None] * n)
+        if not col.nullable and any(v is None for v in values):
+            default = _model_default(model, name)
+            if default is None:
+                raise ValueError(f"{table.name}: column {name!r} is required but missing.")
+            default = _column_values(pd.Series([default]), col, driver)[0]
+            values = [default if v is None else v for v in values]
+        columns[name] = values
+    return columns
+
+
+def _records(frame: pd.DataFrame, model: type, **kwargs: Any) -> list[dict[str, Any]]:
+    """Like :func:`_columns`, one dict per row."""
+    columns = _columns(frame, model, **kwargs)
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _as_frame(rows: pd.DataFrame | list[dict[str, Any]] | dict[str, Any]) -> pd.DataFrame:
+    if isinstance(rows, pd.DataFrame):
+        return rows.reset_index(drop=True)
+    if isinstance(rows, dict):
+        rows = [rows]
+    return pd.DataFrame(list(rows))
+
+
+def _read_frame(conn: Connection, stmt: Any, table: sa.Table) -> pd.DataFrame:
+    """Run ``stmt`` (selecting ``table``'s columns, timestamps raw) into a frame with UTC
+    timestamp columns and nullable numbers as float NaN."""
+    result = conn.execute(stmt)
+    names = list(result.keys())
+    df = pd.DataFrame(result.all(), columns=names)
+    for name in names:
+        if name in table.c and isinstance(table.c[name].type, UTCDateTime):
+            df[name] = _utc_index(df[name].tolist())
+    return df
+
+
+def _select_table(table: sa.Table) -> Any:
+    return sa.select(*[_raw(c) if isinstance(c.type, UTCDateTime) else c for c in table.columns])
+
+
+def _outcome_updates(conn: Connection, table: sa.Table, frame: pd.DataFrame,
+                     keys: list[str], values: dict[str, list[Any]]) -> int:
+    """Executemany ``UPDATE table SET values WHERE keys`` (keys bound as ``k_<name>``)."""
+    if len(frame) == 0:
+        return 0
+    key_values = {k: _column_values(frame[k], table.c[k]) for k in keys}
+    stmt = (sa.update(table)
+            .where(*[table.c[k] == sa.bindparam(f"k_{k}") for k in keys])
+            .values({c: sa.bindparam(c) for c in values}))
+    params = [
+        {**{f"k_{k}": key_values[k][i] for k in keys}, **{c: v[i] for c, v in values.items()}}
+        for i in range(len(frame))
+    ]
+    result = conn.execute(stmt, params)
+    return int(result.rowcount) if result.rowcount is not None and result.rowcount >= 0 else 0

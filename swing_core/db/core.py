@@ -1,0 +1,307 @@
+"""Engines (SQLite WAL / PostgreSQL pool), clear database errors, schema versions (Alembic)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.url import URL
+
+from swing_core.config import get_settings
+from swing_core.errors import DatabaseError
+
+#: Seconds a SQLite writer waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Seconds to wait for a PostgreSQL server to accept a connection.
+PG_CONNECT_TIMEOUT_S = 5
+
+_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_engines: dict[tuple[str, str | None, int], Engine] = {}
+_engines_lock = threading.Lock()
+_migrated: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose schema is at head
+_migrate_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- URLs and errors
+
+
+def _parse_url(url: str | URL) -> URL:
+    """Parse ``url`` and pin the psycopg 3 driver for PostgreSQL URLs."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise DatabaseError(
+            f"The database URL is not valid ({exc.__class__.__name__}). Set SWING_DATABASE_URL to "
+            "e.g. postgresql+psycopg://user:password@host:5432/dbname, or unset it to use SQLite."
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed
+    raise DatabaseError(
+        f"Unsupported database {backend!r} in SWING_DATABASE_URL: SwingDesk supports SQLite "
+        "(the default) and PostgreSQL (postgresql+psycopg://…)."
+    )
+
+
+def describe_database(url: str | URL | Engine | None = None) -> str:
+    """Name the database for messages: ``SQLite file /path/x.sqlite`` or
+    ``PostgreSQL postgres@host:5432/db``. Never contains the password."""
+    if isinstance(url, Engine):
+        url = url.url
+    if url is None:
+        url = get_settings().effective_database_url
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except Exception:
+        return "an unparseable database URL"
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        db = parsed.database or ""
+        return "SQLite in memory" if db in ("", ":memory:") else f"SQLite file {db}"
+    user = f"{parsed.username}@" if parsed.username else ""
+    port = f":{parsed.port}" if parsed.port else ""
+    name = "PostgreSQL" if backend in ("postgresql", "postgres") else backend
+    return f"{name} {user}{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+
+
+def _reason(exc: BaseException, url: URL | None) -> str:
+    """The driver's first message line, with any password scrubbed out."""
+    orig = getattr(exc, "orig", None) or exc
+    text = (str(orig).strip().splitlines() or [orig.__class__.__name__])[0]
+    if url is not None and url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def _database_error(exc: BaseException, engine_or_url: Engine | URL | None) -> DatabaseError:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url
+    where = describe_database(url) if url is not None else "the database"
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        hint = (
+            "Check that the server is running and SWING_DATABASE_URL is right."
+            if url is not None and url.get_backend_name() != "sqlite"
+            else "Check that the file's folder is writable (SWING_DATA_DIR) and not on a "
+            "network share."
+        )
+        return DatabaseError(f"Cannot use {where}: {_reason(exc, url)}. {hint}")
+    return DatabaseError(f"Database error on {where}: {_reason(exc, url)}.")
+
+
+def _db_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn SQLAlchemy/driver errors escaping ``func`` into one clear DatabaseError."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            engine = args[0] if args and isinstance(args[0], Engine) else None
+            raise _database_error(exc, engine) from exc
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL + synchronous=NORMAL + busy timeout + foreign keys; explicit BEGIN so that write
+    transactions can take the write lock up front (``BEGIN IMMEDIATE``)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            if engine.url.database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | URL | None = None, *, schema: str | None = None) -> Engine:
+    """A new (uncached) engine for ``url`` (default: the settings' database).
+
+    ``schema`` (PostgreSQL only) sets the connection's ``search_path``: tables, the Alembic
+    version table and queries all live in that schema (tests use a random one). Nothing connects
+    yet; a failing connection raises DatabaseError on first use.
+    """
+    settings = get_settings()
+    parsed = _parse_url(url if url is not None else settings.effective_database_url)
+    if parsed.get_backend_name() == "sqlite":
+        if schema:
+            raise DatabaseError("A schema can only be chosen on PostgreSQL, not on SQLite.")
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            path = Path(db).expanduser()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"Cannot create the folder of SQLite file {path}: {exc.strerror}. Set "
+                    "SWING_DATA_DIR to a writable folder."
+                ) from None
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        )
+        _sqlite_setup(engine)
+        return engine
+    connect_args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    if schema:
+        connect_args["options"] = f"-csearch_path={schema}"
+    return sa.create_engine(
+        parsed,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=settings.db_pool_recycle_s,
+        connect_args=connect_args,
+    )
+
+
+def get_engine(url: str | URL | None = None, *, schema: str | None = None) -> Engine:
+    """The shared engine for ``url`` (default: ``SWING_DATABASE_URL`` or the SQLite file under
+    ``SWING_DATA_DIR``), cached per URL, schema and process (an engine is never reused across a
+    fork)."""
+    if url is None:
+        url = get_settings().effective_database_url
+    key = (str(url) if isinstance(url, str) else url.render_as_string(hide_password=False),
+           schema, os.getpid())
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = make_engine(url, schema=schema)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's connections and forget them (tests, shutdown)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            _migrated.discard(engine)
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one write transaction: committed on success, rolled back on any
+    error (no partial batch survives). On SQLite it starts with ``BEGIN IMMEDIATE``, which
+    waits (busy timeout) for another process's write instead of failing later."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def alembic_config(connection: Connection | None = None, *, url: str | None = None) -> Any:
+    """An Alembic ``Config`` pointing at ``swing_core/migrations`` (works from any working
+    directory and when installed). ``connection`` is handed to ``env.py``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS_DIR).replace("%", "%%"))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migration_lock(conn: Connection) -> None:
+    """Serialize schema upgrades: on PostgreSQL a transaction-scoped advisory lock per schema;
+    on SQLite the ``BEGIN IMMEDIATE`` of the surrounding transaction already holds the write
+    lock. Call inside the migration transaction, before reading the current revision."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtext('swingdesk-migrate:' || current_schema()))"
+        )
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """Where the database is and whether its schema is at the code's head revision."""
+
+    description: str
+    dialect: str
+    current_revision: str | None
+    head_revision: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current_revision == self.head_revision
+
+
+@_db_errors
+def database_status(engine: Engine) -> DatabaseStatus:
+    """Connect and report the schema revision (does not change anything)."""
+    with engine.connect() as conn:
+        current = _current_revision(conn)
+    return DatabaseStatus(describe_database(engine), engine.dialect.name, current,
+                          _head_revision())
+
+
+@_db_errors
+def init_db(engine: Engine | None = None) -> str | None:
+    """Bring the schema up to date (Alembic ``upgrade head``); idempotent and cheap when
+    already current. Concurrent callers in several processes are serialized (SQLite write lock
+    / PostgreSQL advisory lock): one upgrades, the others find it done. Returns the revision."""
+    engine = engine if engine is not None else get_engine()
+    head = _head_revision()
+    with engine.connect() as conn:
+        current = _current_revision(conn)
+    if current != head:
+        from alembic import command
+
+        with write_transaction(engine) as conn:
+            migration_lock(conn)
+            command.upgrade(alembic_config(conn), "head")
+    with _migrate_lock:
+        _migrated.add(engine)
+    return head
+
+
+def _ready(engine: Engine) -> None:
+    """Upgrade the schema once per engine before the first table access."""
+    if engine not in _migrated:
+        init_db(engine)

@@ -1,0 +1,181 @@
+"""Signals (the journal's rows): batch inserts, listing, evaluated outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from swing_core.db._convert import (
+    Columns,
+    _as_frame,
+    _column_values,
+    _columns,
+    _executemany,
+    _outcome_updates,
+    _raw,
+    _read_frame,
+    _select_table,
+    _utc_index,
+    _utc_stamp,
+)
+from swing_core.db.core import _db_errors, _ready, write_transaction
+from swing_core.db.vectors import (
+    _VECTOR_KEYS,
+    _upsert_vector_columns,
+    _vector_columns,
+    _vector_outcome_values,
+)
+from swing_core.models import (
+    SetupVector,
+    Signal,
+)
+
+# --------------------------------------------------------------------------- signals
+
+#: Friendlier input names accepted by record_signals.
+_SIGNAL_ALIASES = {"trend": "trend_label", "ts": "asof", "source": "data_source",
+                   "rsi_14": "rsi14", "vector_version": "version"}
+
+
+def _allocate_ids(conn: Connection, table: sa.Table, n: int) -> list[int]:
+    """``n`` new primary keys for ``table``, in order, inside a write transaction: PostgreSQL
+    draws them from the id sequence (safe under concurrency); SQLite continues after the
+    largest id, safe because ``BEGIN IMMEDIATE`` holds the only write lock until commit."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            sa.text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                    "FROM generate_series(1, :n) ORDER BY 1"), {"table": table.name, "n": n})
+        return [int(r[0]) for r in rows]
+    last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+    return list(range(int(last) + 1, int(last) + 1 + n))
+
+
+def _vector_ids(conn: Connection, columns: Columns) -> list[int | None]:
+    """Ids of the setup vectors with the keys in driver-ready ``columns`` (None where none)."""
+    t = SetupVector.__table__
+    keys = list(zip(*(columns[k] for k in _VECTOR_KEYS), strict=True))
+    found: dict[tuple[Any, ...], int] = {}
+    raw_ts = sa.type_coerce(t.c.ts, sa.types.NullType())
+    for i in range(0, len(keys), 2000):
+        chunk = keys[i:i + 2000]
+        stmt = sa.select(t.c.id, t.c.symbol, t.c.interval, raw_ts, t.c.version).where(
+            sa.tuple_(t.c.symbol, t.c.interval, raw_ts, t.c.version).in_(chunk))
+        for vid, *key in conn.execute(stmt):
+            found[tuple(key)] = vid
+    return [found.get(k) for k in keys]
+
+
+@_db_errors
+def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, *,
+                   run_id: str | None = None) -> list[int]:
+    """Insert signals in one transaction (one driver executemany) and return their ids, in input
+    order.
+
+    Each signal has the :class:`~swing_core.models.Signal` columns (``symbol`` and ``asof``, the
+    UTC open time of the signal bar, are required; aliases: trend, ts, source); dict/list values of
+    ``*_json`` columns are JSON-encoded. ``run_id`` overrides the rows' run id (default "live").
+    A signal carrying a ``vector`` (16 floats) also upserts its setup vector (key: symbol,
+    interval, asof, version) in the same transaction and links it through ``vector_id``."""
+    _ready(engine)
+    frame = _as_frame(signals).rename(columns=_SIGNAL_ALIASES)
+    if len(frame) == 0:
+        return []
+    for required in ("symbol", "asof"):
+        if required not in frame.columns or frame[required].isna().any():
+            raise ValueError(f"record_signals: every signal needs {required!r}.")
+    if run_id is not None:
+        frame["run_id"] = run_id
+    with_vector = (frame["vector"].notna().to_numpy() if "vector" in frame.columns
+                   else np.zeros(len(frame), dtype=bool))
+    driver = engine.dialect.name
+    columns = _columns(frame, Signal, driver=driver)
+    t = Signal.__table__
+    with write_transaction(engine) as conn:
+        if with_vector.any():
+            vec_frame = frame.loc[with_vector].assign(ts=frame.loc[with_vector, "asof"])
+            if "trend_label" in vec_frame.columns and "trend" not in vec_frame.columns:
+                vec_frame["trend"] = vec_frame["trend_label"]
+            vec_columns = _vector_columns(vec_frame, driver)
+            _upsert_vector_columns(conn, vec_columns, set(vec_frame.columns))
+            for pos, vid in zip(np.flatnonzero(with_vector), _vector_ids(conn, vec_columns),
+                                strict=True):
+                columns["vector_id"][pos] = vid
+        ids = _allocate_ids(conn, t, len(frame))
+        _executemany(conn, sa.insert(t), {"id": ids, **columns})
+    return ids
+
+
+@_db_errors
+def list_signals(engine: Engine, *, symbol: str | None = None, since: Any = None,
+                 until: Any = None, trend: str | None = None, evaluated: bool | None = None,
+                 run_id: str | None = "live", interval: str | None = None,
+                 limit: int | None = 1000) -> pd.DataFrame:
+    """Stored signals, newest ``asof`` first, filtered by symbol, signal-bar time (``since`` <=
+    asof <= ``until``, UTC), trend label, evaluation state and run id (None: every run).
+    Columns: every :class:`~swing_core.models.Signal` column, timestamps tz-aware UTC."""
+    _ready(engine)
+    t = Signal.__table__
+    stmt = _select_table(t)
+    if symbol is not None:
+        stmt = stmt.where(t.c.symbol == symbol)
+    if interval is not None:
+        stmt = stmt.where(t.c.interval == interval)
+    if since is not None:
+        stmt = stmt.where(t.c.asof >= _utc_stamp(since).to_pydatetime())
+    if until is not None:
+        stmt = stmt.where(t.c.asof <= _utc_stamp(until).to_pydatetime())
+    if trend is not None:
+        stmt = stmt.where(t.c.trend_label == trend)
+    if evaluated is not None:
+        stmt = stmt.where(t.c.evaluated == evaluated)
+    if run_id is not None:
+        stmt = stmt.where(t.c.run_id == run_id)
+    stmt = stmt.order_by(t.c.asof.desc(), t.c.id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        df = _read_frame(conn, stmt, t)
+    for col in ("realized_r", "exit_price"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+@_db_errors
+def set_signal_outcomes(engine: Engine, outcomes: pd.DataFrame) -> int:
+    """Store evaluated outcomes on signals and on their setup vectors, in one transaction.
+
+    ``outcomes``: ``id`` (signal id), exit_reason, exit_price, exit_ts (UTC close time of the exit
+    bar), realized_r, hold_bars; ``evaluated`` defaults to True. The vector is the one linked by
+    ``vector_id``, else the one keyed (symbol, interval, asof, "v1"). Returns signals updated."""
+    _ready(engine)
+    frame = _as_frame(outcomes)
+    if len(frame) == 0:
+        return 0
+    if "evaluated" not in frame.columns:
+        frame = frame.assign(evaluated=True)
+    t = Signal.__table__
+    values = {c: _column_values(frame[c], t.c[c]) if c in frame.columns else [None] * len(frame)
+              for c in ("evaluated", "exit_reason", "exit_price", "exit_ts", "realized_r",
+                        "hold_bars")}
+    with write_transaction(engine) as conn:
+        updated = _outcome_updates(conn, t, frame, ["id"], values)
+        ids = [int(i) for i in frame["id"]]
+        links = pd.DataFrame(
+            conn.execute(sa.select(t.c.id, t.c.vector_id, t.c.symbol, t.c.interval,
+                                   _raw(t.c.asof)).where(t.c.id.in_(ids))).all(),
+            columns=["id", "vector_id", "symbol", "interval", "asof"])
+        merged = frame.drop(columns=["symbol", "interval", "vector_id"], errors="ignore").merge(
+            links, on="id")
+        linked = merged[merged["vector_id"].notna()]
+        linked = linked.assign(id=linked["vector_id"].astype("int64")).reset_index(drop=True)
+        _outcome_updates(conn, SetupVector.__table__, linked, ["id"],
+                         _vector_outcome_values(linked))
+        unlinked = merged[merged["vector_id"].isna()].reset_index(drop=True)
+        unlinked = unlinked.assign(ts=_utc_index(unlinked["asof"].tolist()), version="v1")
+        _outcome_updates(conn, SetupVector.__table__, unlinked, _VECTOR_KEYS,
+                         _vector_outcome_values(unlinked))
+    return updated
