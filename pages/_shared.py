@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import runpy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,10 +61,30 @@ def page_exists(key: str) -> bool:
     return key in PAGE_FILES and (_ROOT / PAGE_FILES[key]).is_file()
 
 
+def require_router() -> None:
+    """Call first in every page file: make sure the page runs inside app.py (sidebar, shared
+    state, navigation).
+
+    Streamlit treats a folder named ``pages`` next to the entry point as a v1 multipage app until
+    ``st.navigation`` has run in the process: a session whose first request is a sub-page URL
+    (and every AppTest run after the first) would run the page file alone. Then run app.py here,
+    in this same script run (widget values and clicks are kept), and stop the bare run.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    runpy.run_path(str(_ROOT / "app.py"), run_name="__main__")
+    st.stop()
+
+
 # --------------------------------------------------------------------------- text safety
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+#: Markdown / Streamlit-directive characters that could format or link user text: escaping them
+#: (and "[" in particular, which every link, image and colour directive needs) keeps it plain.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~$|#])")
 
 
 def plain(text: Any) -> str:

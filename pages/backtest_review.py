@@ -15,6 +15,8 @@ from pages import _shared as ui
 from swing_core import charts, views
 from swing_core.config import INTERVALS, StrategyParams
 
+ui.require_router()
+
 _RESULT = "bt_result"
 _HEADLINE = (("Return [%]", "{:+.1f} %"), ("Sharpe Ratio", "{:.2f}"),
              ("Max. Drawdown [%]", "{:.1f} %"), ("Win Rate [%]", "{:.0f} %"),

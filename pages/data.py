@@ -13,6 +13,8 @@ from swing_core import charts, views
 from swing_core.config import INTERVALS
 from swing_core.errors import MarketDataError
 
+ui.require_router()
+
 _MAX_MB = views.MAX_UPLOAD_BYTES // (1024 * 1024)
 
 

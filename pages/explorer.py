@@ -11,6 +11,8 @@ from pages import _shared as ui
 from swing_core import charts, views
 from swing_core.config import YAHOO_MAX_DAYS, StrategyParams, get_settings
 
+ui.require_router()
+
 LOOKBACK_OPTIONS = ("auto", "10", "20", "30", "59", "90", "180", "365", "730", "1825")
 _TONE_COLOR = {"good": "green", "bad": "red", "neutral": "gray"}
 

@@ -8,6 +8,8 @@ import streamlit as st
 from pages import _shared as ui
 from swing_core import views
 
+ui.require_router()
+
 _LINKS = (
     ("explorer", "Signal Explorer", ":material/candlestick_chart:",
      "one symbol: chart, plan, context, pattern prior"),

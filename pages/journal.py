@@ -13,6 +13,8 @@ from pages import _shared as ui
 from swing_core import charts, views
 from swing_core.config import INTERVALS
 
+ui.require_router()
+
 _STATUS = {"all": None, "pending": False, "evaluated": True}
 _TRENDS = ("any", "strong_up", "up", "sideways", "down", "strong_down")
 

@@ -11,6 +11,8 @@ import streamlit as st
 from pages import _shared as ui
 from swing_core import views
 
+ui.require_router()
+
 _TABLE_KEY = "scan_table"
 
 
@@ -119,6 +121,12 @@ def _results(scan: dict) -> None:
     )
     st.caption("Click a row to open the symbol in the Signal Explorer; click a column header "
                "to sort.")
+    cols = st.columns([2, 2, 6])
+    pick = cols[0].selectbox("Open in the Explorer", list(shown["symbol"]), key="scan_open_pick",
+                             label_visibility="collapsed")
+    cols[1].button(f"Open {pick}", key="scan_open", icon=":material/open_in_new:",
+                   on_click=ui.request_switch, args=("explorer",),
+                   kwargs={"symbol": pick, "interval": interval})
     st.download_button("Download CSV", views.to_csv_bytes(shown),
                        file_name=f"swingdesk_scan_{interval}.csv", mime="text/csv",
                        key="scan_csv", icon=":material/download:")

@@ -1,0 +1,143 @@
+"""Signal Explorer and Scanner pages on demo data (AppTest, in-process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from swing_core import db, views
+
+ROOT = Path(__file__).resolve().parent.parent
+WATCHLIST = ["AAPL", "MSFT", "QQQ"]
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("SWING_OFFLINE", "1")
+    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
+    for name in ("SWING_DATABASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    views.save_watchlist(WATCHLIST)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["lookback"] = "20"  # keep the demo frames small
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def table_with(at: AppTest, *columns: str):
+    for frame in at.dataframe:
+        if all(c in frame.value.columns for c in columns):
+            return frame.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+# --------------------------------------------------------------------------- explorer
+
+
+def test_explorer_shows_plan_chart_cards_and_demo_label(app: AppTest) -> None:
+    at = open_page(app, "pages/explorer.py")
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Signal Explorer · AAPL 30m"
+    labels = [m.label for m in at.metric]
+    for label in ("Trend", "Setup", "Confidence", "R", "Entry", "Stop", "Target"):
+        assert label in labels
+    charts = at.get("plotly_chart")
+    assert charts, "the price chart is drawn"
+    assert any("DEMO DATA" in w.value for w in at.warning)
+    headers = [s.value for s in at.subheader]
+    assert {"Trend and setup", "Pattern prior", "Advisor"} <= set(headers)
+    chips = [m.value for m in at.markdown if "-badge[" in m.value]
+    for label in ("MTF", "RS sector", "RS SPY", "Volatility", "Session"):
+        assert any(f"[{label}:" in chip for chip in chips), (label, chips)
+
+
+def test_explorer_symbol_and_lookback_changes_change_the_view(app: AppTest) -> None:
+    at = open_page(app, "pages/explorer.py")
+    price_aapl = metric(at, "Entry"), metric(at, "Trend")
+    bars_caption = [c.value for c in at.caption if "bars analysed" in c.value]
+    at.text_input(key="symbol").set_value("msft").run()
+    assert not at.exception
+    assert at.title[0].value == "Signal Explorer · MSFT 30m"
+    assert (metric(at, "Entry"), metric(at, "Trend")) != price_aapl or \
+        at.get("plotly_chart")[0].proto.spec != ""
+    at.select_slider(key="lookback").set_value("59").run()
+    assert not at.exception
+    longer = [c.value for c in at.caption if "bars analysed" in c.value]
+    assert longer and bars_caption and longer != bars_caption
+
+
+def test_explorer_saves_the_signal_to_the_journal(app: AppTest, tmp_path: Path) -> None:
+    at = open_page(app, "pages/explorer.py")
+    at.button(key="save_journal").click().run()
+    assert not at.exception
+    assert any("Saved signal #1" in s.value for s in at.success)
+    stored = db.list_signals(db.get_engine())
+    assert list(stored["symbol"]) == ["AAPL"] and list(stored["data_source"]) == ["demo"]
+    assert stored["vector_id"].notna().all(), "the setup vector joins the library"
+
+
+def test_explorer_cache_source_without_bars_says_what_to_do(app: AppTest) -> None:
+    at = open_page(app, "pages/explorer.py")
+    at.selectbox(key="source").set_value("cache").run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "No cached 30m bars for AAPL" in message and "Data page" in message
+
+
+# --------------------------------------------------------------------------- scanner
+
+
+def test_scanner_empty_state_then_scan_filter_and_csv(app: AppTest) -> None:
+    at = open_page(app, "pages/scanner.py")
+    assert any("Press **Scan**" in i.value for i in at.info)
+    at.button(key="run_scan").click().run()
+    assert not at.exception and not at.error
+    table = table_with(at, "symbol", "confidence", "expected_winrate", "data_source")
+    assert sorted(table["symbol"]) == sorted(WATCHLIST)
+    assert set(table["data_source"]) == {"demo"}
+    assert list(table["confidence"]) == sorted(table["confidence"], reverse=True)
+    assert any("DEMO DATA" in w.value for w in at.warning)
+    assert at.get("download_button")
+    wanted = table["side"].iloc[0]
+    at.multiselect(key="f_side").set_value([wanted]).run()
+    filtered = table_with(at, "symbol", "confidence", "expected_winrate")
+    assert set(filtered["side"]) == {wanted} and len(filtered) <= len(table)
+    at.slider(key="f_conf").set_value(1.0).run()
+    assert any("No symbol matches" in i.value for i in at.info)
+
+
+def test_scanner_opens_a_symbol_in_the_explorer(app: AppTest) -> None:
+    at = open_page(app, "pages/scanner.py")
+    at.button(key="run_scan").click().run()
+    at.selectbox(key="scan_open_pick").set_value("QQQ").run()
+    at.button(key="scan_open").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Signal Explorer · QQQ 30m"
+
+
+def test_scanner_watchlist_edits_are_validated_and_saved(app: AppTest) -> None:
+    at = open_page(app, "pages/scanner.py")
+    at.session_state["watchlist_editor"] = {
+        "edited_rows": {}, "added_rows": [{"symbol": "tsla"}, {"symbol": "bad symbol!"}],
+        "deleted_rows": [0],
+    }
+    at.run()
+    at.button(key="save_watchlist").click().run()
+    assert not at.exception
+    assert any("not a valid ticker" in w.value for w in at.warning)
+    assert views.load_watchlist() == ["MSFT", "QQQ", "TSLA"]
