@@ -3,10 +3,14 @@ when SWING_TEST_DATABASE_URL is set)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swing_core import db
 from swing_core.errors import DatabaseError
@@ -74,6 +78,23 @@ def test_bad_urls_are_database_errors(tmp_path) -> None:
         db.make_engine(f"sqlite:///{blocker}/sub/x.sqlite")
 
 
+def test_postgres_pool_settings_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("SWING_DB_POOL_SIZE", "3")
+    monkeypatch.setenv("SWING_DB_MAX_OVERFLOW", "7")
+    monkeypatch.setenv("SWING_DB_POOL_RECYCLE_S", "600")
+    engine = db.make_engine("postgres://u:p@db.example/swing")  # nothing connects yet
+    assert engine.url.drivername == "postgresql+psycopg"
+    assert engine.pool.size() == 3 and engine.pool._max_overflow == 7
+    assert engine.pool._recycle == 600 and engine.pool._pre_ping
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "garbage.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DatabaseError, match="garbage.sqlite"):
+        db.init_db(db.make_engine(f"sqlite:///{path}"))
+
+
 # --------------------------------------------------------------------------- bars
 
 
@@ -113,6 +134,28 @@ def test_bar_cache_summary_and_delete(db_engine: sa.Engine) -> None:
     assert db.delete_bars(db_engine, symbol="AAPL") == 5
     assert db.delete_bars(db_engine) == 3
     assert len(db.bar_cache_summary(db_engine)) == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    stamps=st.lists(st.datetimes(min_value=dt.datetime(1990, 1, 1),
+                                 max_value=dt.datetime(2100, 1, 1)),
+                    min_size=1, max_size=20, unique=True),
+    price=st.floats(min_value=1e-6, max_value=1e9, allow_nan=False),
+)
+def test_bar_timestamps_and_prices_roundtrip_exactly(tmp_path_factory, stamps, price) -> None:
+    """Microsecond timestamps survive the driver-level text format SQLite stores."""
+    path = tmp_path_factory.mktemp("prop") / "p.sqlite"
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        idx = pd.DatetimeIndex(sorted(stamps), tz="UTC", name="ts")
+        bars = pd.DataFrame({"open": price, "high": price, "low": price, "close": price,
+                             "volume": 1.0}, index=idx)
+        db.upsert_bars(engine, "P", "1d", bars, source="file")
+        loaded = db.load_bars(engine, "P", "1d", start=idx[0], end=idx[-1])
+        pd.testing.assert_frame_equal(loaded, bars, check_freq=False)
+    finally:
+        engine.dispose()
 
 
 def test_naive_index_is_taken_as_utc(db_engine: sa.Engine) -> None:
