@@ -350,8 +350,10 @@ def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
     """Priors for ``signals[rows]`` (default: taken signals) from outcomes known at each one's
     as-of time: every exited signal of ``signals`` (all symbols) plus ``library``.
 
-    Returns ``signals`` with PRIOR_COLUMNS, ``prior_win_rate`` (the predicted win rate),
-    ``prior_median_hold_days`` and ``confidence`` (base confidence blended with the prior)."""
+    Returns ``signals`` with PRIOR_COLUMNS, ``prior_win_rate`` (the predicted win rate:
+    the neighbours' win rate, isotonic-calibrated point in time once enough outcomes are known),
+    ``prior_win_rate_raw`` (uncalibrated), ``prior_median_hold_days`` and ``confidence`` (base
+    confidence blended with the prior)."""
     prior_fn = prior_fn or knn_priors
     own = _library_from_signals(signals)
     lib = own.concat(library) if library is not None and len(library) else own
@@ -380,7 +382,44 @@ def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
     columns["confidence"] = blend_confidence(signals["base_confidence"].to_numpy(float),
                                              columns["prior_avg_r"], columns["prior_n"],
                                              params=params)
+    columns["prior_win_rate_raw"] = columns["prior_win_rate"]
+    columns["prior_win_rate"] = _calibrated_win_rate(
+        columns["prior_win_rate"], signals, rows, min_samples=params.calibration_min_samples)
     return _with_columns(signals, columns)
+
+
+def _calibrated_win_rate(raw: np.ndarray, signals: pd.DataFrame, rows: np.ndarray, *,
+                         min_samples: int, growth: float = 1.25) -> np.ndarray:
+    """STRATEGY.md: once ``min_samples`` (predicted, realized) pairs are known, the predicted win
+    rate is calibrated with isotonic regression on them. Point in time: the signal at as-of t
+    uses a fit on pairs whose outcome was known by t. Refitted whenever the known pairs have
+    grown by ``growth`` (a signal uses the newest fit made from pairs all known by its as-of,
+    so it never needs a refit per signal). Returns ``raw`` with the calibrated values."""
+    from sklearn.isotonic import IsotonicRegression
+
+    out = raw.copy()
+    exited = signals["exit_pos"].to_numpy() >= 0
+    pairs = rows[np.isfinite(raw[rows]) & exited[rows]]
+    if pairs.size < min_samples:
+        return out
+    known_at = _naive_utc(signals["exit_ts"])[pairs]
+    order = np.argsort(known_at, kind="stable")
+    pairs, known_at = pairs[order], known_at[order]
+    wins = (signals["realized_r"].to_numpy(float)[pairs] > 0).astype(float)
+    queries = rows[np.isfinite(raw[rows])]
+    n_known = np.searchsorted(known_at, _naive_utc(signals["asof"])[queries], side="right")
+    sizes = [min_samples]
+    while sizes[-1] * growth < pairs.size:
+        sizes.append(int(math.ceil(sizes[-1] * growth)))
+    sizes = np.array(sizes)
+    fit_of = np.searchsorted(sizes, n_known, side="right") - 1  # newest fit all known by then
+    for j in np.unique(fit_of[fit_of >= 0]):
+        size = int(sizes[j])
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        model.fit(raw[pairs[:size]], wins[:size])
+        use = queries[fit_of == j]
+        out[use] = model.predict(raw[use])
+    return out
 
 
 def _with_columns(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -403,6 +442,7 @@ def _no_priors(signals: pd.DataFrame) -> pd.DataFrame:
     columns["prior_scope"] = np.full(n, None, dtype=object)
     columns["prior_n"] = np.zeros(n, np.int64)
     columns["prior_median_hold_days"] = np.full(n, np.nan)
+    columns["prior_win_rate_raw"] = np.full(n, np.nan)
     columns["confidence"] = signals["base_confidence"].to_numpy(float)
     return _with_columns(signals, columns)
 
@@ -766,7 +806,8 @@ def lookahead_check(bars: Mapping[str, pd.DataFrame], *, config: BacktestConfig,
     cut_labels = []
     plan_cols = ["setup", "side", "entry", "stop", "target", "base_confidence",
                  *VECTOR_COLUMNS]
-    prior_cols = [c for c in PRIOR_COLUMNS if c != "prior_scope"] + ["confidence"]
+    prior_cols = [c for c in PRIOR_COLUMNS if c != "prior_scope"] + ["confidence",
+                                                                     "prior_win_rate_raw"]
     trade_cols = ["fill_pos", "fill_price", "exit_pos", "exit_price", "exit_reason",
                   "realized_r", "both_touched", "qty", "pnl", "portfolio_status"]
     for fraction in cuts:

@@ -219,3 +219,15 @@ def test_runs_are_saved_reloaded_listed_and_served_from_storage(daily, sqlite_en
     # different data, different hash
     changed = {**daily, "AAPL": daily["AAPL"].assign(close=daily["AAPL"]["close"] * 1.0001)}
     assert data_fingerprint(changed["AAPL"]) != data_fingerprint(daily["AAPL"])
+
+
+def test_predicted_win_rate_is_calibrated_point_in_time(daily) -> None:
+    trades = walk_forward(daily["AAPL"], symbol="AAPL", config=_cfg()).trades
+    has = trades["prior_win_rate_raw"].notna()
+    raw, cal = trades.loc[has, "prior_win_rate_raw"], trades.loc[has, "prior_win_rate"]
+    # fewer than 50 outcomes known: uncalibrated; later: isotonic values in [0, 1]
+    known = [(trades["exit_ts"] <= a).sum() for a in trades.loc[has, "asof"]]
+    early = np.array(known) < 50
+    assert early.any() and (~early).any()
+    np.testing.assert_allclose(cal[early], raw[early])
+    assert cal[~early].between(0, 1).all() and (cal[~early] != raw[~early]).any()
