@@ -18,14 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from swing_core import market
-from swing_core.config import (
-    BARS_PER_DAY,
-    INTERVAL_DELTA,
-    Settings,
-    StrategyParams,
-    get_settings,
-    validate_interval,
-)
+from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams, validate_interval
 from swing_core.errors import SwingError
 from swing_core.features import VECTOR_COLUMNS, VECTOR_VERSION
 from swing_core.frame import MTF_INTERVALS, FrameContext, build_signal_frame, min_bars_required
@@ -315,9 +308,11 @@ def load_context(
     lookback_days: int | None,
     engine: Any = None,
     offline: bool | None = None,
+    main_source: str = "demo",
 ) -> tuple[FrameContext, list[str]]:
     """Benchmark and other-timeframe bars for ``symbol``; what cannot be had is left out and
-    noted (the signal then carries NaN relative strength / zero alignment)."""
+    noted (the signal then carries NaN relative strength / zero alignment).  Demo context is
+    never mixed into a signal computed on real bars (``main_source`` other than "demo")."""
     notes: list[str] = []
     wanted: dict[str, tuple[str, str]] = {}
     if symbol != params.sector_symbol:
@@ -331,12 +326,18 @@ def load_context(
     got: dict[str, pd.DataFrame] = {}
     for key, (other_symbol, other_interval) in wanted.items():
         try:
-            got[key] = market.fetch_bars(
+            bars = market.fetch_bars(
                 other_symbol, other_interval, lookback_days=lookback_days, engine=engine,
                 offline=offline,
             )
         except SwingError as exc:
             notes.append(f"{other_symbol} {other_interval} unavailable ({exc}); left out")
+            continue
+        if bars.attrs.get("source") == "demo" and main_source != "demo":
+            notes.append(f"{other_symbol} {other_interval}: only demo bars available; left out "
+                         "so that synthetic prices never mix with real ones")
+            continue
+        got[key] = bars
     context = FrameContext(
         sector=got.get("sector"),
         market=got.get("market"),
@@ -374,24 +375,25 @@ def analyze(
     engine: Any = None,
     offline: bool | None = None,
     prior_provider: PriorProvider | None = None,
-    settings: Settings | None = None,
+    provider: Any = None,
 ) -> Signal:
     """Analyze ``symbol`` on ``interval`` bars: the signal of its last bar.
 
-    Bars come through the bar cache (Yahoo, or demo data when offline — the signal says which).
-    Raises ``MarketDataError`` for an unknown symbol, no data or too few bars.
+    Bars come through the bar cache (Yahoo, or demo data when offline — the signal says which),
+    or from ``provider`` (e.g. ``market.FileProvider`` for the user's CSV/Parquet file).
+    Raises ``MarketDataError`` for an unknown symbol, no data, a malformed file or too few bars.
     """
     params = params or StrategyParams()
-    settings = settings or get_settings()
     validate_interval(interval)
     symbol = market.normalize_symbol(symbol)
     lookback = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
-    bars = market.fetch_bars(symbol, interval, lookback_days=lookback, engine=engine,
-                             offline=offline)
     needed = min_bars_required(params)
+    bars = market.fetch_bars(symbol, interval, lookback_days=None if provider else lookback,
+                             engine=engine, offline=offline, provider=provider)
     market.validate_bars(bars, symbol=symbol, interval=interval, min_bars=needed)
     context, notes = load_context(symbol, interval, params=params, lookback_days=lookback,
-                                  engine=engine, offline=offline)
+                                  engine=engine, offline=offline,
+                                  main_source=str(bars.attrs.get("source", "")))
     notes = list(bars.attrs.get("notes", [])) + notes
     frame = build_signal_frame(bars, params=params, interval=interval, context=context)
     return analyze_frame(frame, symbol=symbol, interval=interval, params=params,

@@ -40,9 +40,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from swing_core.agent import analyze
 
     services = _services(args)
+    provider = None
+    if args.file:
+        from swing_core.market import FileProvider
+
+        provider = FileProvider(args.file)
     signal = analyze(args.symbol, args.interval, lookback_days=args.lookback_days,
                      engine=services["engine"], offline=args.offline or None,
-                     prior_provider=services["prior_provider"])
+                     prior_provider=services["prior_provider"], provider=provider)
     payload = signal.model_dump(mode="json", exclude={"vector"})
     if signal.is_demo and not any("DEMO" in note for note in payload["notes"]):
         payload["notes"].insert(0, "DEMO DATA: synthetic bars, not the market.")
@@ -76,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     analyze_parser = sub.add_parser("analyze", help="analyze one symbol and print its signal")
     analyze_parser.add_argument("symbol")
+    analyze_parser.add_argument("--file", default=None,
+                                help="analyze your own CSV or Parquet bars instead of Yahoo's")
     _add_common(analyze_parser)
     analyze_parser.set_defaults(func=cmd_analyze)
     scan_parser = sub.add_parser("scan", help="scan symbols and print a ranked table")

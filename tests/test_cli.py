@@ -58,3 +58,56 @@ def test_bad_input_gives_one_clean_message(tmp_path, args, env, expected):
     assert done.stderr.startswith("error: ")
     assert expected.lower() in done.stderr.lower()
     assert "s3cret" not in done.stderr
+
+
+def _daily_csv(path: Path, n: int = 120, *, mutate=None) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.bdate_range("2024-01-02", periods=n)
+    close = 100 + np.cumsum(np.random.default_rng(0).normal(0, 1, n))
+    frame = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Open": close, "High": close + 1,
+                          "Low": close - 1, "Close": close, "Volume": 1000})
+    if mutate is not None:
+        frame = mutate(frame)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_analyze_a_file_uses_it_and_no_demo_context(tmp_path):
+    path = _daily_csv(tmp_path / "bars.csv")
+    done = run_cli("analyze", "MINE", "--interval", "1d", "--file", str(path),
+                   tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["data_source"] == "file"
+    assert payload["rs_sector_20"] is None  # offline: demo benchmarks are never mixed in
+    assert any("demo" in note for note in payload["notes"])
+
+
+def _set(column, row, value):
+    def mutate(frame):
+        frame.loc[row, column] = value
+        return frame
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "n", "expected"),
+    [
+        (lambda f: f.drop(columns=["Close"]), 120, "close"),
+        (_set("Close", 50, float("nan")), 120, "nan"),
+        (_set("Low", 60, -5.0), 120, "positive"),
+        (_set("High", 70, 1.0), 120, "high"),
+        (None, 10, "bars"),
+        (lambda f: f.iloc[0:0], 120, "no"),
+    ],
+    ids=["missing-column", "nan", "non-positive", "high-below-low", "too-few", "empty"],
+)
+def test_malformed_files_give_one_clean_message(tmp_path, mutate, n, expected):
+    path = _daily_csv(tmp_path / "bars.csv", n, mutate=mutate)
+    done = run_cli("analyze", "MINE", "--interval", "1d", "--file", str(path),
+                   tmp_path=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
+    assert expected in done.stderr.lower()
