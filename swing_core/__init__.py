@@ -1,9 +1,13 @@
 """SwingDesk engine: market data, the signal frame, pattern priors, storage and backtests.
 
 Never imports Streamlit: usable from a notebook, the CLI, a test or a worker process.
+The public names below are imported lazily, so ``import swing_core`` stays cheap.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from swing_core.config import ENGINE_VERSION, Settings, StrategyParams, get_settings
 from swing_core.errors import (
@@ -17,6 +21,35 @@ from swing_core.errors import (
 
 __version__ = ENGINE_VERSION
 
+#: public name -> module that defines it (imported on first use)
+_LAZY: dict[str, str] = {
+    "analyze": "swing_core.agent",
+    "scan": "swing_core.agent",
+    "Signal": "swing_core.agent",
+    "ScanResult": "swing_core.agent",
+    "build_signal_frame": "swing_core.frame",
+    "FrameContext": "swing_core.frame",
+    "fetch_bars": "swing_core.market",
+    "fetch_many": "swing_core.market",
+    "demo_bars": "swing_core.market",
+    "simulate_exits": "swing_core.exits",
+    "PatternIndex": "swing_core.patterns",
+    "PriorStats": "swing_core.patterns",
+    "open_services": "swing_core.services",
+    "get_engine": "swing_core.db",
+    "init_db": "swing_core.db",
+    "record_signal": "swing_core.journal",
+    "evaluate_pending": "swing_core.journal",
+    "Advisor": "swing_core.llm",
+    "AdvisorResult": "swing_core.llm",
+    "LLMVote": "swing_core.llm",
+    "LLMActionPlan": "swing_core.llm",
+    "should_consult": "swing_core.llm",
+    "apply_vote": "swing_core.llm",
+    "advisor_status": "swing_core.llm",
+    "timed": "swing_core.perf",
+}
+
 __all__ = [
     "ENGINE_VERSION",
     "BacktestError",
@@ -28,4 +61,14 @@ __all__ = [
     "StrategyParams",
     "SwingError",
     "get_settings",
+    *sorted(_LAZY),
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'swing_core' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
