@@ -93,3 +93,43 @@ def test_scan_keeps_going_when_one_symbol_fails(sqlite_engine, recorded_yahoo):
     assert seen[-1] == (4, 4)
     table = scan_table(results)
     assert len(table) == 4 and table["error"].notna().sum() == 2
+
+
+def test_advise_applies_the_vote_and_a_failure_only_adds_a_note(sqlite_engine):
+    """The advisor through a real loopback Chat Completions server (tests/openai_stub_server)."""
+    import json
+    from dataclasses import replace
+
+    from swing_core.agent import advise
+    from swing_core.config import Settings, StrategyParams
+    from swing_core.llm import Advisor, CircuitBreaker
+    from tests.openai_stub_server import ChatStubServer, StubReply, completion
+
+    signal = None
+    for symbol in ("AAPL", "MSFT", "NVDA", "AMZN", "META", "TSLA", "AMD", "GOOG"):
+        candidate = analyze(symbol, "1d", engine=sqlite_engine, offline=True)
+        if candidate.entry is not None and candidate.confidence <= 0.8:
+            signal = candidate
+            break
+    assert signal is not None, "some demo symbol must carry a plan"
+    side = signal.entry.side
+    vote = {"trend_label": "up" if side == "long" else "down", "entry_bias": side,
+            "entry_window_low": None, "entry_window_high": None, "confidence": 0.8,
+            "rationale": "trend and setup agree"}
+    with ChatStubServer() as server:
+        settings = replace(Settings(openai_api_key="test-key", openai_base_url=server.base_url,
+                                    llm_timeout_s=2.0))
+        advisor = Advisor(settings, sqlite_engine, breaker=CircuitBreaker(), retry_base_s=0.01)
+        server.enqueue(completion(json.dumps(vote)))
+        advised = advise(signal, advisor, params=StrategyParams())
+        assert advised.llm_vote["entry_bias"] == side
+        assert advised.confidence == pytest.approx(min(1.0, signal.confidence + 0.15 * 0.8))
+        assert advised.vector[14] > 0 and np.linalg.norm(advised.vector) == pytest.approx(1, 1e-5)
+
+        server.enqueue(*[StubReply(status=500, body={"error": {"message": "boom"}})] * 3)
+        failed = advise(signal.model_copy(update={"confidence": signal.confidence - 1e-6}),
+                        advisor, params=StrategyParams())
+        assert failed.llm_vote is None
+        assert failed.confidence == pytest.approx(signal.confidence - 1e-6)
+        assert len(failed.notes) == len(signal.notes) + 1
+        advisor.close()
