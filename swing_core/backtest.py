@@ -389,14 +389,12 @@ def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
 
 
 def _calibrated_win_rate(raw: np.ndarray, signals: pd.DataFrame, rows: np.ndarray, *,
-                         min_samples: int, growth: float = 1.25) -> np.ndarray:
+                         min_samples: int, growth: float = 1.5) -> np.ndarray:
     """STRATEGY.md: once ``min_samples`` (predicted, realized) pairs are known, the predicted win
     rate is calibrated with isotonic regression on them. Point in time: the signal at as-of t
     uses a fit on pairs whose outcome was known by t. Refitted whenever the known pairs have
     grown by ``growth`` (a signal uses the newest fit made from pairs all known by its as-of,
     so it never needs a refit per signal). Returns ``raw`` with the calibrated values."""
-    from sklearn.isotonic import IsotonicRegression
-
     out = raw.copy()
     exited = signals["exit_pos"].to_numpy() >= 0
     pairs = rows[np.isfinite(raw[rows]) & exited[rows]]
@@ -415,11 +413,24 @@ def _calibrated_win_rate(raw: np.ndarray, signals: pd.DataFrame, rows: np.ndarra
     fit_of = np.searchsorted(sizes, n_known, side="right") - 1  # newest fit all known by then
     for j in np.unique(fit_of[fit_of >= 0]):
         size = int(sizes[j])
-        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        model.fit(raw[pairs[:size]], wins[:size])
         use = queries[fit_of == j]
-        out[use] = model.predict(raw[use])
+        out[use] = _isotonic_fit_predict(raw[pairs[:size]], wins[:size], raw[use])
     return out
+
+
+def _isotonic_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> np.ndarray:
+    """Increasing isotonic regression of y on x in [0, 1], evaluated at ``x_new`` with linear
+    interpolation and clipping at the ends: what sklearn's ``IsotonicRegression(y_min=0,
+    y_max=1, out_of_bounds="clip")`` predicts, without its per-call validation overhead."""
+    from sklearn.isotonic import isotonic_regression
+
+    levels, inverse = np.unique(x, return_inverse=True)
+    weight = np.bincount(inverse, minlength=levels.size).astype(float)
+    mean_y = np.bincount(inverse, weights=y, minlength=levels.size) / weight
+    fitted = isotonic_regression(mean_y, sample_weight=weight, y_min=0.0, y_max=1.0)
+    if levels.size == 1:
+        return np.full(x_new.shape, fitted[0])
+    return np.interp(x_new, levels, fitted)
 
 
 def _with_columns(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -233,10 +233,7 @@ def _stats(library: OutcomeLibrary, idx: np.ndarray, keep: np.ndarray, scope: np
                         + (1 - win_rate) * np.nan_to_num(avg_loss), np.nan)
     hold = np.where(keep, library.hold_bars[idx] if idx.size else 0, np.nan).astype(float)
     reasons = library.exit_reason[idx] if idx.size else np.zeros(idx.shape, object)
-    with np.errstate(all="ignore"):
-        median_hold = (np.nanmedian(np.where(n[:, None] > 0, hold, 0.0), axis=1)
-                       if hold.shape[1] else np.full(n.shape, np.nan))
-    median_hold = np.where(n > 0, median_hold, np.nan)
+    median_hold = _row_median(hold, n)
     return pd.DataFrame({
         "prior_n": n.astype(np.int64),
         "prior_win_rate": win_rate,
@@ -251,6 +248,17 @@ def _stats(library: OutcomeLibrary, idx: np.ndarray, keep: np.ndarray, scope: np
         "expected_r": expected,
         "prior_scope": scope,
     })
+
+
+def _row_median(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median of each row's ``n`` finite values (NaN elsewhere), without ``nanmedian``."""
+    if values.shape[1] == 0:
+        return np.full(n.shape, np.nan)
+    ordered = np.sort(values, axis=1)  # NaN last
+    lo = np.clip((n - 1) // 2, 0, None)[:, None]
+    hi = np.clip(n // 2, 0, None)[:, None]
+    median = (np.take_along_axis(ordered, lo, 1) + np.take_along_axis(ordered, hi, 1))[:, 0] / 2
+    return np.where(n > 0, median, np.nan)
 
 
 def blend_confidence(confidence: np.ndarray, prior_avg_r: np.ndarray, prior_n: np.ndarray, *,

@@ -231,3 +231,17 @@ def test_predicted_win_rate_is_calibrated_point_in_time(daily) -> None:
     assert early.any() and (~early).any()
     np.testing.assert_allclose(cal[early], raw[early])
     assert cal[~early].between(0, 1).all() and (cal[~early] != raw[~early]).any()
+
+
+def test_isotonic_kernel_matches_sklearn() -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    from swing_core.backtest import _isotonic_fit_predict
+
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        x = np.round(rng.random(150), 2)
+        y = (rng.random(150) < x).astype(float)
+        new = rng.random(40) * 1.2 - 0.1
+        want = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(x, y).predict(new)
+        np.testing.assert_allclose(_isotonic_fit_predict(x, y, new), want)
