@@ -22,6 +22,7 @@ from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams, vali
 from swing_core.errors import SwingError
 from swing_core.features import VECTOR_COLUMNS, VECTOR_FIELDS, VECTOR_VERSION
 from swing_core.frame import MTF_INTERVALS, FrameContext, build_signal_frame, min_bars_required
+from swing_core.perf import timed_fn
 
 __all__ = [
     "EntryPlan",
@@ -422,6 +423,7 @@ def analyze_frame(
     return signal
 
 
+@timed_fn("analyze")
 def analyze(
     symbol: str,
     interval: str = "30m",
@@ -456,6 +458,7 @@ def analyze(
                          prior_provider=prior_provider, notes=notes)
 
 
+@timed_fn("scan")
 def scan(
     symbols: Iterable[str],
     interval: str = "30m",

@@ -26,6 +26,7 @@ from swing_core.features import (
     time_of_day_bucket,
     volatility_regime,
 )
+from swing_core.perf import timed_fn
 from swing_core.strategy import SETUPS, SIDES, entry_plans, trend_labels
 
 __all__ = [
@@ -89,6 +90,7 @@ def _close_series(value: pd.DataFrame | pd.Series | None) -> pd.Series | None:
     return pd.Series(value.to_numpy(dtype=float), index=value.index)
 
 
+@timed_fn("frame")
 def build_signal_frame(
     bars: pd.DataFrame,
     *,

@@ -48,6 +48,7 @@ from swing_core.market._common import (
 from swing_core.market.demo import DemoProvider
 from swing_core.market.validate import validate_bars
 from swing_core.market.yahoo import UnknownSymbolError, YahooProvider, YahooUnreachableError
+from swing_core.perf import timed_fn
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def _utc_now(now: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+@timed_fn("fetch")
 def fetch_bars(symbol: str, interval: str = "30m", *, lookback_days: int | None = None,
                engine: Any = None, offline: bool | None = None,
                provider: BarProvider | str | None = None, demo_fallback: bool = True,
