@@ -89,8 +89,11 @@ def _one_blas_thread() -> Any:
 
 def _finish(queries: np.ndarray, matrix: np.ndarray, r: np.ndarray, c: np.ndarray, m: int,
             k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top k per query among candidate pairs (query r, row c): float64 dot, ties by row."""
-    sims = np.einsum("ij,ij->i", matrix[c].astype(np.float64), queries[r].astype(np.float64))
+    """Top k per query among candidate pairs (query r, row c) by float64 cosine (the stored
+    rows' own norms, within float32 rounding of 1, are divided out), ties by row."""
+    rows, q = matrix[c].astype(np.float64), queries[r].astype(np.float64)
+    norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(q, axis=1)
+    sims = np.einsum("ij,ij->i", rows, q) / np.where(norms > 0, norms, 1.0)
     order = np.lexsort((c, -sims, r))
     r, c, sims = r[order], c[order], sims[order]
     starts = np.concatenate(([0], np.cumsum(np.bincount(r, minlength=m))[:-1]))
@@ -108,7 +111,7 @@ def _direct(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
     """All scores at once; candidates = every score within _EPS of the row's k-th best."""
     m = queries.shape[0]
     width = int(limits.max())
-    scores = queries @ matrix[:width].T
+    scores = queries.astype(np.float32) @ matrix[:width].T
     if (limits < width).any():
         scores[np.arange(width)[None, :] >= limits[:, None]] = -np.inf
     if width > k:
@@ -162,7 +165,7 @@ def _chunked(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
     for b0 in range(0, m, _BLOCK):
         rows = order[b0:b0 + _BLOCK]
         lim = limits[rows]
-        qb = np.ascontiguousarray(queries[rows])
+        qb = np.ascontiguousarray(queries[rows], dtype=np.float32)
         top_s = np.full((rows.size, keep), -np.inf, np.float32)
         top_c = np.full((rows.size, keep), -1, np.int64)
         tau = np.full(rows.size, -np.inf, np.float32)
@@ -193,12 +196,13 @@ def exact_topk(queries: np.ndarray, matrix: np.ndarray, k: int, *,
                limits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``matrix`` with the largest dot product with each query.
 
-    ``queries`` (m, d) and ``matrix`` (n, d): float32, rows L2-normalized (dot = cosine).
-    ``limits`` (m,): query i may only see rows ``[0, limits[i])`` (the point-in-time prefix);
-    default all. Returns ``(similarity float64 (m, k), row int64 (m, k))`` best first, ties by
-    lower row; padded with ``-inf`` / ``-1`` when fewer rows are visible. Exact: equal to a
-    float64 brute force (float32 candidates are re-scored in float64)."""
-    q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, matrix.shape[1])
+    ``queries`` (m, d), L2-normalized (float64 keeps them exact); ``matrix`` (n, d) float32
+    with L2-normalized rows (dot = cosine). ``limits`` (m,): query i may only see rows
+    ``[0, limits[i])`` (the point-in-time prefix); default all. Returns ``(cosine similarity
+    float64 (m, k), row int64 (m, k))`` best first, ties by lower row; padded with ``-inf`` /
+    ``-1`` when fewer rows are visible. Exact: float32 candidates within a rounding margin of
+    the k-th are re-scored as float64 cosines, so the result equals a float64 brute force."""
+    q = np.ascontiguousarray(queries, dtype=np.float64).reshape(-1, matrix.shape[1])
     m, n, k = q.shape[0], matrix.shape[0], max(int(k), 0)
     lim = np.full(m, n, np.int64) if limits is None else np.clip(
         np.asarray(limits, dtype=np.int64).reshape(-1), 0, n)
@@ -311,7 +315,7 @@ class SklearnVectorIndex(NumpyVectorIndex):
 
     def search(self, queries: np.ndarray, k: int, *, limits: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self._buf.shape[1])
+        q = np.asarray(queries, dtype=np.float64).reshape(-1, self._buf.shape[1])
         n = len(self)
         restricted = limits is not None and bool((np.asarray(limits) < n).any())
         if restricted or q.shape[0] < self.min_batch or n <= k + _EXTRA or k <= 0:
@@ -319,7 +323,7 @@ class SklearnVectorIndex(NumpyVectorIndex):
         import sklearn
 
         with sklearn.config_context(assume_finite=True), _one_blas_thread():
-            _, idx = self._fitted().kneighbors(q, n_neighbors=k + _EXTRA)
+            _, idx = self._fitted().kneighbors(q.astype(np.float32), n_neighbors=k + _EXTRA)
         m = q.shape[0]
         rows = np.repeat(np.arange(m), idx.shape[1])
         sims, pos = _finish(q, self.matrix, rows, idx.reshape(-1), m, idx.shape[1])
@@ -351,7 +355,7 @@ def _nan_to_none(value: Any) -> Any:
     return None if isinstance(value, float) and np.isnan(value) else value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PriorStats:
     """What happened after the neighbours of a setup (STRATEGY.md, "Pattern priors").
 
@@ -381,6 +385,11 @@ class PriorStats:
         out = {name: _nan_to_none(getattr(self, name)) for name in self.__dataclass_fields__}
         out["exit_reasons"] = dict(self.exit_reasons)
         return out
+
+    def __eq__(self, other: object) -> bool:  # NaN (undefined) equals NaN here
+        return isinstance(other, PriorStats) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 _STAT_FIELDS = ("win_rate", "avg_r", "avg_win_r", "avg_loss_r", "profit_factor", "expected_r",
@@ -453,7 +462,10 @@ class Neighbor:
     stop: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: _nan_to_none(getattr(self, name)) for name in self.__dataclass_fields__}
+        """JSON-ready: times as ISO 8601 UTC strings, NaN as None."""
+        out = {name: _nan_to_none(getattr(self, name)) for name in self.__dataclass_fields__}
+        out["ts"], out["exit_ts"] = self.ts.isoformat(), self.exit_ts.isoformat()
+        return out
 
 
 NEIGHBOR_COLUMNS = ["symbol", "interval", "ts", "exit_ts", "side", "setup", "vol_regime",
@@ -679,8 +691,10 @@ def _asof_ns(asof: Any, m: int) -> np.ndarray:
     return out
 
 
-def _unit_rows(matrix: Any) -> np.ndarray:
-    vectors = np.asarray(matrix, dtype=np.float32)
+def _unit_rows(matrix: Any, dtype: type = np.float32) -> np.ndarray:
+    """Checked (n, 16) vectors with unit rows. Library rows already normalized (within 1e-5)
+    are kept bit for bit, so stored float32 values are what the search compares."""
+    vectors = np.asarray(matrix, dtype=dtype)
     if vectors.ndim == 1:
         vectors = vectors.reshape(1, -1)
     if vectors.ndim != 2 or vectors.shape[1] != VECTOR_DIM:
@@ -688,8 +702,17 @@ def _unit_rows(matrix: Any) -> np.ndarray:
                          f"{vectors.shape}.")
     if not np.isfinite(vectors).all():
         raise ValueError("Setup vectors contain NaN or infinite values.")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    off = (np.abs(norms - 1.0) > 1e-5) & (norms > 0)
+    if off.any():
+        vectors = vectors.copy()
+        vectors[off] = (vectors[off] / norms[off, None]).astype(dtype)
+    return np.ascontiguousarray(vectors, dtype=dtype)
+
+
+def _query_rows(vectors: Any) -> np.ndarray:
+    """Query vectors as unit float64 rows (exact similarities in the final re-scoring)."""
+    return _unit_rows(vectors, np.float64)
 
 
 def _frame_vectors(frame: pd.DataFrame, matrix: Any) -> np.ndarray:
@@ -1158,7 +1181,7 @@ class PatternIndex:
                setup: str | None = None, interval: str | None = None) -> Neighbors:
         """The ``k`` most similar rows whose outcome was known by ``asof`` (UTC; None: no
         restriction), within optional filters, without fallbacks or the regime rule."""
-        q = _unit_rows(vector)[:1]
+        q = _query_rows(vector)[:1]
         when = _asof_ns(asof, 1)
         sims, ids = self._store.search(q, when, k, self._codes(symbol, setup, interval))
         ok = ids[0] >= 0
@@ -1178,7 +1201,7 @@ class PatternIndex:
         params = params or StrategyParams()
         k = params.knn_k if k is None else k
         with perf.timed("pattern_query"):
-            q = _unit_rows(vector)[:1]
+            q = _query_rows(vector)[:1]
             when = _asof_ns(asof, 1)
             sims, ids, scope = self._nearest(q, when, np.array([symbol], object),
                                              None if setup is None else np.array([setup]),
@@ -1213,7 +1236,7 @@ class PatternIndex:
         :meth:`neighbors` row by row."""
         params = params or StrategyParams()
         with perf.timed("pattern_query"):
-            q = _unit_rows(vectors)
+            q = _query_rows(vectors)
             m = q.shape[0]
             when = _asof_ns(asof, m)
             each = functools.partial(_broadcast, m=m)
