@@ -155,7 +155,54 @@ def _services(key: str, interval: str) -> Services:
     services.prior_provider = getattr(opened, "prior_provider", None)
     services.pattern_index = getattr(opened, "pattern_index", None)
     services.notes.extend(getattr(opened, "notes", None) or [])
+    if get_settings().offline and (services.pattern_index is None
+                                   or len(services.pattern_index) == 0):
+        _use_demo_priors(services, interval)
     return services
+
+
+def _use_demo_priors(services: Services, interval: str) -> None:
+    """Offline with an empty stored library: price demo signals with the in-memory DEMO library
+    (built from demo bars, never stored), and say so."""
+    try:
+        from swing_core.priors import PriorProvider
+
+        library = _demo_library(interval)
+    except (ImportError, SwingError) as exc:
+        services.notes.append(f"No demo pattern library ({exc}).")
+        return
+    services.prior_provider = PriorProvider(library.index)
+    services.notes.append(library.note)
+
+
+@st.cache_resource(show_spinner=False)
+def _demo_library(interval: str) -> views.Library:
+    return views.demo_library(views.DEFAULT_WATCHLIST, interval)
+
+
+@st.cache_resource(show_spinner=False)
+def _library(key: str, interval: str) -> views.Library | None:
+    svc = _services(key, interval)
+    if svc.engine is not None:
+        stored = views.stored_library(svc.engine, interval, index=svc.pattern_index)
+        if len(stored) or not get_settings().offline:
+            return stored
+    if get_settings().offline:
+        return _demo_library(interval)
+    return None
+
+
+def library(interval: str) -> views.Library | None:
+    """The setup library for ``interval``: the stored one, or offline with nothing stored the
+    in-memory DEMO library; None when there is no database (online)."""
+    return _library(db_key(), interval)
+
+
+def reload_library() -> None:
+    """Reload the stored library and the services' index (after new outcomes were stored)."""
+    _library.clear()
+    _services.clear()
+    st.cache_data.clear()
 
 
 def services(interval: str | None = None) -> Services:

@@ -79,6 +79,14 @@ def _chips(signal: Any) -> None:
                           help=chip.help)
 
 
+def _neighbor_r(signal: Any) -> list[float]:
+    """Realized R of the neighbours behind the prior (empty when there is no library)."""
+    library = ui.library(signal.interval)
+    if library is None or len(library) == 0:
+        return []
+    return list(views.neighbors_of(library, signal).frame["realized_r"])
+
+
 def _prior_card(signal: Any) -> None:
     with st.container(border=True):
         st.subheader("Pattern prior")
@@ -89,7 +97,7 @@ def _prior_card(signal: Any) -> None:
                         "symbol or interval, or open the Scanner to find live setups.")
             else:
                 st.info("No pattern prior yet: the setup library has no known outcomes for this "
-                        "interval. Run a backtest (Backtest Review) or evaluate journal signals "
+                        "interval. Save signals to the journal and evaluate them (Journal page) "
                         "to build it.")
             return
         cols = st.columns(4)
@@ -105,12 +113,16 @@ def _prior_card(signal: Any) -> None:
                        help=f"{_fmt(card['hold_days'], '.1f')} trading days")
         cols[1].metric("Wins hold", _fmt(card["win_hold_bars"], ".1f"))
         cols[2].metric("Losses hold", _fmt(card["loss_hold_bars"], ".1f"))
-        if card.get("neighbor_r"):
-            st.plotly_chart(charts.outcome_histogram(card["neighbor_r"], title="Neighbours' R",
+        outcomes = _neighbor_r(signal)
+        if outcomes:
+            st.plotly_chart(charts.outcome_histogram(outcomes, title="Neighbours' outcomes (R)",
                                                      marker=card["expected_r"], height=260),
                             key="prior_hist")
         if card.get("notes"):
             st.caption(ui.plain(card["notes"]))
+        library = ui.library(signal.interval)
+        if library is not None and library.source == "demo":
+            st.caption(f"⚠ {library.note}")
 
 
 def _advisor(signal: Any, engine: Any) -> None:

@@ -1,0 +1,127 @@
+"""Pattern Search: for the current setup of the shared symbol and interval, its nearest
+neighbours in the setup library (point in time) as a table and as small multiples of their
+price paths after entry (in R), their outcome distribution, and a 2-D projection of the library
+coloured by outcome with the current setup marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from pages import _shared as ui
+from swing_core import charts, views
+from swing_core.config import StrategyParams
+
+ui.require_router()
+
+
+def _library_banner(library: views.Library) -> None:
+    if library.source == "demo":
+        st.warning(f"**{library.note}**", icon=":material/science:")
+    else:
+        st.caption(library.note)
+
+
+def _stats(neighbors: Any) -> None:
+    stats = neighbors.stats()
+    fmt = views.format_number
+    cols = st.columns(6)
+    cols[0].metric("Neighbours", stats.n, help=f"scope: {stats.scope}; same volatility regime: "
+                   f"{'yes' if stats.regime_filtered else 'no'}")
+    cols[1].metric("Win rate", fmt(stats.win_rate, ".0%"))
+    cols[2].metric("Expected R", fmt(stats.expected_r, "+.2f"))
+    cols[3].metric("Profit factor", fmt(stats.profit_factor))
+    cols[4].metric("Median hold (bars)", fmt(stats.median_hold_bars, ".0f"),
+                   help=f"wins {fmt(stats.median_hold_bars_wins, '.0f')}, losses "
+                        f"{fmt(stats.median_hold_bars_losses, '.0f')}; "
+                        f"{fmt(stats.median_hold_days, '.1f')} trading days")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.exit_reasons.items())) or "–"
+    cols[5].metric("Exits", reasons)
+
+
+def _projection(library: views.Library, signal: Any, neighbors: Any) -> None:
+    xy, current = views.project_2d(library.matrix, extra=np.asarray(signal.vector)[None, :])
+    rows = library.rows
+    hover = [f"{s} {views.exchange_time_text(t)[:16]} {side} {setup} · {r:+.2f}R"
+             for s, t, side, setup, r in zip(rows["symbol"], rows["ts"], rows["side"],
+                                              rows["setup"], rows["realized_r"], strict=True)]
+    marked = views.library_positions(library, neighbors.frame)
+    st.plotly_chart(
+        charts.projection_figure(xy, outcome_r=rows["realized_r"].to_numpy(float),
+                                 current=current[0] if current is not None else None,
+                                 neighbors=xy[marked] if len(marked) else None, hover=hover),
+        key="ps_projection")
+    st.caption("Principal-component projection of the 16-d setup vectors (for orientation only: "
+               "neighbours are found by cosine similarity in all 16 dimensions, known outcomes "
+               "only, so ringed points may sit apart here).")
+
+
+def main() -> None:
+    symbol, interval = ui.current_symbol(), ui.current_interval()
+    st.title(f"Pattern Search · {symbol} {interval}")
+    with ui.error_edge("Pattern Search"):
+        library = ui.library(interval)
+        if library is None:
+            ui.database_banner()
+            st.info("The setup library lives in the database, which is unavailable.")
+            return
+        view = ui.signal_view(symbol, interval)
+        ui.source_banner(view.source, notes=view.notes)
+        _library_banner(library)
+        signal = view.signal
+        entry = signal.entry
+        st.markdown(
+            f"**Current setup:** {entry.side + ' · ' + entry.setup.replace('_', ' ') if entry else 'no setup'}"
+            f" · trend {signal.trend.label.replace('_', ' ')} · volatility {signal.vol_regime} · "
+            f"signal bar {views.exchange_time_text(signal.asof)} New York")
+        if len(library) == 0:
+            st.info("The library has no setup with a known outcome yet. Save signals from the "
+                    "Signal Explorer (or the Scanner's symbols) and evaluate them on the Journal "
+                    "page once their two-day window has passed; each outcome joins the library.")
+            return
+        cols = st.columns([3, 2, 5])
+        k = cols[0].slider("Neighbours (k)", 10, 120, StrategyParams().knn_k, 10, key="ps_k")
+        same_setup = cols[1].toggle("Same setup only", value=False, key="ps_same",
+                                    disabled=entry is None)
+        if entry is None:
+            st.caption("No setup on the last bar: these are the neighbours of its context "
+                       "vector (what happened after similar conditions).")
+        neighbors = views.neighbors_of(library, signal, k=k, same_setup=same_setup)
+        if len(neighbors) == 0:
+            st.info("No neighbour had a known outcome by this bar's close. Try another symbol or "
+                    "interval, or grow the library.")
+            return
+        _stats(neighbors)
+        left, right = st.columns([3, 2])
+        with left:
+            paths = views.neighbor_paths(
+                neighbors.frame, interval=interval,
+                load_bars=lambda sym, iv, since: ui.chart_bars(sym, iv, since.normalize()))
+            st.plotly_chart(charts.neighbor_paths_figure(
+                [p["path"] for p in paths], titles=[p["title"] for p in paths],
+                outcomes=[p["realized_r"] for p in paths]), key="ps_paths")
+        with right:
+            st.plotly_chart(charts.outcome_histogram(
+                neighbors.frame["realized_r"], title="Neighbours' outcomes (R)",
+                marker=neighbors.stats().expected_r), key="ps_hist")
+        st.subheader("Nearest neighbours")
+        st.dataframe(views.neighbor_table(neighbors), hide_index=True, key="ps_table",
+                     column_config={
+                         "ts": st.column_config.DatetimeColumn("Signal bar (NY)",
+                                                               format="YYYY-MM-DD HH:mm"),
+                         "exit_ts": st.column_config.DatetimeColumn("Known (NY)",
+                                                                    format="YYYY-MM-DD HH:mm"),
+                         "similarity": st.column_config.NumberColumn("Cosine", format="%.4f"),
+                         "realized_r": st.column_config.NumberColumn("R", format="%+.2f"),
+                     })
+        st.subheader("The library")
+        _projection(library, signal, neighbors)
+        if library.source == "stored" and st.button("Reload the library", key="ps_reload",
+                                                    icon=":material/refresh:"):
+            ui.reload_library()
+            st.rerun()
+
+
+main()
