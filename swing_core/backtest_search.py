@@ -125,7 +125,7 @@ def _finish(rows: list[dict[str, Any]], names: Sequence[str], metric: str,
     table = table.sort_values("rank").reset_index(drop=True)
     best = table.iloc[0]
     return SearchResult(table=table, metric=metric, split=split,
-                        best_params={n: _py(best[n]) for n in names},
+                        best_params={n: _py(table[n].iloc[0]) for n in names},
                         best_train_score=float(best["train_score"]),
                         best_test_score=float(best["test_score"]))
 
