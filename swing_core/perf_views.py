@@ -29,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from swing_core import perf
+from swing_core.config import EXCHANGE_TZ
 
 __all__ = [
     "LATENCY_COLUMNS",
@@ -48,10 +49,12 @@ __all__ = [
     "load_llm_calls",
     "load_overview",
     "memory_series",
+    "plan_text",
     "process_role",
     "slow_query_groups",
     "statement_id",
     "statement_preview",
+    "to_exchange_time",
 ]
 
 #: Time windows offered by the page, newest history first.
@@ -115,6 +118,36 @@ def statement_preview(statement: str, *, limit: int = _PREVIEW_CHARS) -> str:
     """The statement on one line, whitespace collapsed, cut at ``limit`` characters (…)."""
     flat = re.sub(r"\s+", " ", statement).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def to_exchange_time(frame: pd.DataFrame, columns: tuple[str, ...] = ("ts",)) -> pd.DataFrame:
+    """A copy of ``frame`` whose UTC time ``columns`` are naive New York wall-clock times (for
+    tables; figures convert on their own)."""
+    out = frame.copy()
+    for column in columns:
+        if column in out and len(out):
+            out[column] = (pd.to_datetime(out[column], utc=True).dt.tz_convert(EXCHANGE_TZ)
+                           .dt.tz_localize(None))
+    return out
+
+
+def plan_text(plan: pd.DataFrame) -> str:
+    """A query plan from :func:`swing_core.perf.explain` as indented text: SQLite's
+    ``EXPLAIN QUERY PLAN`` rows (id, parent, detail) as a tree; PostgreSQL's "QUERY PLAN" lines
+    as they are."""
+    if plan.empty:
+        return "(empty plan)"
+    if "QUERY PLAN" in plan.columns:
+        return "\n".join(str(line) for line in plan["QUERY PLAN"])
+    if not {"id", "parent", "detail"} <= set(plan.columns):
+        return plan.to_string(index=False)
+    depth: dict[int, int] = {0: -1}
+    lines = []
+    for row in plan.itertuples(index=False):
+        level = depth.get(int(row.parent), -1) + 1
+        depth[int(row.id)] = level
+        lines.append("   " * level + "└─ " + str(row.detail))
+    return "\n".join(lines)
 
 
 def _weighted(values: pd.Series, weights: pd.Series) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -218,9 +219,11 @@ class SelfBenchJob:
             env = {**os.environ, "PYTHONPATH": str(self.cwd), "SWING_PERF_ROLE": "selfbench",
                    "PYTHONUNBUFFERED": "1"}
             with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
+                # Its own session (process group): a kill reaches the benchmarks it started.
                 self._proc = subprocess.Popen(self.command, cwd=self.cwd, env=env,
                                               stdout=stdout, stderr=stderr,
-                                              stdin=subprocess.DEVNULL)
+                                              stdin=subprocess.DEVNULL,
+                                              start_new_session=os.name == "posix")
             self._started = time.monotonic()
             _ACTIVE.append(self)
         return self
@@ -280,9 +283,16 @@ class SelfBenchJob:
         return lines[-1] if lines else "starting…"
 
     def _kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        if os.name == "posix":
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)  # the group this job leads, only
+            except ProcessLookupError:
+                pass
+        else:
             self._proc.kill()
-            self._proc.wait(timeout=10)
+        self._proc.wait(timeout=10)
 
     def _result(self, code: int, elapsed: float) -> JobState:
         stdout, stderr = self._read("stdout"), self._read("stderr")
