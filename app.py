@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _shared
+from pages import _monitoring, _shared
 
 st.set_page_config(page_title="SwingDesk", page_icon=":material/candlestick_chart:",
                    layout="wide", initial_sidebar_state="expanded")
@@ -47,4 +47,5 @@ st.sidebar.title("SwingDesk")
 _shared.offline_badge()
 _shared.shared_controls()
 st.sidebar.caption("1–2 day swing signals · not investment advice")
+_monitoring.start()  # performance recorder, once per process (st.cache_resource)
 page.run()
