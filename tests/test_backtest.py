@@ -245,3 +245,20 @@ def test_isotonic_kernel_matches_sklearn() -> None:
         new = rng.random(40) * 1.2 - 0.1
         want = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(x, y).predict(new)
         np.testing.assert_allclose(_isotonic_fit_predict(x, y, new), want)
+
+
+def test_lookahead_check_catches_a_leaky_prior(daily) -> None:
+    """A prior that ignores the known-by rule must be caught by the check."""
+    from dataclasses import replace as dc_replace
+
+    from swing_core.backtest_priors import knn_priors
+
+    def leaky(queries, library, params):  # every outcome counts as known from the start
+        early = library.known_at.min() if len(library) else None
+        return knn_priors(queries, dc_replace(library, known_at=np.full_like(
+            library.known_at, early)), params)
+
+    cfg = _cfg()
+    bars = {"AAPL": trim_bars(daily["AAPL"], symbol="AAPL", config=cfg)}
+    report = lookahead_check(bars, config=cfg, cuts=(0.5,), prior_fn=leaky)
+    assert not report.ok and any("priors" in m for m in report.mismatches)
