@@ -274,6 +274,19 @@ def shared_controls() -> None:
                      f"{current_symbol()}.")
 
 
+def selected_rows(key: str) -> list[int]:
+    """Row positions selected in the ``st.dataframe`` with ``key`` (empty when none)."""
+    state = st.session_state.get(key)
+    if state is None:
+        return []
+    selection = state.get("selection") if isinstance(state, dict) else getattr(state, "selection",
+                                                                              None)
+    if selection is None:
+        return []
+    rows = selection.get("rows") if isinstance(selection, dict) else getattr(selection, "rows", [])
+    return [int(r) for r in rows or []]
+
+
 def request_switch(page: str, **state: Any) -> None:
     """For widget callbacks: set shared state (e.g. symbol) and ask the app to open ``page``
     (a key of :data:`PAGE_FILES`) on this rerun."""

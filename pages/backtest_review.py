@@ -157,9 +157,8 @@ def _trades_tab(result: Any) -> None:
     shown = views.filter_table(trades, equals={"side": sides, "setup": setups,
                                                "exit_reason": reasons, "outcome": outcomes})
     of_symbol = shown[shown["symbol"] == symbol]
-    state = st.session_state.get("bt_trades")
     focus = None
-    rows = list(state.selection.rows) if state is not None else []
+    rows = ui.selected_rows("bt_trades")
     if rows and rows[0] < len(shown):
         chosen = shown.iloc[rows[0]]
         if chosen["symbol"] != symbol:
@@ -292,9 +291,7 @@ def _saved_tab(engine: Any) -> None:
     st.dataframe(views.for_display(runs), hide_index=True, key="bt_saved", on_select="rerun",
                  selection_mode="multi-row",
                  column_config={"run_hash": st.column_config.TextColumn("Run", width="small")})
-    state = st.session_state.get("bt_saved")
-    picked = [runs.iloc[i]["run_hash"] for i in (state.selection.rows if state else [])
-              if i < len(runs)]
+    picked = [runs.iloc[i]["run_hash"] for i in ui.selected_rows("bt_saved") if i < len(runs)]
     cols = st.columns(2)
     if cols[0].button("Load selected", key="bt_load", disabled=len(picked) != 1,
                       icon=":material/upload_file:", help="Select one run in the table."):

@@ -18,8 +18,7 @@ _TABLE_KEY = "scan_table"
 
 def _open_selected() -> None:
     """Row click (a callback, so it runs before the page): open the symbol in the Explorer."""
-    state = st.session_state.get(_TABLE_KEY)
-    rows = list(state.selection.rows) if state is not None else []
+    rows = ui.selected_rows(_TABLE_KEY)
     shown = st.session_state.get("scan_shown", [])
     if rows and rows[0] < len(shown):
         symbol, interval = shown[rows[0]]
