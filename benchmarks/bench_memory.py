@@ -9,9 +9,11 @@ runner loaded counts:
 1. import the engine and its stack (swing_core's analyze / market / db / frame / perf, pandas,
    numpy, scikit-learn, SQLAlchemy, Alembic), collect garbage, and record the RSS:
    ``baseline_rss_mb``, "the interpreter with its imports loaded";
-2. offline, with a fresh SQLite bar cache in a temp folder: migrate it, run ``analyze`` 100
-   times on demo symbols (each new symbol fetches its 30m, 15m and 1h demo bars and stores them;
-   XLK and SPY context once), keep the 100 signals, store them with ``record_signals``;
+2. without the network, through a fresh SQLite bar cache in a temp folder (Yahoo replaced at
+   its boundary by deterministic demo bars, :func:`use_demo_yahoo`): migrate it, run
+   ``analyze`` 100 times on demo symbols (a new symbol downloads its 30m, 15m and 1h bars into
+   the cache, XLK and SPY once; a repeated one reads them back), keep the 100 signals, store
+   them with ``record_signals``;
 3. record the peak RSS of the whole process life (``getrusage`` ``ru_maxrss``, exact, not
    sampled) and the RSS at the end.
 
@@ -51,6 +53,42 @@ def _peak_mb() -> float:
     return maxrss / (_MB if sys.platform == "darwin" else 1024.0)  # macOS: bytes, Linux: KiB
 
 
+def use_demo_yahoo() -> list[tuple[str, str]]:
+    """Replace Yahoo at its boundary (``yahoo._yf_download``, the only call into yfinance) with
+    deterministic demo bars in ``yf.download``'s shape, so ``analyze`` runs its real path through
+    the SQLite bar cache without the network (offline mode would skip the cache). The signals
+    then say "yahoo" / "cache" as their source; the prices are demo prices. Returns the list
+    of (symbol, interval) downloads made, appended as they happen."""
+    import pandas as pd
+
+    from swing_core.config import EXCHANGE_TZ
+    from swing_core.market import demo_bars, yahoo
+
+    downloads: list[tuple[str, str]] = []
+
+    def download(**kwargs: Any) -> pd.DataFrame:
+        symbol, interval = kwargs["tickers"], kwargs["interval"]
+        downloads.append((symbol, interval))
+        bars = demo_bars(symbol, interval, 3000)
+        bars = bars[bars.index >= pd.Timestamp(kwargs["start"])]
+        index = bars.index.tz_convert(EXCHANGE_TZ)
+        if interval == "1d":  # yfinance labels daily bars by the local date at midnight
+            index = pd.DatetimeIndex(bars.index.tz_convert(None).normalize()).tz_localize(
+                EXCHANGE_TZ)
+        one = pd.DataFrame({c.title(): bars[c].to_numpy() for c in ("open", "high", "low",
+                                                                    "close")},
+                           index=pd.DatetimeIndex(index, name="Date" if interval == "1d"
+                                                  else "Datetime"))
+        one["Volume"] = bars["volume"].to_numpy().astype("int64")
+        data = pd.concat([one], axis=1, keys=[symbol], names=["Ticker", "Price"])
+        data.columns = data.columns.swaplevel(0, 1)
+        return data.sort_index(level=0, axis=1)
+
+    yahoo._yf_download = download
+    os.environ.pop("SWING_OFFLINE", None)
+    return downloads
+
+
 def child(signals: int, symbols: int, data_dir: str) -> dict[str, Any]:
     """The measured process: imports, baseline, 100 analyses, peak. Returns the figures."""
     import gc
@@ -72,8 +110,8 @@ def child(signals: int, symbols: int, data_dir: str) -> dict[str, Any]:
     import_s = time.perf_counter() - started
 
     os.environ["SWING_DATA_DIR"] = data_dir
-    os.environ["SWING_OFFLINE"] = "1"
     os.environ.pop("SWING_DATABASE_URL", None)
+    downloads = use_demo_yahoo()
     engine = db.make_engine(f"sqlite:///{Path(data_dir) / 'bench_memory.sqlite'}")
     db.init_db(engine)
     names = [f"MEM{i:03d}" for i in range(symbols)]
@@ -82,7 +120,7 @@ def child(signals: int, symbols: int, data_dir: str) -> dict[str, Any]:
     started = time.perf_counter()
     for i in range(signals):
         try:
-            kept.append(analyze(names[i % symbols], "30m", engine=engine, offline=True))
+            kept.append(analyze(names[i % symbols], "30m", engine=engine, offline=False))
         except Exception as exc:  # report, never hide: a failed analysis is not a signal
             errors.append(f"{names[i % symbols]}: {type(exc).__name__}: {exc}")
     analyze_s = time.perf_counter() - started
@@ -106,6 +144,7 @@ def child(signals: int, symbols: int, data_dir: str) -> dict[str, Any]:
         "analyze_s": analyze_s,
         "analyze_ms_per_signal": analyze_s / max(signals, 1) * 1000.0,
         "data_sources": sorted({s.data_source for s in kept}),
+        "downloads": len(downloads),
     }
 
 
@@ -114,7 +153,7 @@ def run_child(signals: int, symbols: int, *, timeout_s: float = 600.0) -> dict[s
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="swing_bench_memory_") as tmp:
-        env = {**os.environ, "SWING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         command = [sys.executable, str(Path(__file__).resolve()), "--child",
                    "--signals", str(signals), "--symbols", str(symbols), "--data-dir", tmp]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
@@ -145,8 +184,9 @@ def main() -> None:
     above = figures["peak_above_baseline_mb"]
     emit({
         "benchmark": "memory",
-        "workload": (f"{figures['signals']} analyze() calls over {figures['symbols']} demo "
-                     "symbols, 30m, offline, fresh SQLite bar cache; signals kept and stored"),
+        "workload": (f"{figures['signals']} analyze() calls over {figures['symbols']} symbols, "
+                     "30m, demo bars through a fresh SQLite bar cache (no network); signals "
+                     "kept and stored"),
         **figures,
         "guide_memory_100_signals_mb": {"before": GUIDE_BEFORE_MB, "after": GUIDE_AFTER_MB},
         "ratio_guide_after_to_peak_above_baseline": GUIDE_AFTER_MB / above if above > 0 else None,

@@ -1,9 +1,15 @@
 """Instrumentation overhead (issue: performance monitoring): a timed workload with the perf
 switch on vs off, in one run.
 
-Run: ``python benchmarks/bench_perf_overhead.py`` (``--workload analyze`` times the real
-``analyze()`` on demo data with a warm SQLite bar cache instead of the numpy stand-in).
+Run: ``python benchmarks/bench_perf_overhead.py`` (``--workload analyze`` runs the real
+``analyze()`` through a warm SQLite bar cache, demo bars, instead of the numpy stand-in).
 Prints one JSON document.
+
+- analyze workload: the engine times itself (``analyze``, ``fetch``, ``frame`` … timers inside
+  the call, counted per call in ``timers_per_call``) and the slow-query hooks are installed on
+  its engine, as in the app; "on" / "off" flip the switch, which turns all of it on or off (the
+  hooks stay registered, so "off" still pays SQLAlchemy's event dispatch). There is no "bare"
+  run: the engine's timers cannot be removed.
 
 - workload: by default a numpy computation calibrated to ~10 ms per call (sort, cumulative
   sum, rolling-style reductions), the size of an ``analyze`` call.
@@ -69,22 +75,46 @@ def numpy_workload(target_ms: float = 10.0) -> Callable[[], float]:
     return make(n)
 
 
-def analyze_workload(tmp: str) -> Callable[[], Any]:
-    """``analyze("DEMO")`` on demo bars through a warm SQLite bar cache (offline)."""
+def analyze_workload(tmp: str) -> tuple[Callable[[], Any], Any]:
+    """``analyze("DEMO")`` through a warm SQLite bar cache (Yahoo replaced at its boundary by
+    demo bars: no network), with the slow-query hooks installed on the engine as the app's
+    recorder does."""
     os.environ["SWING_DATA_DIR"] = tmp
-    os.environ["SWING_OFFLINE"] = "1"
     os.environ.pop("SWING_DATABASE_URL", None)
+    from bench_memory import use_demo_yahoo
+
     from swing_core import db
     from swing_core.agent import analyze
 
+    use_demo_yahoo()
+
     engine = db.get_engine()
     db.init_db(engine)
+    perf.install_slow_query_hooks(engine)
 
     def work() -> Any:
-        return analyze("DEMO", "30m", engine=engine, offline=True)
+        return analyze("DEMO", "30m", engine=engine, offline=False)
 
     work()  # fills the bar cache
-    return work
+    return work, engine
+
+
+def statements_per_call(engine: Any, work: Callable[[], Any]) -> int:
+    """How many SQL statements one call of ``work`` executes on ``engine``."""
+    from sqlalchemy import event
+
+    count = 0
+
+    def counter(*_: Any) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(engine, "before_cursor_execute", counter)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", counter)
+    return count
 
 
 def _time_once(fn: Callable[[], Any]) -> float:
@@ -93,22 +123,38 @@ def _time_once(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def on_off(work: Callable[[], Any], *, rounds: int) -> dict[str, dict[str, list[float]]]:
+def timers_per_call(work: Callable[[], Any]) -> int:
+    """How many timed blocks one call of ``work`` runs (the engine's own timers)."""
+    registry = perf.get_registry()
+
+    def total() -> int:
+        return sum(registry.lifetime(op)[0] for op in registry.operations())
+
+    perf.set_enabled(True)
+    before = total()
+    work()
+    return total() - before
+
+
+def on_off(work: Callable[[], Any], *, rounds: int, self_timed: bool = False
+           ) -> dict[str, dict[str, list[float]]]:
     """Per-call seconds (wall clock and this thread's CPU time) of the timed workload with the
     switch on / off and of the bare one: one call of each per round, the order rotating every
-    round, so load from other processes and drift hit all three alike."""
+    round, so load from other processes and drift hit all of them alike. ``self_timed``: the
+    workload times itself (no outer timer, no bare run)."""
 
     def timed_call() -> None:
         with perf.timed("analyze"):
             work()
 
+    modes = ["on", "off"] if self_timed else ["on", "off", "bare"]
     samples: dict[str, dict[str, list[float]]] = {
-        clock: {"on": [], "off": [], "bare": []} for clock in ("wall", "cpu")}
-    modes = ["on", "off", "bare"]
+        clock: {mode: [] for mode in modes} for clock in ("wall", "cpu")}
+    n = len(modes)
     for r in range(rounds):
-        for mode in modes[r % 3:] + modes[:r % 3]:
+        for mode in modes[r % n:] + modes[:r % n]:
             perf.set_enabled(mode == "on")
-            fn = work if mode == "bare" else timed_call
+            fn = work if mode == "bare" or self_timed else timed_call
             wall, cpu = time.perf_counter(), time.thread_time()
             fn()
             samples["cpu"][mode].append(time.thread_time() - cpu)
@@ -177,21 +223,31 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        work = numpy_workload() if args.workload == "numpy" else analyze_workload(tmp)
+        self_timed = args.workload == "analyze"
+        if self_timed:
+            work, engine = analyze_workload(tmp)
+        else:
+            work, engine = numpy_workload(), None
         for _ in range(5):
             work()  # warm-up
-        samples = on_off(work, rounds=args.rounds)
+        per_call = timers_per_call(work) if self_timed else 1
+        statements = statements_per_call(engine, work) if engine is not None else 0
+        samples = on_off(work, rounds=args.rounds, self_timed=self_timed)
         timer = timer_cost_ns()
         sql = sql_hook_cost_us()
 
     med = {clock: {mode: statistics.median(v) * 1000 for mode, v in by_mode.items()}
            for clock, by_mode in samples.items()}
     overhead = {clock: (m["on"] / m["off"] - 1) * 100 for clock, m in med.items()}
-    estimated_pct = timer["on_ns"] / (med["wall"]["off"] * 1e6) * 100
+    # Timers plus, for analyze, the slow-query hooks' cost on each of its statements.
+    instrumentation_ns = per_call * timer["on_ns"] + statements * sql["hook_us"] * 1000
+    estimated_pct = instrumentation_ns / (med["wall"]["off"] * 1e6) * 100
     emit({
         "benchmark": "perf_overhead",
         "workload": args.workload,
         "calls_per_mode": args.rounds,
+        "timers_per_call": per_call,
+        "sql_statements_per_call": statements,
         "median_ms": med["wall"],
         "overhead_pct": overhead["wall"],
         "median_cpu_ms": med["cpu"],

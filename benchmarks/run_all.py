@@ -11,7 +11,9 @@ optimization" (before -> after): signal generation 5.2 s -> 1.8 s, vector search
 vectors 2.1 s -> 0.3 s, database batch insert 8.5 s -> 1.2 s, multi-symbol analysis 45 s -> 12 s,
 memory for 100 signals 350 MB -> 120 MB. It states no workload sizes; what SwingDesk measures
 for each row is in ``swing_core.selfbench.GUIDE_ROWS`` (and in the JSON, ``workload``). All of it
-runs offline on deterministic demo data with a temporary SQLite database, on this machine.
+runs on this machine without the network: Yahoo is replaced at its boundary by deterministic
+demo bars (``bench_memory.use_demo_yahoo``), so bars take the real path through a temporary
+SQLite bar cache.
 Target per row: SwingDesk at or under the guide's "after" figure.
 
 ``--record-perf`` also records the measured operations' timings into the app's database (the
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from _util import machine, target  # noqa: E402
+from bench_memory import use_demo_yahoo  # noqa: E402
 
 from swing_core import perf  # noqa: E402
 from swing_core.selfbench import GUIDE_ROWS, guide_frame  # noqa: E402
@@ -89,13 +92,12 @@ def measure_signal_generation(engine: Any, *, repeats: int) -> dict[str, Any]:
     from swing_core.agent import analyze
 
     cold = []
-    for symbol in ("GEN000", "GEN001", "GEN002"):  # never seen: bars generated and stored
+    for symbol in ("GEN000", "GEN001", "GEN002"):  # never seen: bars downloaded and stored
         start = time.perf_counter()
-        with perf.timed("analyze"):
-            analyze(symbol, "30m", engine=engine, offline=True)
+        analyze(symbol, "30m", engine=engine)  # the engine times itself ("analyze")
         cold.append(time.perf_counter() - start)
-    warm = timed_median(lambda: analyze("GEN000", "30m", engine=engine, offline=True),
-                        repeats=repeats, operation="analyze")
+    warm = timed_median(lambda: analyze("GEN000", "30m", engine=engine), repeats=repeats,
+                        operation=None)
     return {"value_s": warm["median_s"], "warm": warm, "cold_median_s": statistics.median(cold),
             "cold_s": cold}
 
@@ -144,7 +146,7 @@ def measure_batch_insert(engine: Any, *, n: int, repeats: int) -> dict[str, Any]
     from swing_core import db
     from swing_core.agent import analyze
 
-    base = analyze("GEN000", "30m", engine=engine, offline=True).to_record()
+    base = analyze("GEN000", "30m", engine=engine).to_record()
     asof = pd.Timestamp(base["asof"])
     records = [{**base, "symbol": f"INS{i % 50:02d}", "asof": asof - pd.Timedelta(minutes=30 * i)}
                for i in range(n)]
@@ -160,11 +162,10 @@ def measure_multi_symbol(engine: Any, *, symbols: int) -> dict[str, Any]:
 
     names = [f"SCAN{i:02d}" for i in range(symbols)]
     start = time.perf_counter()
-    with perf.timed("scan"):
-        results = scan(names, "30m", engine=engine, offline=True)
+    results = scan(names, "30m", engine=engine)  # the engine times itself ("scan")
     cold = time.perf_counter() - start
-    warm = timed_median(lambda: scan(names, "30m", engine=engine, offline=True), repeats=3,
-                        operation="scan", warmup=0)
+    warm = timed_median(lambda: scan(names, "30m", engine=engine), repeats=3, operation=None,
+                        warmup=0)
     errors = [r.error for r in results if r.error]
     return {"value_s": cold, "symbols": symbols, "cold_s": cold, "warm_median_s":
             warm["median_s"], "errors": errors[:3]}
@@ -193,8 +194,8 @@ def measure_guide(*, quick: bool, only: set[str] | None) -> dict[str, dict[str, 
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="swing_run_all_") as tmp:
         os.environ["SWING_DATA_DIR"] = tmp
-        os.environ["SWING_OFFLINE"] = "1"
         os.environ.pop("SWING_DATABASE_URL", None)
+        downloads = use_demo_yahoo()  # real bar-cache path, demo prices, no network
         engine = db.make_engine(f"sqlite:///{Path(tmp) / 'run_all.sqlite'}")
         db.init_db(engine)
         for i, (key, step) in enumerate(steps, start=1):
@@ -204,6 +205,7 @@ def measure_guide(*, quick: bool, only: set[str] | None) -> dict[str, dict[str, 
             except Exception as exc:  # one failing row must not hide the others
                 results[key] = {"error": f"{type(exc).__name__}: {exc}"}
         engine.dispose()
+    results["downloads"] = {"count": len(downloads)}
     return results
 
 
@@ -306,7 +308,7 @@ def table_text(doc: dict[str, Any]) -> str:
                      f"process peak {mem['peak_rss_mb']:.0f} MB, peak above imports "
                      f"{mem['peak_above_baseline_mb']:.1f} MB")
     if "signal_generation" in details and "cold_median_s" in details["signal_generation"]:
-        lines.append(f"- signal generation, cold bar cache (demo bars generated + stored): "
+        lines.append(f"- signal generation, cold bar cache (demo bars downloaded + stored): "
                      f"{details['signal_generation']['cold_median_s'] * 1000:.0f} ms")
     if "multi_symbol" in details and "warm_median_s" in details["multi_symbol"]:
         lines.append(f"- multi-symbol analysis, warm bar cache: "

@@ -67,14 +67,14 @@ class GuideRow:
 
 GUIDE_ROWS: tuple[GuideRow, ...] = (
     GuideRow("signal_generation", "Signal generation", 5.2, 1.8, "s",
-             "analyze() of one symbol, 30m, bars from a warm SQLite bar cache (demo data)"),
+             "analyze() of one symbol, 30m, bars from a warm SQLite bar cache (demo prices)"),
     GuideRow("vector_search_1000", "Vector search (1,000 vectors)", 2.1, 0.3, "s",
              "load 1,000 stored setup vectors with known outcomes into the PatternIndex + one "
              "point-in-time cosine query (k=50)"),
     GuideRow("batch_insert", "Database batch insert", 8.5, 1.2, "s",
              "record_signals() of 1,000 signals in one transaction (SQLite)"),
     GuideRow("multi_symbol", "Multi-symbol analysis", 45.0, 12.0, "s",
-             "scan() of 10 symbols, cold bar cache (demo bars generated and stored)"),
+             "scan() of 10 symbols, cold bar cache (demo bars downloaded and stored)"),
     GuideRow("memory_100_signals", "Memory usage (100 signals)", 350.0, 120.0, "MB",
              "peak RSS above the interpreter with its imports, 100 analyze() calls, fresh "
              "process"),
