@@ -21,6 +21,7 @@ than ~1e-7 may be ordered differently at the k-th place.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,9 +181,25 @@ def _neighbours(queries: PriorQueries, library: OutcomeLibrary, rows: np.ndarray
     return out_idx, out_valid
 
 
+@functools.cache
+def _blas() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def knn_priors(queries: PriorQueries, library: OutcomeLibrary, params: StrategyParams
                ) -> pd.DataFrame:
-    """Pattern priors of every query from outcomes known at its as-of time (see module doc)."""
+    """Pattern priors of every query from outcomes known at its as-of time (see module doc).
+
+    The similarity blocks are small (k=16 columns), where a multi-threaded BLAS only waits for
+    its threads (badly so on a busy 2-core box): one BLAS thread is used meanwhile."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return _knn_priors(queries, library, params)
+
+
+def _knn_priors(queries: PriorQueries, library: OutcomeLibrary, params: StrategyParams
+                ) -> pd.DataFrame:
     m = len(queries)
     k = params.knn_k
     width = min(k, len(library))
