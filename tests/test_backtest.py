@@ -262,3 +262,29 @@ def test_lookahead_check_catches_a_leaky_prior(daily) -> None:
     bars = {"AAPL": trim_bars(daily["AAPL"], symbol="AAPL", config=cfg)}
     report = lookahead_check(bars, config=cfg, cuts=(0.5,), prior_fn=leaky)
     assert not report.ok and any("priors" in m for m in report.mismatches)
+
+
+def test_stored_library_priors_are_point_in_time(daily, sqlite_engine) -> None:
+    from swing_core import db
+
+    cfg = _cfg()
+    base = run_backtest(["AAPL"], config=cfg, bars=daily, engine=sqlite_engine, save=False,
+                        executor="inline").trades
+    taken = base[base["prior_n"] > 5]
+    plant_at = taken["asof"].iloc[len(taken) // 2]
+    planted = taken[[*VECTOR_COLUMNS, "setup", "side", "trend", "vol_regime"]].assign(
+        symbol="AAPL", interval="1d", version="v1", realized_r=50.0, exit_reason="TARGET",
+        hold_bars=1, exit_ts=plant_at,
+        ts=pd.date_range("1990-01-01", periods=len(taken), freq="D", tz="UTC"))
+    assert db.upsert_vectors(sqlite_engine, planted) == len(taken)
+    with_library = run_backtest(["AAPL"], config=_cfg(use_library=True), bars=daily,
+                                engine=sqlite_engine, save=False, executor="inline")
+    assert with_library.run_hash != run_backtest(
+        ["AAPL"], config=cfg, bars=daily, save=False, executor="inline").run_hash
+    got = with_library.trades.set_index("signal_ts")
+    ref = base.set_index("signal_ts")
+    before = ref.index[(ref["asof"] < plant_at).to_numpy()]
+    cols = ["prior_n", "prior_win_rate", "prior_avg_r", "expected_r"]
+    pd.testing.assert_frame_equal(got.loc[before, cols], ref.loc[before, cols])
+    after = ref.index[(ref["asof"] >= plant_at).to_numpy() & (ref["prior_n"] > 0).to_numpy()]
+    assert (got.loc[after, "prior_avg_r"] > ref.loc[after, "prior_avg_r"]).mean() > 0.9
