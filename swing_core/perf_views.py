@@ -412,6 +412,8 @@ def load_overview(engine: sa.Engine, *, window: timedelta, role: str | None = No
                             "init).") from exc
     frames = {"timings": timings, "memory": memory, "slow_queries": slow,
               "cache_counters": counters}
+    frames = {k: _until(f, until) for k, f in frames.items()}
+    calls = _until(calls, until)
     roles = sorted({process_role(p) for f in frames.values() if not f.empty
                     for p in f["process"].unique()})
     timings, memory, slow, counters = (_filter_role(f, role) for f in frames.values())
@@ -426,6 +428,13 @@ def load_overview(engine: sa.Engine, *, window: timedelta, role: str | None = No
         rows={"timings": len(timings), "memory": len(memory), "slow_queries": len(slow),
               "cache_counters": len(counters), "llm_calls": len(calls)},
     )
+
+
+def _until(frame: pd.DataFrame, until: datetime) -> pd.DataFrame:
+    """Rows at or before ``until`` (the load API bounds windows from below only)."""
+    if frame.empty:
+        return frame
+    return frame[frame["ts"] <= pd.Timestamp(until)].reset_index(drop=True)
 
 
 def _month_spend(engine: sa.Engine, now: datetime) -> float:
