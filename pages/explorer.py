@@ -67,9 +67,10 @@ def _trend_card(signal: Any, frame: Any) -> None:
                 f"{_fmt(levels.get('golden_pocket_high'))} · 1.272 ext "
                 f"{_fmt(levels.get('fib_ext_1272'))} · 1.618 ext {_fmt(levels.get('fib_ext_1618'))}"
             )
-        asof = views.exchange_time_text(signal.asof)
-        complete = "" if signal.last_bar_complete else " (bar still forming)"
-        st.caption(f"Signal bar opened {asof} New York{complete}; {len(frame):,} bars analysed.")
+        asof = views.exchange_time_text(signal.asof, daily=signal.interval == "1d")
+        where = " (daily bar)" if signal.interval == "1d" else " New York"
+        complete = "" if signal.last_bar_complete else ", still forming"
+        st.caption(f"Signal bar {asof}{where}{complete}; {len(frame):,} bars analysed.")
 
 
 def _chips(signal: Any) -> None:

@@ -22,7 +22,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA
+from swing_core.config import INTERVAL_DELTA
+from swing_core.views import local_times
 
 __all__ = [
     "COLORS",
@@ -92,10 +93,11 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def to_exchange_time(index: pd.Index | pd.Series | Sequence[Any]) -> pd.DatetimeIndex:
-    """UTC timestamps as naive New York wall-clock times (what the axes show)."""
-    idx = pd.DatetimeIndex(pd.to_datetime(index, utc=True))
-    return idx.tz_convert(EXCHANGE_TZ).tz_localize(None)
+def to_exchange_time(index: pd.Index | pd.Series | Sequence[Any], *, daily: bool | None = None
+                     ) -> pd.DatetimeIndex:
+    """UTC timestamps as the naive wall-clock times the axes show: New York time for intraday
+    bars, the trading date for daily bars (labelled 00:00 UTC); see ``views.local_times``."""
+    return local_times(index, daily=daily)
 
 
 def outcome_color(realized_r: Any) -> str:
@@ -256,7 +258,8 @@ def _trade_hover(trades: pd.DataFrame) -> list[str]:
     return [text(row) for _, row in trades.iterrows()]
 
 
-def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None) -> None:
+def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None, *,
+                daily: bool | None = None) -> None:
     """Entry markers shaped by direction (▲ long, ▼ short), exit markers (✕), both coloured by
     outcome; the hover names the setup and the exit reason."""
     if trades is None or trades.empty or "entry_ts" not in trades:
@@ -270,7 +273,8 @@ def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None) -> N
     hover = _trade_hover(trades)
     fig.add_trace(
         go.Scatter(
-            x=to_exchange_time(trades["entry_ts"]), y=trades["entry_price"], mode="markers",
+            x=to_exchange_time(trades["entry_ts"], daily=daily), y=trades["entry_price"],
+            mode="markers",
             name="entries", marker={"symbol": np.where(long, "triangle-up", "triangle-down"),
                                     "size": 11, "color": colors,
                                     "line": {"width": 1, "color": "#1e293b"}},
@@ -286,7 +290,7 @@ def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None) -> N
         return
     # exit_ts is the close time of the exit bar; the candle is drawn at its open time
     delta = INTERVAL_DELTA.get(interval or "", pd.Timedelta(0))
-    exit_x = to_exchange_time(pd.to_datetime(exits["exit_ts"], utc=True) - delta)
+    exit_x = to_exchange_time(pd.to_datetime(exits["exit_ts"], utc=True) - delta, daily=daily)
     fig.add_trace(
         go.Scatter(
             x=exit_x, y=exits["exit_price"], mode="markers", name="exits",
@@ -328,7 +332,8 @@ def price_figure(
     if frame.empty:
         return _empty_figure("No bars to draw.")
     drawn = downsample_bars(frame, max_bars)
-    x = to_exchange_time(drawn.index)
+    daily = None if interval is None else interval == "1d"
+    x = to_exchange_time(drawn.index, daily=daily)
     rows = 4 if show_indicators else 2
     heights = [0.58, 0.12, 0.15, 0.15] if show_indicators else [0.8, 0.2]
     titles = ("", "volume", "RSI 14", "ATR %")[:rows]
@@ -344,7 +349,7 @@ def price_figure(
     if plan is not None:
         _add_plan(fig, plan)
     if trades is not None:
-        _add_trades(fig, trades, interval)
+        _add_trades(fig, trades, interval, daily=daily)
     up = (drawn["close"] >= drawn["open"]).to_numpy()
     fig.add_trace(go.Bar(x=x, y=drawn["volume"], name="volume", showlegend=False,
                          marker={"color": np.where(up, COLORS["volume_up"], COLORS["volume_down"]),
@@ -368,7 +373,7 @@ def price_figure(
         fig.update_xaxes(rangebreaks=breaks)
     fig.update_xaxes(rangeslider_visible=False)
     if focus is not None:
-        start, end = (to_exchange_time([t])[0] for t in focus)
+        start, end = (to_exchange_time([t], daily=daily)[0] for t in focus)
         fig.update_xaxes(range=[start, end])
         window = frame.loc[pd.Timestamp(focus[0]):pd.Timestamp(focus[1])] if frame.index.tz else frame
         if not window.empty:

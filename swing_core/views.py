@@ -39,6 +39,7 @@ __all__ = [
     "SignalView",
     "describe_source",
     "exchange_time_text",
+    "local_times",
     "format_number",
     "filter_table",
     "evaluate_journal",
@@ -263,11 +264,31 @@ def format_number(value: Any, spec: str = ".2f", none: str = "–") -> str:
     return none if not math.isfinite(number) else format(number, spec)
 
 
-def exchange_time_text(ts: Any) -> str:
-    """A UTC timestamp as New York wall-clock text (``2026-03-02 10:30``)."""
-    stamp = pd.Timestamp(ts)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
-    return stamp.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M")
+def local_times(values: Any, *, daily: bool | None = None) -> pd.DatetimeIndex:
+    """UTC timestamps as the naive wall-clock times the UI shows: New York time for intraday
+    bars; for daily bars (labelled by their trading date at 00:00 UTC) that date itself, since
+    converting it would show the evening before. ``daily`` None decides per value (a timestamp
+    at exactly 00:00 UTC is a date label: no US intraday bar opens or closes then)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    utc = idx.tz_convert("UTC").tz_localize(None)
+    if daily is True:
+        return utc
+    local = idx.tz_convert(EXCHANGE_TZ).tz_localize(None)
+    if daily is False:
+        return local
+    midnight = np.asarray((utc == utc.normalize()) & ~utc.isna())
+    return pd.DatetimeIndex(np.where(midnight, utc.to_numpy(), local.to_numpy()))
+
+
+def exchange_time_text(ts: Any, *, daily: bool | None = None) -> str:
+    """A UTC timestamp as the UI shows it: New York wall-clock text (``2026-03-02 10:30``), or
+    the trading date of a daily bar (``2026-03-02``; see :func:`local_times`)."""
+    utc = pd.Timestamp(ts)
+    utc = utc.tz_localize("UTC") if utc.tzinfo is None else utc.tz_convert("UTC")
+    is_date = daily if daily is not None else bool(utc == utc.normalize())
+    if is_date:
+        return utc.strftime("%Y-%m-%d")
+    return utc.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M")
 
 
 def signal_chips(signal: Any) -> list[Chip]:
@@ -334,7 +355,7 @@ def scan_view(results: Sequence[Any]) -> pd.DataFrame:
     table = table.loc[:, list(SCAN_COLUMNS)]
     if len(table):
         asof = pd.to_datetime(table["asof"], utc=True)
-        table["asof"] = asof.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None)
+        table["asof"] = local_times(asof)
     for column in ("confidence", "r_multiple", "expected_r", "expected_winrate", "price",
                    "entry", "stop", "target", "rs_sector"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
@@ -389,7 +410,7 @@ def watchlist_table(items: Mapping[str, SignalView | str], *, points: int = 60) 
                 "r_multiple": entry.r_multiple if entry else None,
                 "trend": signal.trend.label,
                 "price": signal.trend.price,
-                "asof": pd.Timestamp(signal.asof).tz_convert(EXCHANGE_TZ).tz_localize(None),
+                "asof": local_times([signal.asof])[0],
                 "source": item.source,
                 "error": None,
             })
@@ -455,7 +476,7 @@ def journal_table(signals: pd.DataFrame) -> pd.DataFrame:
     table = table.loc[:, list(JOURNAL_COLUMNS)]
     for column in ("asof", "exit_ts"):
         stamps = pd.to_datetime(table[column], utc=True, errors="coerce")
-        table[column] = stamps.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None)
+        table[column] = local_times(stamps)
     return table.reset_index(drop=True)
 
 
@@ -583,7 +604,7 @@ def for_display(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in out.columns:
         if isinstance(out[column].dtype, pd.DatetimeTZDtype):
-            out[column] = out[column].dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None)
+            out[column] = local_times(out[column])
     return out
 
 
@@ -595,8 +616,7 @@ def stats_table(stats: pd.Series | Mapping[str, pd.Series]) -> pd.DataFrame:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         if isinstance(value, pd.Timestamp):
-            return value.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d") if value.tzinfo else \
-                value.strftime("%Y-%m-%d")
+            return local_times([value])[0].strftime("%Y-%m-%d")
         if isinstance(value, pd.Timedelta):
             return str(value).replace(" 00:00:00", "")
         if isinstance(value, float | np.floating):
