@@ -29,12 +29,7 @@ from swing_core.db.vectors import (
     _vector_columns,
     _vector_outcome_values,
 )
-from swing_core.models import (
-    SetupVector,
-    Signal,
-)
-
-# --------------------------------------------------------------------------- signals
+from swing_core.models import SetupVector, Signal
 
 #: Friendlier input names accepted by record_signals.
 _SIGNAL_ALIASES = {"trend": "trend_label", "ts": "asof", "source": "data_source",
@@ -164,10 +159,12 @@ def set_signal_outcomes(engine: Engine, outcomes: pd.DataFrame) -> int:
     with write_transaction(engine) as conn:
         updated = _outcome_updates(conn, t, frame, ["id"], values)
         ids = [int(i) for i in frame["id"]]
-        links = pd.DataFrame(
-            conn.execute(sa.select(t.c.id, t.c.vector_id, t.c.symbol, t.c.interval,
-                                   _raw(t.c.asof)).where(t.c.id.in_(ids))).all(),
-            columns=["id", "vector_id", "symbol", "interval", "asof"])
+        link_rows: list[Any] = []
+        for i in range(0, len(ids), 5000):  # stay below SQLite's bound-parameter limit
+            link_rows += conn.execute(
+                sa.select(t.c.id, t.c.vector_id, t.c.symbol, t.c.interval, _raw(t.c.asof))
+                .where(t.c.id.in_(ids[i:i + 5000]))).all()
+        links = pd.DataFrame(link_rows, columns=["id", "vector_id", "symbol", "interval", "asof"])
         merged = frame.drop(columns=["symbol", "interval", "vector_id"], errors="ignore").merge(
             links, on="id")
         linked = merged[merged["vector_id"].notna()]
