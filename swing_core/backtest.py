@@ -257,8 +257,8 @@ def prepare_symbol(bars: pd.DataFrame, *, symbol: str, config: BacktestConfig,
     if frame is None:
         frame = build_signal_frame(bars, params=params, interval=interval)
     index = frame.index
-    first = int(np.searchsorted(index, config.start)) if config.start is not None else 0
-    first = max(first, min_bars_required(params) - 1)  # indicators behind a plan all defined
+    range_start = int(np.searchsorted(index, config.start)) if config.start is not None else 0
+    first = max(range_start, min_bars_required(params) - 1)  # indicators behind a plan defined
     side_sign = np.select([frame["side"].to_numpy() == "long",
                            frame["side"].to_numpy() == "short"], [1, -1], 0).astype(np.int8)
     entry, stop, target = (frame[c].to_numpy(float) for c in ("entry", "stop", "target"))
@@ -272,8 +272,9 @@ def prepare_symbol(bars: pd.DataFrame, *, symbol: str, config: BacktestConfig,
     exits = simulate_exits(bars, pos, side_sign[pos], entry[pos], stop[pos], target[pos],
                            interval=interval, params=params)
     window = BARS_PER_DAY[interval] * params.entry_window_days
+    never = np.iinfo(np.int64).max  # still pending: the symbol stays busy
     busy = np.where(exits.exit_pos >= 0, exits.exit_pos,
-                    np.where(exits.exit_reason == "NOT_FILLED", pos + window, np.iinfo(np.int64).max))
+                    np.where(exits.exit_reason == "NOT_FILLED", pos + window, never))
     taken = (_one_position_chain(pos, busy) if config.one_position_per_symbol
              else np.ones(pos.size, bool))
     delta = INTERVAL_DELTA[interval]
@@ -307,7 +308,7 @@ def prepare_symbol(bars: pd.DataFrame, *, symbol: str, config: BacktestConfig,
     })
     signals = signals.rename(columns={"atr14": "atr", "confidence": "base_confidence"})
     close = frame["close"].astype(float)
-    in_close = close.iloc[first:]
+    in_close = close.iloc[range_start:]
     bh = (float(in_close.iloc[-1] / in_close.iloc[0] - 1.0) * 100 if len(in_close) else math.nan)
     return SymbolPass(symbol=symbol, signals=signals, close=close, buy_hold_return_pct=bh,
                       n_bars=len(in_close), n_invalid_plans=n_invalid,
