@@ -249,6 +249,27 @@ def run_bench(file: str, args: list[str], *, timeout_s: float) -> dict[str, Any]
     return result
 
 
+def normalize_targets(targets: Any) -> dict[str, dict[str, Any]]:
+    """A benchmark's ``targets`` as {name: {value, target, pass}}: the documented shape is
+    already that; some benchmarks print a list of {name or metric, [database], value or
+    value_<unit>, target, pass} instead."""
+    if isinstance(targets, dict):
+        return {str(k): {"value": v.get("value"), "target": v.get("target"), "pass": v.get("pass")}
+                for k, v in targets.items() if isinstance(v, dict)}
+    out: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(targets if isinstance(targets, list) else []):
+        if not isinstance(item, dict):
+            continue
+        name = str(item.get("name") or item.get("metric") or f"target {i + 1}")
+        if item.get("database"):
+            name = f"{item['database']}: {name}"
+        value = item.get("value")
+        if value is None:
+            value = next((v for k, v in item.items() if k.startswith("value")), None)
+        out[name] = {"value": value, "target": item.get("target"), "pass": item.get("pass")}
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -377,7 +398,7 @@ def main() -> None:
             details["memory_100_signals"]["peak_above_baseline_mb"], 120.0)}
     for name, bench in benches.items():
         if "report" in bench:
-            targets[name] = bench["report"].get("targets", {})
+            targets[name] = normalize_targets(bench["report"].get("targets", {}))
     doc = {
         "benchmark": "run_all", "mode": "quick" if args.quick else "full",
         "guide": guide, "details": details,
