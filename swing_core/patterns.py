@@ -18,12 +18,14 @@ How it stays fast and honest:
 - The vectors sit behind :class:`VectorIndex` (build / add / search over a prefix), so FAISS or
   int8 backends can replace the default later. ``"sklearn"`` (the default,
   ``Settings.pattern_backend``) keeps a ``NearestNeighbors(metric="cosine", algorithm="brute")``
-  fitted on the same float32 matrix (no copy) and answers large unrestricted batches with it;
-  measured on this project's 2-core box (numpy 2.4 / scikit-learn 1.9, single BLAS thread), its
-  per-call overhead (~0.7-1.3 ms of validation) and re-normalization of the whole matrix on every
-  call make single queries 13-25x slower than the dot-product kernel (1k rows: 0.7 vs 0.03 ms;
-  100k: 18 vs 1.4 ms; 1M: 64 vs 12 ms), so prefix-restricted and small queries always use the
-  kernel (``benchmarks/bench_patterns.py`` prints both).
+  fitted on the same float32 matrix (a view, no copy) and answers with it where it is
+  competitive: unrestricted batches of >= 256 queries over <= 10,000 rows (1.5-2x the kernel's
+  time there). Measured on this project's 2-core box (numpy 2.4, scikit-learn 1.9), its
+  per-call validation (~0.7-1.3 ms) and re-normalization of the whole matrix on every call make
+  it 13-25x slower than the kernel for single queries (1k rows: 0.7 vs 0.03 ms; 100k: 18 vs
+  1.4 ms; 1M: 64 vs 12 ms) and 8x slower for a 256-query batch over 100k rows (610 vs 78 ms
+  CPU); and it cannot restrict a search to the point-in-time prefix. Those go to the kernel
+  (``benchmarks/bench_patterns.py`` prints both engines in the same run).
 - Batches (:meth:`PatternIndex.query_many`, for walk-forward backtests) run the same kernel on
   blocks of queries sorted by as-of time, each block scanning only its library prefix in growing
   chunks with a running threshold, and accept extra in-memory rows (earlier trades of the same
@@ -87,23 +89,36 @@ def _one_blas_thread() -> Any:
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-def _finish(queries: np.ndarray, matrix: np.ndarray, r: np.ndarray, c: np.ndarray, m: int,
-            k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top k per query among candidate pairs (query r, row c) by float64 cosine (the stored
-    rows' own norms, within float32 rounding of 1, are divided out), ties by row."""
-    rows, q = matrix[c].astype(np.float64), queries[r].astype(np.float64)
-    norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(q, axis=1)
-    sims = np.einsum("ij,ij->i", rows, q) / np.where(norms > 0, norms, 1.0)
-    order = np.lexsort((c, -sims, r))
-    r, c, sims = r[order], c[order], sims[order]
-    starts = np.concatenate(([0], np.cumsum(np.bincount(r, minlength=m))[:-1]))
-    rank = np.arange(r.size) - starts[r]
-    keep = rank < k
-    out_s = np.full((m, k), -np.inf)
-    out_i = np.full((m, k), -1, np.int64)
-    out_s[r[keep], rank[keep]] = sims[keep]
-    out_i[r[keep], rank[keep]] = c[keep]
+def _finish(queries: np.ndarray, matrix: np.ndarray, cand: np.ndarray, k: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Top k per query among its candidate rows ``cand`` (m, w), -1 padded, by float64 cosine
+    (the stored rows' own norms, within float32 rounding of 1, are divided out); ties by row."""
+    m = queries.shape[0]
+    out_s, out_i = np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
+    for s0 in range(0, m, 2048):  # bounded temporaries: (2048, w, 16) float64
+        c = cand[s0:s0 + 2048]
+        valid = c >= 0
+        rows = matrix[np.maximum(c, 0)].astype(np.float64)
+        q = queries[s0:s0 + 2048].astype(np.float64)
+        norms = np.sqrt(np.einsum("mwd,mwd->mw", rows, rows)
+                        * np.einsum("md,md->m", q, q)[:, None])
+        sims = np.einsum("mwd,md->mw", rows, q) / np.where(norms > 0, norms, 1.0)
+        sims[~valid] = -np.inf
+        order = np.lexsort((np.where(valid, c, _NEVER), -sims), axis=1)[:, :k]
+        width = order.shape[1]
+        out_s[s0:s0 + 2048, :width] = np.take_along_axis(sims, order, axis=1)
+        out_i[s0:s0 + 2048, :width] = np.take_along_axis(c, order, axis=1)
+    out_i[np.isneginf(out_s)] = -1
     return out_s, out_i
+
+
+def _padded(flat: np.ndarray, m: int, width: int) -> np.ndarray:
+    """Row-major flat indices of an (m, width) mask as (m, max count) column lists, -1 padded."""
+    r, c = np.divmod(flat, max(width, 1))
+    counts = np.bincount(r, minlength=m)
+    out = np.full((m, max(int(counts.max()) if r.size else 0, 1)), -1, np.int64)
+    out[r, np.arange(r.size) - np.concatenate(([0], np.cumsum(counts)[:-1]))[r]] = c
+    return out
 
 
 def _direct(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
@@ -121,8 +136,7 @@ def _direct(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
         flat = np.flatnonzero(candidates & (scores > -np.inf))
     else:
         flat = np.flatnonzero(scores > -np.inf)
-    r, c = np.divmod(flat, width)
-    return _finish(queries, matrix, r, c, m, k)
+    return _finish(queries, matrix, _padded(flat, m, width), k)
 
 
 def _merge(top_s: np.ndarray, top_c: np.ndarray, scores: np.ndarray, tau: np.ndarray,
@@ -160,7 +174,8 @@ def _chunked(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
     m = queries.shape[0]
     keep = k + _EXTRA
     order = np.argsort(limits, kind="stable")
-    found_r, found_c, unsettled = [], [], []
+    found = np.full((m, keep), -1, np.int64)
+    unsettled = []
     buf = np.empty((_BLOCK, _MAX_CHUNK), np.float32)
     for b0 in range(0, m, _BLOCK):
         rows = order[b0:b0 + _BLOCK]
@@ -180,12 +195,9 @@ def _chunked(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
             c0, size = c1, min(size * 2, _MAX_CHUNK)
         ranked = -np.sort(-top_s, axis=1)
         settled = ~np.isfinite(ranked[:, -1]) | (ranked[:, -1] < ranked[:, k - 1] - _EPS)
-        r_loc, j = np.nonzero(np.isfinite(top_s) & settled[:, None])
-        found_r.append(rows[r_loc])
-        found_c.append(top_c[r_loc, j])
+        found[rows] = np.where(np.isfinite(top_s), top_c, -1)
         unsettled.append(rows[~settled])
-    out_s, out_i = _finish(queries, matrix, np.concatenate(found_r), np.concatenate(found_c),
-                           m, k)
+    out_s, out_i = _finish(queries, matrix, found, k)
     redo = np.concatenate(unsettled)
     if redo.size:
         out_s[redo], out_i[redo] = _direct(queries[redo], matrix, limits[redo], k)
@@ -209,9 +221,18 @@ def exact_topk(queries: np.ndarray, matrix: np.ndarray, k: int, *,
     if m == 0 or k == 0 or n == 0 or int(lim.max()) == 0:
         return np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
     with _one_blas_thread():
-        if m * int(lim.max()) <= _DIRECT_CELLS:
-            return _direct(q, matrix, lim, k)
-        return _chunked(q, matrix, lim, k)
+        width = int(lim.max())
+        if width > 2 * _MAX_CHUNK and m * width > _DIRECT_CELLS:
+            return _chunked(q, matrix, lim, k)
+        # narrow prefixes: all scores of a block of queries at once
+        out_s, out_i = np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
+        order = np.argsort(lim, kind="stable")
+        step = max(1, _DIRECT_CELLS // width)
+        for b0 in range(0, m, step):
+            rows = order[b0:b0 + step]
+            if lim[rows].max() > 0:
+                out_s[rows], out_i[rows] = _direct(q[rows], matrix, lim[rows], k)
+        return out_s, out_i
 
 
 # --------------------------------------------------------------------------- vector backends
@@ -293,12 +314,14 @@ class NumpyVectorIndex:
 
 class SklearnVectorIndex(NumpyVectorIndex):
     """The default backend: a scikit-learn ``NearestNeighbors(metric="cosine",
-    algorithm="brute")`` fitted on the stored float32 rows (a view, no copy), used for batches of
-    at least ``min_batch`` queries that may see every row; everything else (single queries,
-    point-in-time prefixes) goes to the kernel, which is faster there (module docstring)."""
+    algorithm="brute")`` fitted on the stored float32 rows (a view, no copy), used where it is
+    competitive: batches of at least ``min_batch`` queries that may see every row of an index of
+    at most ``max_rows`` rows. Everything else (single queries, point-in-time prefixes, large
+    indexes) goes to the kernel, which is several times faster there (module docstring)."""
 
     name = "sklearn"
     min_batch = 256
+    max_rows = 10_000
 
     def _changed(self) -> None:
         self._model: Any = None
@@ -318,15 +341,14 @@ class SklearnVectorIndex(NumpyVectorIndex):
         q = np.asarray(queries, dtype=np.float64).reshape(-1, self._buf.shape[1])
         n = len(self)
         restricted = limits is not None and bool((np.asarray(limits) < n).any())
-        if restricted or q.shape[0] < self.min_batch or n <= k + _EXTRA or k <= 0:
+        if (restricted or q.shape[0] < self.min_batch or n > self.max_rows or n <= k + _EXTRA
+                or k <= 0):
             return exact_topk(q, self.matrix, k, limits=limits)
         import sklearn
 
         with sklearn.config_context(assume_finite=True), _one_blas_thread():
             _, idx = self._fitted().kneighbors(q.astype(np.float32), n_neighbors=k + _EXTRA)
-        m = q.shape[0]
-        rows = np.repeat(np.arange(m), idx.shape[1])
-        sims, pos = _finish(q, self.matrix, rows, idx.reshape(-1), m, idx.shape[1])
+        sims, pos = _finish(q, self.matrix, idx.astype(np.int64), idx.shape[1])
         # sklearn's float32 cosine can misorder near-ties: redo rows with a thin margin
         thin = sims[:, -1] >= sims[:, k - 1] - 4 * _EPS
         if thin.any():
@@ -546,13 +568,15 @@ def _stat_arrays(r: np.ndarray, hold: np.ndarray, days: np.ndarray, keep: np.nda
 
 
 def _row_nanmedian(values: np.ndarray) -> np.ndarray:
+    """Median of each row ignoring NaN (NaN for a row without values)."""
     if values.shape[1] == 0:
         return np.full(values.shape[0], np.nan)
-    has = np.isfinite(values).any(axis=1)
-    out = np.full(values.shape[0], np.nan)
-    if has.any():
-        out[has] = np.nanmedian(values[has], axis=1)
-    return out
+    ordered = np.sort(values, axis=1)  # NaN sort last
+    count = np.isfinite(values).sum(axis=1)
+    lo = np.maximum((count - 1) // 2, 0)[:, None]
+    hi = np.maximum(count // 2, 0).clip(max=values.shape[1] - 1)[:, None]
+    middle = (np.take_along_axis(ordered, lo, 1) + np.take_along_axis(ordered, hi, 1))[:, 0]
+    return np.where(count > 0, middle / 2, np.nan)
 
 
 def _hold_days(hold: np.ndarray, intervals: np.ndarray) -> np.ndarray:
@@ -673,8 +697,11 @@ class _Table:
 
 def _to_ns(values: Any) -> np.ndarray:
     """UTC nanoseconds since the epoch (naive values are taken to be UTC; NaT: iNaT)."""
-    index = pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(np.asarray(values, dtype=object)),
-                                            utc=True))
+    if np.ndim(values) == 0:
+        values = [values]
+    elif not isinstance(values, pd.Series | pd.Index | np.ndarray):
+        values = np.asarray(values, dtype=object)
+    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     return index.as_unit("ns").asi8.copy()
 
 
@@ -832,7 +859,10 @@ class _Store:
             for name, code in zip(("symbol", "setup", "interval"), codes, strict=True):
                 if code is not None:
                     mask &= self.table.cols[name] == code
-            self._scopes[codes] = np.flatnonzero(mask)
+            if len(self._scopes) >= 256:  # a bounded cache: positions of recent filters
+                self._scopes.clear()
+            rows = np.flatnonzero(mask)
+            self._scopes[codes] = rows.astype(np.int32) if len(self) < 2**31 else rows
         return self._scopes[codes]
 
     def search(self, queries: np.ndarray, asof: np.ndarray, k: int,
@@ -860,9 +890,7 @@ def _merge_topk(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, 
     """The k best of two top lists (the second's rows shifted by ``offset``), ties by row."""
     sims = np.concatenate([first[0], second[0]], axis=1)
     ids = np.concatenate([first[1], np.where(second[1] >= 0, second[1] + offset, -1)], axis=1)
-    m, w = sims.shape
-    rows = np.repeat(np.arange(m), w)
-    order = np.lexsort((ids.ravel(), -sims.ravel(), rows)).reshape(m, w)[:, :k] % w
+    order = np.lexsort((np.where(ids >= 0, ids, _NEVER), -sims), axis=1)[:, :k]
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
