@@ -50,6 +50,7 @@ PAGE_FILES: dict[str, str] = {
     "backtest": "pages/backtest_review.py",
     "journal": "pages/journal.py",
     "data": "pages/data.py",
+    "performance": "pages/performance.py",
 }
 
 
@@ -323,6 +324,13 @@ def source_banner(source: str | None, *, notes: tuple[str, ...] | list[str] = ()
         with st.expander(f"Data notes ({len(extra)})"):
             for note in extra:
                 st.caption(plain(note))
+
+
+def offline_note(what: str) -> None:
+    """On pages that load no bars up front: say that offline mode means demo data."""
+    if is_offline():
+        st.warning(f"Offline mode (SWING_OFFLINE=1): {what} use DEMO data, synthetic prices, "
+                   "not the market.", icon=":material/science:")
 
 
 def offline_badge() -> None:

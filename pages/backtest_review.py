@@ -167,6 +167,8 @@ def _trades_tab(result: Any) -> None:
         else:
             focus = views.trade_window(chosen.to_dict(), result.config.interval)
     bars = ui.chart_bars(symbol, result.config.interval, result.config.start)
+    if focus is None and result.config.start is not None and len(bars):
+        focus = (result.config.start, result.config.end or bars.index[-1])  # the run's period
     st.plotly_chart(
         charts.price_figure(bars, trades=of_symbol, interval=result.config.interval,
                             show_fib=False, show_indicators=False, focus=focus, height=520,
@@ -178,6 +180,9 @@ def _trades_tab(result: Any) -> None:
         views.for_display(shown), hide_index=True, key="bt_trades", on_select="rerun",
         selection_mode="single-row",
         column_config={
+            "symbol": "Symbol", "side": "Side", "setup": "Setup", "trend": "Trend",
+            "vol_regime": "Vol.", "exit_reason": "Exit",
+            "hold_bars": st.column_config.NumberColumn("Bars held", format="%d"),
             "signal_ts": st.column_config.DatetimeColumn("Signal (NY)", format="YYYY-MM-DD HH:mm"),
             "entry_ts": st.column_config.DatetimeColumn("Entry (NY)", format="YYYY-MM-DD HH:mm"),
             "exit_ts": st.column_config.DatetimeColumn("Exit (NY)", format="YYYY-MM-DD HH:mm"),
@@ -312,6 +317,7 @@ def _saved_tab(engine: Any) -> None:
 
 def main() -> None:
     st.title("Backtest Review")
+    ui.offline_note("backtests")
     engine = ui.database_engine() if ui.database_banner() else None
     with ui.error_edge("The backtest"):
         _form(engine)

@@ -15,6 +15,8 @@ ui.require_router()
 
 LOOKBACK_OPTIONS = ("auto", "10", "20", "30", "59", "90", "180", "365", "730", "1825")
 _TONE_COLOR = {"good": "green", "bad": "red", "neutral": "gray"}
+#: Bars the price chart opens on (about two weeks; the whole history is a pan away).
+_INITIAL_BARS = {"15m": 260, "30m": 130, "1h": 70, "1d": 120}
 
 
 def _lookback_days(choice: str, interval: str) -> tuple[int | None, str | None]:
@@ -34,18 +36,20 @@ _fmt = views.format_number
 
 def _metrics(signal: Any) -> None:
     entry = signal.entry
-    cols = st.columns(7)
-    cols[0].metric("Trend", signal.trend.label.replace("_", " "))
-    cols[1].metric("Setup", f"{entry.side} · {entry.setup.replace('_', ' ')}" if entry
-                   else "none")
-    cols[2].metric("Confidence", f"{signal.confidence:.0%}",
+    trend = signal.trend.label.replace("_", " ")
+    plan = (f"**{entry.side}** · {entry.setup.replace('_', ' ')}" if entry
+            else "no setup on the last bar")
+    st.markdown(f"#### Trend **{trend}** · {plan}")
+    cols = st.columns(6)
+    cols[0].metric("Confidence", f"{signal.confidence:.0%}",
                    help="Base confidence from trend, R, MTF and relative strength, blended with "
                         "the pattern prior when one is available (STRATEGY.md).")
-    cols[3].metric("R", _fmt(entry.r_multiple) if entry else "–", help="reward / risk")
-    cols[4].metric("Entry", _fmt(entry.entry_price) if entry else "–",
+    cols[1].metric("R", _fmt(entry.r_multiple) if entry else "–", help="reward / risk")
+    cols[2].metric("Entry", _fmt(entry.entry_price) if entry else "–",
                    help="A stop order when beyond the close (valid one trading day).")
-    cols[5].metric("Stop", _fmt(entry.stop_price) if entry else "–")
-    cols[6].metric("Target", _fmt(entry.take_profit) if entry else "–")
+    cols[3].metric("Stop", _fmt(entry.stop_price) if entry else "–")
+    cols[4].metric("Target", _fmt(entry.take_profit) if entry else "–")
+    cols[5].metric("Price", _fmt(signal.trend.price), help="close of the signal bar")
 
 
 def _trend_card(signal: Any, frame: Any) -> None:
@@ -209,7 +213,9 @@ def main() -> None:
         plan = signal.flat() if signal.entry else None
         st.plotly_chart(
             charts.price_figure(view.frame, plan=plan, interval=interval, show_fib=show_fib,
-                                title=f"{symbol} · {interval} · New York time"),
+                                initial_bars=_INITIAL_BARS[interval],
+                                title=f"{symbol} · {interval}"
+                                + (" · New York time" if interval != "1d" else "")),
             key="explorer_chart", config={"scrollZoom": True, "displaylogo": False},
         )
         left, right = st.columns([3, 2])

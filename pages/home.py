@@ -18,6 +18,7 @@ _LINKS = (
     ("backtest", "Backtest Review", ":material/history:", "walk-forward runs, metrics, trades"),
     ("journal", "Journal", ":material/menu_book:", "stored signals and their real outcomes"),
     ("data", "Data", ":material/database:", "uploads and the bar cache"),
+    ("performance", "Performance", ":material/speed:", "latency, memory, slow queries, caches"),
 )
 
 
@@ -49,7 +50,8 @@ def _status(table_sources: list[str | None]) -> None:
 def _watchlist(interval: str) -> list[str | None]:
     symbols = views.load_watchlist()
     st.subheader(f"Watchlist · {interval}")
-    found = ui.signal_views(symbols, interval)
+    with st.spinner(f"Analysing {len(symbols)} symbols…"):
+        found = ui.signal_views(symbols, interval)
     table = views.watchlist_table(found)
     st.dataframe(
         table, hide_index=True, key="home_watchlist",

@@ -83,6 +83,7 @@ def _table(table: pd.DataFrame) -> None:
 
 def main() -> None:
     st.title("Journal")
+    ui.offline_note("signals saved and evaluated now")
     with ui.error_edge("The Journal"):
         if not ui.database_banner():
             return

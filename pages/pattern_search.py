@@ -27,7 +27,7 @@ def _library_banner(library: views.Library) -> None:
 def _stats(neighbors: Any) -> None:
     stats = neighbors.stats()
     fmt = views.format_number
-    cols = st.columns(6)
+    cols = st.columns(5)
     cols[0].metric("Neighbours", stats.n, help=f"scope: {stats.scope}; same volatility regime: "
                    f"{'yes' if stats.regime_filtered else 'no'}")
     cols[1].metric("Win rate", fmt(stats.win_rate, ".0%"))
@@ -37,8 +37,9 @@ def _stats(neighbors: Any) -> None:
                    help=f"wins {fmt(stats.median_hold_bars_wins, '.0f')}, losses "
                         f"{fmt(stats.median_hold_bars_losses, '.0f')}; "
                         f"{fmt(stats.median_hold_days, '.1f')} trading days")
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.exit_reasons.items())) or "–"
-    cols[5].metric("Exits", reasons)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.exit_reasons.items())) or "none"
+    st.caption(f"Exits: {reasons} · scope: {'this symbol' if stats.scope == 'symbol' else stats.scope}"
+               f"{' · same volatility regime' if stats.regime_filtered else ''}")
 
 
 def _projection(library: views.Library, signal: Any, neighbors: Any) -> None:
@@ -115,6 +116,9 @@ def main() -> None:
                                                                     format="YYYY-MM-DD HH:mm"),
                          "similarity": st.column_config.NumberColumn("Cosine", format="%.4f"),
                          "realized_r": st.column_config.NumberColumn("R", format="%+.2f"),
+                         "symbol": "Symbol", "side": "Side", "setup": "Setup",
+                         "vol_regime": "Vol.", "exit_reason": "Exit",
+                         "hold_bars": st.column_config.NumberColumn("Bars held", format="%d"),
                      })
         st.subheader("The library")
         _projection(library, signal, neighbors)

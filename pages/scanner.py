@@ -141,6 +141,7 @@ def main() -> None:
             _run_scan(symbols, interval)
         scan = st.session_state.get("scan")
         if scan is None:
+            ui.offline_note("scans")
             st.info(f"Press **Scan** to analyse the {len(symbols)} symbols of your watchlist on "
                     f"{interval} bars (edit the list above; change the interval in the sidebar).")
             return

@@ -313,6 +313,7 @@ def price_figure(
     show_fib: bool = True,
     show_indicators: bool = True,
     focus: tuple[Any, Any] | None = None,
+    initial_bars: int | None = None,
     max_bars: int = MAX_CANDLES,
     height: int = 760,
     title: str | None = None,
@@ -372,14 +373,13 @@ def price_figure(
     if breaks:
         fig.update_xaxes(rangebreaks=breaks)
     fig.update_xaxes(rangeslider_visible=False)
+    if focus is None and initial_bars is not None and len(frame) > initial_bars:
+        focus = (frame.index[-initial_bars], frame.index[-1])
+        extra = [_finite((plan or {}).get(k)) for k in ("entry", "stop", "target")]
+    else:
+        extra = []
     if focus is not None:
-        start, end = (to_exchange_time([t], daily=daily)[0] for t in focus)
-        fig.update_xaxes(range=[start, end])
-        window = frame.loc[pd.Timestamp(focus[0]):pd.Timestamp(focus[1])] if frame.index.tz else frame
-        if not window.empty:
-            pad = 0.02 * float(window["high"].max() - window["low"].min() or 1.0)
-            fig.update_yaxes(range=[float(window["low"].min()) - pad,
-                                    float(window["high"].max()) + pad], row=1, col=1)
+        _zoom(fig, frame, focus, daily=daily, levels=[v for v in extra if v is not None])
     note = ""
     if "downsampled_from" in drawn.attrs:
         note = f" · {len(drawn):,} of {len(frame):,} bars drawn (merged for display)"
@@ -389,6 +389,24 @@ def price_figure(
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "xanchor": "right", "x": 1},
     )
     return fig
+
+
+def _zoom(fig: go.Figure, frame: pd.DataFrame, focus: tuple[Any, Any], *, daily: bool | None,
+          levels: Sequence[float] = ()) -> None:
+    """Set the x range to ``focus`` (UTC) and fit the price axis to the bars in it and to
+    ``levels`` (e.g. the plan's entry, stop and target)."""
+    start, end = (pd.Timestamp(t) for t in focus)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    x0, x1 = to_exchange_time([start, end], daily=daily)
+    fig.update_xaxes(range=[x0, x1])
+    window = frame.loc[start:end]
+    if window.empty:
+        return
+    low = min([float(window["low"].min()), *levels])
+    high = max([float(window["high"].max()), *levels])
+    pad = 0.03 * ((high - low) or abs(high) or 1.0)
+    fig.update_yaxes(range=[low - pad, high + pad], row=1, col=1)
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -419,10 +437,10 @@ def outcome_histogram(
     if marker is not None and _finite(marker) is not None:
         fig.add_vline(x=float(marker), line={"color": COLORS["current"], "width": 2, "dash": "dash"},
                       annotation_text=f"{marker_label} {float(marker):+.2f}")
-    fig.update_layout(barmode="overlay", title=title, height=height, margin=_MARGIN,
-                      xaxis_title="realized R", yaxis_title="trades", bargap=0.05,
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
-                              "yanchor": "bottom"})
+    fig.update_layout(barmode="overlay", title=title, height=height,
+                      margin={**_MARGIN, "b": 40}, xaxis_title="realized R", yaxis_title="trades",
+                      bargap=0.05, legend={"orientation": "h", "y": -0.3, "x": 0,
+                                           "xanchor": "left", "yanchor": "top"})
     return fig
 
 

@@ -1,0 +1,196 @@
+"""End to end in a real browser: the app served by ``streamlit run`` on a free loopback port
+(offline demo data, a fresh data folder), driven by Playwright for Python with Debian's
+Chromium. Every page is visited and must show no exception; one scan and one small backtest run
+through the UI; a screenshot of each page is kept under ``artifacts/screenshots/``.
+
+Skipped only when /usr/bin/chromium or the playwright package is absent (``.ci/run`` installs
+both); never runs ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+#: (url path, screenshot name) of every page.
+PAGES = [("", "home"), ("explorer", "explorer"), ("scanner", "scanner"),
+         ("pattern_search", "pattern_search"), ("backtest_review", "backtest_review"),
+         ("journal", "journal"), ("data", "data"), ("performance", "performance")]
+BUSY = {"initial", "running", "rerunRequested", "stopRequested"}
+
+pytestmark = pytest.mark.browser
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+try:
+    from playwright.sync_api import Page, sync_playwright
+except ImportError:  # pragma: no cover - CI installs it from requirements-dev.txt
+    pytest.skip("the playwright package is not installed", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SWING_DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env.update(SWING_OFFLINE="1", SWING_DATA_DIR=str(tmp_path_factory.mktemp("e2e_data")),
+               PYTHONUNBUFFERED="1")
+    log = tmp_path_factory.mktemp("e2e_log") / "streamlit.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+             "--server.runOnSave", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        text = log.read_text(errors="replace")
+        assert "unexpected error in" not in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[Page]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(120_000)
+        yield tab
+        context.close()
+        browser.close()
+
+
+def settle(page: Page, *, timeout_s: float = 120.0) -> None:
+    """Wait until the script has finished running (and stays idle for a second)."""
+    page.wait_for_selector("[data-testid='stApp']")
+    deadline = time.monotonic() + timeout_s
+    calm = 0
+    while calm < 4:
+        state = page.get_attribute("[data-testid='stApp']", "data-test-script-state")
+        busy = state in BUSY or page.locator("[data-testid='stSpinner']").count() > 0
+        calm = 0 if busy else calm + 1
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not settle (script state {state!r})")
+        page.wait_for_timeout(250)
+
+
+def assert_no_exception(page: Page, where: str) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, \
+        f"{where}: " + page.locator("[data-testid='stException']").first.inner_text()
+    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+    assert not [e for e in errors if "unexpected error" in e], (where, errors)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """The whole page: the viewport is stretched to the main area's height first."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+        "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 900)")
+    page.set_viewport_size({"width": 1440, "height": min(int(height) + 80, 7000)})
+    page.wait_for_timeout(400)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    return path
+
+
+def visit(page: Page, server: str, path: str) -> None:
+    page.goto(f"{server}/{path}")
+    settle(page)
+    assert_no_exception(page, path or "home")
+
+
+def test_every_page_renders_in_the_browser(page: Page, server: str) -> None:
+    for path, name in PAGES:
+        if not (ROOT / "pages" / f"{name}.py").exists():
+            continue
+        visit(page, server, path)
+        main = page.locator("[data-testid='stMain']").inner_text()
+        assert main.strip(), f"{name}: the page is empty"
+        if name != "performance":
+            assert "DEMO" in main or "demo" in main.lower(), f"{name}: demo data must be said"
+        assert screenshot(page, name).stat().st_size > 10_000
+
+
+def test_a_scan_through_the_ui_and_click_through(page: Page, server: str) -> None:
+    visit(page, server, "scanner")
+    page.get_by_role("button", name=re.compile(r"Scan \d+ symbols")).click()
+    settle(page)
+    assert_no_exception(page, "scan")
+    page.get_by_text(re.compile(r"\d+ symbols on 30m bars in")).wait_for()
+    assert page.locator("[data-testid='stDataFrame']").count() >= 1
+    screenshot(page, "scanner")
+    page.get_by_role("button", name=re.compile(r"^Open [A-Z]+")).click()
+    settle(page)
+    assert_no_exception(page, "click-through")
+    page.get_by_role("heading", name=re.compile(r"Signal Explorer · [A-Z]+ 30m")).wait_for()
+    assert "symbol=" in page.url or page.url.endswith("/explorer")
+
+
+def test_a_small_backtest_through_the_ui(page: Page, server: str) -> None:
+    visit(page, server, "backtest_review")
+    symbols = page.get_by_role("textbox", name="Symbols")
+    symbols.fill("AAPL")
+    page.get_by_role("button", name="Run backtest").click()
+    settle(page)
+    assert_no_exception(page, "backtest")
+    page.get_by_text("# Trades").first.wait_for()
+    assert page.get_by_text("DEMO DATA: this backtest ran on synthetic prices").count() == 1
+    page.get_by_role("tab", name="Trades").click()
+    settle(page)
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 1
+    screenshot(page, "backtest_review")
+
+
+def test_screenshots_exist_for_every_page() -> None:
+    names = {p.stem for p in SHOTS.glob("*.png")}
+    expected = {name for _, name in PAGES if (ROOT / "pages" / f"{name}.py").exists()}
+    assert expected <= names, expected - names
+    if os.environ.get("SWING_COPY_SCREENSHOTS"):
+        docs = ROOT / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        for shot in SHOTS.glob("*.png"):
+            shutil.copy2(shot, docs / shot.name)
