@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -496,18 +497,28 @@ NEIGHBOR_COLUMNS = ["symbol", "interval", "ts", "exit_ts", "side", "setup", "vol
 
 @dataclass(frozen=True)
 class Neighbors:
-    """The neighbours of one query, most similar first (``frame``: :data:`NEIGHBOR_COLUMNS`,
-    ``hold_bars`` Int64), with the scope used, whether the regime filter applied, the as-of time
-    (None: unrestricted) and the k asked for."""
+    """The neighbours of one query, most similar first, with the scope used, whether the regime
+    filter applied, the as-of time (None: unrestricted) and the k asked for. ``data``: one array
+    per :data:`NEIGHBOR_COLUMNS` (``ts`` / ``exit_ts`` as int64 UTC nanoseconds, ``hold_bars``
+    float with NaN when unknown); ``frame`` builds the DataFrame on first use (tz-aware
+    timestamps, ``hold_bars`` Int64), so answering a query never pays for pandas."""
 
-    frame: pd.DataFrame
+    data: dict[str, np.ndarray] = field(repr=False)
     scope: str
     regime_filtered: bool
     asof: pd.Timestamp | None
     k: int
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return int(self.data["similarity"].shape[0])
+
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        data = dict(self.data)
+        for name in ("ts", "exit_ts"):
+            data[name] = pd.to_datetime(data[name], utc=True)
+        data["hold_bars"] = pd.array(data["hold_bars"], dtype="Int64")
+        return pd.DataFrame(data, columns=NEIGHBOR_COLUMNS)
 
     def __iter__(self) -> Iterator[Neighbor]:
         for row in self.frame.itertuples(index=False):
@@ -579,9 +590,39 @@ def _row_nanmedian(values: np.ndarray) -> np.ndarray:
     return np.where(count > 0, middle / 2, np.nan)
 
 
-def _hold_days(hold: np.ndarray, intervals: np.ndarray) -> np.ndarray:
-    per_day = pd.Series(intervals.reshape(-1)).map(BARS_PER_DAY).to_numpy(dtype=float)
-    return hold / per_day.reshape(hold.shape)
+def _median(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def _stats(r: np.ndarray, hold: np.ndarray, intervals: np.ndarray, reasons: np.ndarray,
+           scope: str | None, regime_filtered: bool | None) -> PriorStats:
+    """One neighbour set (1-D arrays): the same numbers as :func:`_stat_arrays`, without its
+    (m, k) machinery (a single query stays well under a millisecond)."""
+    keep = np.isfinite(r)
+    r, hold, intervals, reasons = r[keep], hold[keep], intervals[keep], reasons[keep]
+    n = int(r.size)
+    win = r > 0
+    wins, losses = r[win], r[~win]
+    win_rate = float(win.mean()) if n else float("nan")
+    avg_win = float(wins.mean()) if wins.size else float("nan")
+    avg_loss = float(losses.mean()) if losses.size else float("nan")
+    sum_win, sum_loss = float(wins.sum()), float(losses.sum())
+    profit_factor = (sum_win / -sum_loss if sum_loss < 0
+                     else float("inf") if sum_win > 0 else float("nan"))
+    per_day = np.array([BARS_PER_DAY.get(i, np.nan) for i in intervals.tolist()], float)
+    names, counts = np.unique(reasons.astype(str), return_counts=True)
+    return PriorStats(
+        n=n, win_rate=win_rate, avg_r=float(r.mean()) if n else float("nan"),
+        avg_win_r=avg_win, avg_loss_r=avg_loss, profit_factor=profit_factor,
+        expected_r=(win_rate * (avg_win if wins.size else 0.0)
+                    + (1 - win_rate) * (avg_loss if losses.size else 0.0)) if n
+        else float("nan"),
+        median_hold_bars=_median(hold), median_hold_bars_wins=_median(hold[win]),
+        median_hold_bars_losses=_median(hold[~win]), median_hold_days=_median(hold / per_day),
+        exit_reasons={str(a): int(b) for a, b in zip(names, counts, strict=True)},
+        scope=scope if scope is not None else ("all" if n else "none"),
+        regime_filtered=bool(regime_filtered))
 
 
 def neighbor_stats(neighbors: Neighbors | pd.DataFrame, *, scope: str | None = None,
@@ -589,27 +630,21 @@ def neighbor_stats(neighbors: Neighbors | pd.DataFrame, *, scope: str | None = N
     """:class:`PriorStats` of a neighbour set: a :class:`Neighbors` or a frame with columns
     ``realized_r``, ``hold_bars`` (bars, may be missing), ``exit_reason`` and ``interval`` (for
     hold days; missing: NaN days). Rows without a realized R are ignored."""
-    frame = neighbors.frame if isinstance(neighbors, Neighbors) else neighbors
     if isinstance(neighbors, Neighbors):
-        scope = neighbors.scope if scope is None else scope
-        regime_filtered = neighbors.regime_filtered if regime_filtered is None else \
-            regime_filtered
+        data = neighbors.data
+        return _stats(data["realized_r"].astype(float), data["hold_bars"].astype(float),
+                      data["interval"], data["exit_reason"],
+                      neighbors.scope if scope is None else scope,
+                      neighbors.regime_filtered if regime_filtered is None else regime_filtered)
+    frame = neighbors
     r = pd.to_numeric(frame["realized_r"], errors="coerce").to_numpy(float)
-    keep = np.isfinite(r)
+    nothing = np.full(r.shape, np.nan)
     hold = (pd.to_numeric(frame["hold_bars"], errors="coerce").to_numpy(float)
-            if "hold_bars" in frame else np.full(r.shape, np.nan))
-    intervals = (frame["interval"].astype(object).to_numpy() if "interval" in frame
-                 else np.full(r.shape, None, object))
-    stats = _stat_arrays(r[None, :], hold[None, :], _hold_days(hold, intervals)[None, :],
-                         keep[None, :])
-    reasons = frame["exit_reason"].astype(str).to_numpy()[keep] if "exit_reason" in frame \
-        else np.empty(0, str)
-    names, counts = np.unique(reasons, return_counts=True)
-    n = int(stats["n"][0])
-    return PriorStats(n=n, **{f: float(stats[f][0]) for f in _STAT_FIELDS},
-                      exit_reasons={str(a): int(b) for a, b in zip(names, counts, strict=True)},
-                      scope=scope if scope is not None else ("all" if n else "none"),
-                      regime_filtered=bool(regime_filtered))
+            if "hold_bars" in frame else nothing)
+    intervals = frame["interval"].to_numpy(object) if "interval" in frame else nothing
+    reasons = frame["exit_reason"].to_numpy(object) if "exit_reason" in frame else \
+        np.full(r.shape, "", object)
+    return _stats(r, hold, intervals, reasons, scope, regime_filtered)
 
 
 def blend_confidence(confidence: float, stats: PriorStats | None, *,
@@ -706,8 +741,15 @@ def _to_ns(values: Any) -> np.ndarray:
 
 
 def _asof_ns(asof: Any, m: int) -> np.ndarray:
+    """As-of times (UTC nanoseconds) per query; None: no restriction."""
     if asof is None:
         return np.full(m, _NEVER, np.int64)
+    if isinstance(asof, pd.Timestamp | datetime | str):  # one time: skip the array machinery
+        stamp = pd.Timestamp(asof)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        if pd.isna(stamp):
+            raise ValueError("asof is missing: give the close time of the signal bar.")
+        return np.full(m, stamp.as_unit("ns").value, np.int64)
     out = _to_ns(asof)
     if out.shape[0] == 1 and m != 1:
         out = np.full(m, out[0], np.int64)
@@ -1018,8 +1060,9 @@ class PatternIndex:
     def _rows_frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
         """Searchable rows as a frame with their vectors (for re-adding)."""
         rows = np.arange(len(self)) if rows is None else rows
-        frame = self._frame(np.asarray(rows, np.int64), np.zeros(len(rows)))
-        frame = frame.drop(columns=["similarity"]).assign(_ts=self._store.table.cols["ts"][rows])
+        data = self._neighbor_data(np.asarray(rows, np.int64), np.zeros(len(rows)))
+        frame = Neighbors(data, "all", False, None, 0).frame.drop(columns=["similarity"])
+        frame = frame.assign(_ts=self._store.table.cols["ts"][rows])
         frame[VECTOR_COLUMNS] = self._store.backend.matrix[rows]
         return frame
 
@@ -1141,18 +1184,17 @@ class PatternIndex:
         m = queries.shape[0]
         sims, ids = np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
         scope = np.full(m, "none", dtype=object)
-        groups = pd.DataFrame({"symbol": symbols,
-                               "setup": setups if setups is not None else ""})
-        for (symbol, setup), rows in groups.groupby(["symbol", "setup"], sort=False).indices.items():
-            codes = self._codes(symbol, setup or None, interval)
+        setups = setups if setups is not None else np.full(m, None, dtype=object)
+        for (symbol, setup), rows in _groups(symbols, setups):
+            codes = self._codes(symbol, setup, interval)
             s, i = self._search_both(queries[rows], asof[rows], k, codes, extra)
             has = i[:, 0] >= 0
             sims[rows[has]], ids[rows[has]], scope[rows[has]] = s[has], i[has], "symbol"
         rest = np.flatnonzero(scope == "none")
-        for setup, rows in groups.iloc[rest].groupby("setup", sort=False).indices.items():
+        for (setup,), rows in _groups(setups[rest]):
             rows = rest[rows]
-            codes = self._codes(None, setup or None, interval)
-            s, i = self._search_both(queries[rows], asof[rows], k, codes, extra)
+            s, i = self._search_both(queries[rows], asof[rows], k,
+                                     self._codes(None, setup, interval), extra)
             has = i[:, 0] >= 0
             sims[rows[has]], ids[rows[has]], scope[rows[has]] = s[has], i[has], "all"
         return sims, ids, scope
@@ -1185,25 +1227,21 @@ class PatternIndex:
         use = same.sum(axis=1) >= params.min_regime_neighbors
         return np.where(use[:, None], same, valid), use
 
-    def _frame(self, ids: np.ndarray, sims: np.ndarray, extra: _Store | None = None
-               ) -> pd.DataFrame:
+    def _neighbor_data(self, ids: np.ndarray, sims: np.ndarray, extra: _Store | None = None
+                       ) -> dict[str, np.ndarray]:
+        """Plain arrays of the :data:`NEIGHBOR_COLUMNS` for row ids."""
         col = functools.partial(self._column, ids=ids, extra=extra)
-        hold = col("hold", fill=-1).astype(np.int64)
-        return pd.DataFrame({
-            **{name: self._vocab[name].decode(col(name, fill=-1).astype(np.int64))
-               for name in ("symbol", "interval")},
-            "ts": pd.to_datetime(col("ts", fill=0), utc=True),
-            "exit_ts": pd.to_datetime(col("exit", fill=0), utc=True),
-            **{name: self._vocab[name].decode(col(name, fill=-1).astype(np.int64))
-               for name in ("side", "setup", "vol_regime")},
-            "similarity": np.asarray(sims, float),
-            "realized_r": col("r", fill=np.nan).astype(float),
-            "exit_reason": self._vocab["exit_reason"].decode(
-                col("exit_reason", fill=-1).astype(np.int64)),
-            "hold_bars": pd.array(np.where(hold >= 0, hold, np.nan), dtype="Int64"),
-            "entry": col("entry", fill=np.nan).astype(float),
-            "stop": col("stop", fill=np.nan).astype(float),
-        }, columns=NEIGHBOR_COLUMNS)
+        hold = col("hold", fill=-1).astype(float)
+        hold[hold < 0] = np.nan
+        data = {name: self._vocab[name].decode(col(name, fill=-1).astype(np.int64))
+                for name in ("symbol", "interval", "side", "setup", "vol_regime", "exit_reason")}
+        data.update({"ts": col("ts", fill=0).astype(np.int64),
+                     "exit_ts": col("exit", fill=0).astype(np.int64),
+                     "similarity": np.asarray(sims, float),
+                     "realized_r": col("r", fill=np.nan).astype(float), "hold_bars": hold,
+                     "entry": col("entry", fill=np.nan).astype(float),
+                     "stop": col("stop", fill=np.nan).astype(float)})
+        return data
 
     def search(self, vector: Any, *, k: int = 60, asof: Any = None, symbol: str | None = None,
                setup: str | None = None, interval: str | None = None) -> Neighbors:
@@ -1213,7 +1251,7 @@ class PatternIndex:
         when = _asof_ns(asof, 1)
         sims, ids = self._store.search(q, when, k, self._codes(symbol, setup, interval))
         ok = ids[0] >= 0
-        return Neighbors(self._frame(ids[0][ok], sims[0][ok]),
+        return Neighbors(self._neighbor_data(ids[0][ok], sims[0][ok]),
                          scope="symbol" if symbol is not None else "all",
                          regime_filtered=False, asof=None if asof is None else
                          pd.Timestamp(when[0], tz="UTC"), k=k)
@@ -1238,7 +1276,8 @@ class PatternIndex:
                 ids, None if vol_regime is None else np.array([vol_regime], object), None,
                 params)
             rows = keep[0]
-            return Neighbors(self._frame(ids[0][rows], sims[0][rows]), scope=str(scope[0]),
+            return Neighbors(self._neighbor_data(ids[0][rows], sims[0][rows]),
+                             scope=str(scope[0]),
                              regime_filtered=bool(filtered[0]), asof=None if asof is None
                              else pd.Timestamp(when[0], tz="UTC"), k=k)
 
@@ -1300,6 +1339,22 @@ class PatternIndex:
         return PriorBatch(**stats, exit_reason_names=tuple(self._vocab["exit_reason"].decode(
             present)), exit_reason_counts=counts, scope=scope,
             regime_filtered=filtered & (stats["n"] > 0))
+
+
+def _groups(*keys: np.ndarray) -> list[tuple[tuple[Any, ...], np.ndarray]]:
+    """Row numbers per distinct combination of the key arrays, in first-seen order."""
+    m = len(keys[0])
+    if m <= 1:
+        return [(tuple(k[0] for k in keys), np.zeros(1, np.int64))] if m else []
+    combined = np.zeros(m, np.int64)
+    for key in keys:
+        codes, uniques = pd.factorize(np.asarray(key, dtype=object), use_na_sentinel=False)
+        combined = combined * max(len(uniques), 1) + codes
+    _, inverse = np.unique(combined, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    parts = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    return [(tuple(k[rows[0]] for k in keys), rows)
+            for rows in sorted(parts, key=lambda rows: rows[0])]
 
 
 def _broadcast(values: Any, *, m: int) -> np.ndarray:
