@@ -704,7 +704,7 @@ class _Table:
     cols: dict[str, np.ndarray]
 
     def __len__(self) -> int:
-        return int(self.cols["exit"].shape[0])
+        return int(next(iter(self.cols.values())).shape[0])
 
     @staticmethod
     def empty() -> _Table:
@@ -883,7 +883,9 @@ class _Store:
         if len(self) == 0 or len(table) == 0:
             return out
         cols = self.table.cols
-        hits = np.flatnonzero(np.isin(cols["ts"], table.cols["ts"]))
+        stamps = table.cols["ts"]
+        near = np.flatnonzero((cols["ts"] >= stamps.min()) & (cols["ts"] <= stamps.max()))
+        hits = near[np.isin(cols["ts"][near], stamps)]
         where = {(int(cols["symbol"][i]), int(cols["interval"][i]), int(cols["ts"][i])): i
                  for i in hits}
         keys = zip(table.cols["symbol"].tolist(), table.cols["interval"].tolist(),
@@ -1043,7 +1045,11 @@ class PatternIndex:
         if "interval" not in outcomes:
             outcomes["interval"] = self.interval
         outcomes["_ts"] = _to_ns(outcomes["ts"]) if len(outcomes) else []
-        stored = self._rows_frame()
+        codes = {name: np.array([-1 if (c := self._vocab[name].get(v)) is None else c
+                                 for v in outcomes[name].astype(str)], np.int64)
+                 for name in ("symbol", "interval")}
+        found = self._store.locate(_Table({**codes, "ts": outcomes["_ts"].to_numpy(np.int64)}))
+        stored = self._rows_frame(found[found >= 0])  # only the rows named, not the index
         if not self._pending.empty:
             pending = self._pending.assign(_ts=_to_ns(self._pending["ts"]))
             stored = pd.concat([stored, pending], ignore_index=True)
