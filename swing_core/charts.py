@@ -173,6 +173,39 @@ def _rangebreaks(index: pd.DatetimeIndex, interval: str | None) -> list[dict[str
     return breaks
 
 
+def _axis(n: int) -> str:
+    """Plotly's suffix of subplot axis ``n`` (1-based): "" for the first, else the number."""
+    return "" if n == 1 else str(n)
+
+
+def _hline(y: float, *, axis: int = 1, line: Mapping[str, Any], text: str | None = None,
+           left: bool = False, above: bool = True, font: Mapping[str, Any] | None = None
+           ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A horizontal line across subplot ``axis`` and its optional label, as plain layout dicts.
+
+    Plotly's ``add_hline`` validates the whole figure on every call (about 30 ms each on a
+    four-panel chart); building the dicts and assigning them once is two orders faster."""
+    suffix = _axis(axis)
+    shape = {"type": "line", "xref": f"x{suffix} domain", "x0": 0, "x1": 1,
+             "yref": f"y{suffix}", "y0": y, "y1": y, "line": dict(line), "layer": "above"}
+    if text is None:
+        return shape, None
+    label = {"xref": f"x{suffix} domain", "x": 0 if left else 1,
+             "xanchor": "left" if left else "right", "yref": f"y{suffix}", "y": y,
+             "yanchor": "bottom" if above else "top", "text": text, "showarrow": False,
+             "font": dict(font or {})}
+    return shape, label
+
+
+def _apply(fig: go.Figure, items: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+    """Add the shapes and labels of :func:`_hline` in one layout update."""
+    if not items:
+        return
+    shapes = [*fig.layout.shapes, *(shape for shape, _ in items)]
+    labels = [*fig.layout.annotations, *(label for _, label in items if label is not None)]
+    fig.update_layout(shapes=shapes, annotations=labels)
+
+
 def _empty_figure(message: str, *, height: int = 320) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
@@ -215,20 +248,21 @@ def _add_pocket_band(fig: go.Figure, frame: pd.DataFrame, x: pd.DatetimeIndex) -
                   row=1, col=1)
 
 
-def _add_fib_lines(fig: go.Figure, last: pd.Series) -> None:
+def _fib_lines(last: pd.Series) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    items = []
     for column, label in _FIB_LABELS.items():
         level = _finite(last.get(column))
-        if level is None:
-            continue
-        fig.add_hline(y=level, row=1, col=1, line={"color": COLORS["fib"], "width": 1,
-                      "dash": "dot"}, annotation_text=f"{label} {level:.2f}",
-                      annotation_position="bottom left", annotation_font={"size": 10})
+        if level is not None:
+            items.append(_hline(level, line={"color": COLORS["fib"], "width": 1, "dash": "dot"},
+                                text=f"{label} {level:.2f}", left=True, above=False,
+                                font={"size": 10, "color": COLORS["fib"]}))
+    return items
 
 
-def _add_plan(fig: go.Figure, plan: Mapping[str, Any]) -> None:
+def _plan_lines(plan: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     entry, stop, target = (_finite(plan.get(k)) for k in ("entry", "stop", "target"))
     if entry is None or stop is None or target is None:
-        return
+        return []
     r = _finite(plan.get("r_multiple"))
     side = str(plan.get("side") or "")
     setup = str(plan.get("setup") or "").replace("_", " ")
@@ -237,10 +271,9 @@ def _add_plan(fig: go.Figure, plan: Mapping[str, Any]) -> None:
         ("stop", stop, f"stop {stop:.2f}"),
         ("target", target, f"target {target:.2f}" + (f" · R {r:.2f}" if r is not None else "")),
     )
-    for key, level, text in lines:
-        fig.add_hline(y=level, row=1, col=1, line={"color": COLORS[key], "width": 1.6,
-                      "dash": "solid" if key == "entry" else "dash"}, annotation_text=text,
-                      annotation_position="top right", annotation_font={"color": COLORS[key]})
+    return [_hline(level, line={"color": COLORS[key], "width": 1.6,
+                                "dash": "solid" if key == "entry" else "dash"},
+                   text=text, font={"color": COLORS[key]}) for key, level, text in lines]
 
 
 def _trade_hover(trades: pd.DataFrame) -> list[str]:
@@ -344,11 +377,12 @@ def price_figure(
     if "ema20" in drawn:
         fig.add_trace(go.Scatter(x=x, y=drawn["ema20"], mode="lines", name="EMA 20",
                                  line={"color": COLORS["ema"], "width": 1.4}), row=1, col=1)
+    lines: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
     if show_fib:
         _add_pocket_band(fig, drawn, x)
-        _add_fib_lines(fig, frame.iloc[-1])
+        lines += _fib_lines(frame.iloc[-1])
     if plan is not None:
-        _add_plan(fig, plan)
+        lines += _plan_lines(plan)
     if trades is not None:
         _add_trades(fig, trades, interval, daily=daily)
     up = (drawn["close"] >= drawn["open"]).to_numpy()
@@ -361,14 +395,14 @@ def price_figure(
             fig.add_trace(go.Scatter(x=x, y=drawn["rsi14"], mode="lines", name="RSI 14",
                                      showlegend=False, line={"color": COLORS["rsi"], "width": 1.2}),
                           row=3, col=1)
-            for level in (30, 70):
-                fig.add_hline(y=level, row=3, col=1, line={"color": COLORS["fib"], "width": 1,
-                                                           "dash": "dot"})
+            lines += [_hline(level, axis=3, line={"color": COLORS["fib"], "width": 1,
+                                                  "dash": "dot"}) for level in (30, 70)]
             fig.update_yaxes(range=[0, 100], row=3, col=1)
         if "atr_pct" in drawn:
             fig.add_trace(go.Scatter(x=x, y=drawn["atr_pct"], mode="lines", name="ATR %",
                                      showlegend=False, line={"color": COLORS["atr"], "width": 1.2}),
                           row=4, col=1)
+    _apply(fig, lines)
     breaks = _rangebreaks(x, interval)
     if breaks:
         fig.update_xaxes(rangebreaks=breaks)
@@ -435,8 +469,13 @@ def outcome_histogram(
             fig.add_trace(go.Histogram(x=part, xbins=bins, name=f"{name} ({len(part)})",
                                        marker={"color": color}, opacity=0.8))
     if marker is not None and _finite(marker) is not None:
-        fig.add_vline(x=float(marker), line={"color": COLORS["current"], "width": 2, "dash": "dash"},
-                      annotation_text=f"{marker_label} {float(marker):+.2f}")
+        value = float(marker)
+        fig.update_layout(
+            shapes=[{"type": "line", "xref": "x", "x0": value, "x1": value, "yref": "paper",
+                     "y0": 0, "y1": 1, "line": {"color": COLORS["current"], "width": 2,
+                                                "dash": "dash"}}],
+            annotations=[{"xref": "x", "x": value, "yref": "paper", "y": 1, "yanchor": "bottom",
+                          "text": f"{marker_label} {value:+.2f}", "showarrow": False}])
     fig.update_layout(barmode="overlay", title=title, height=height,
                       margin={**_MARGIN, "b": 40}, xaxis_title="realized R", yaxis_title="trades",
                       bargap=0.05, legend={"orientation": "h", "y": -0.3, "x": 0,
@@ -462,6 +501,7 @@ def neighbor_paths_figure(
     titles = list(titles or [])[:len(paths)] + [""] * max(0, len(paths) - len(titles or []))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_yaxes=True,
                         vertical_spacing=0.12 if rows > 1 else 0.2, horizontal_spacing=0.03)
+    lines = []
     for i, path in enumerate(paths):
         row, col = divmod(i, cols)
         y = np.asarray(path, dtype=float)
@@ -470,10 +510,11 @@ def neighbor_paths_figure(
                                  line={"color": color, "width": 1.5},
                                  hovertemplate="bar %{x}: %{y:+.2f} R<extra></extra>"),
                       row=row + 1, col=col + 1)
-        for level, dash in ((0.0, "dot"), (-1.0, "dash")):
-            fig.add_hline(y=level, row=row + 1, col=col + 1,
-                          line={"color": COLORS["fib"], "width": 1, "dash": dash})
+        lines += [_hline(level, axis=i + 1, line={"color": COLORS["fib"], "width": 1,
+                                                  "dash": dash})
+                  for level, dash in ((0.0, "dot"), (-1.0, "dash"))]
     fig.update_annotations(font_size=10)
+    _apply(fig, lines)
     fig.update_layout(height=max(220, height_per_row * rows + 60), margin=_MARGIN,
                       title={"text": "Neighbours after entry (R; dashed = stop)", "font": {"size": 14}})
     return fig
