@@ -35,10 +35,11 @@ How it stays fast and honest:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -929,6 +930,20 @@ class _Store:
 # --------------------------------------------------------------------------- the index
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Run an index method under the index's lock (queries never see a half-applied update)."""
+
+    @functools.wraps(method)
+    def wrapper(self: PatternIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _merge_topk(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
                 offset: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best of two top lists (the second's rows shifted by ``offset``), ties by row."""
@@ -959,6 +974,16 @@ class PatternIndex:
         self._pending = pd.DataFrame()
         self._db_max_id: int | None = None
         self._db_pending: set[int] = set()
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for process pools (no lock inside)
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- building
 
@@ -989,10 +1014,12 @@ class PatternIndex:
         scopes = sum(v.nbytes for v in self._store._scopes.values())
         return self._store.backend.nbytes + self._store.table.nbytes + int(scopes)
 
+    @_locked
     def clear(self) -> None:
         self._store.replace(np.empty((0, VECTOR_DIM), np.float32), _Table.empty())
         self._pending = pd.DataFrame()
 
+    @_locked
     def add(self, rows: pd.DataFrame | Sequence[dict[str, Any]], matrix: Any = None) -> int:
         """Insert or replace rows; those with an outcome (exit_ts and realized_r) become
         searchable, the others wait for :meth:`set_outcomes`. A row without an outcome never
@@ -1037,6 +1064,7 @@ class PatternIndex:
         self._pending = self._pending.loc[(gone == "left_only").to_numpy()].reset_index(
             drop=True)
 
+    @_locked
     def set_outcomes(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> int:
         """Give outcomes to rows added earlier (pending or already searchable). ``rows``:
         symbol, interval (unless the index has one), ts, realized_r, exit_ts, hold_bars,
@@ -1086,22 +1114,25 @@ class PatternIndex:
     def refresh(self, engine: Any, *, full: bool = False) -> int:
         """Load what changed since the last load: rows with a higher id, and rows that had no
         outcome then and have one now (ids remembered from the last load). ``full``: reload
-        everything (also picks up deleted rows and re-evaluated outcomes). Returns rows made
+        everything (also picks up deleted rows and re-evaluated outcomes). The database is read
+        without holding the index, which queries keep using meanwhile. Returns rows made
         searchable or replaced."""
         from swing_core import db
 
-        if full or self._db_max_id is None:
+        with self._lock:
+            since, waiting = self._db_max_id, sorted(self._db_pending)
+        if full or since is None:
             max_id, pending = self._db_marks(engine)  # first: re-reading a row is harmless
             loaded = db.load_vector_matrix(engine, interval=self.interval, version=self.version,
                                            known_only=True)
-            self.clear()
-            added = self.add(loaded.meta.drop(columns=["version", "trend"], errors="ignore"),
-                             loaded.matrix)
-            self._db_max_id, self._db_pending = max_id, pending
+            with self._lock:
+                self.clear()
+                added = self.add(loaded.meta.drop(columns=["version", "trend"], errors="ignore"),
+                                 loaded.matrix)
+                self._db_max_id, self._db_pending = max_id, pending
             return added
         table = self._db_table()
-        frames = [self._db_select(engine, table.c.id > self._db_max_id)]
-        waiting = sorted(self._db_pending)
+        frames = [self._db_select(engine, table.c.id > since)]
         for start in range(0, len(waiting), 500):
             chunk = waiting[start:start + 500]
             frames.append(self._db_select(engine, table.c.id.in_(chunk)
@@ -1109,13 +1140,14 @@ class PatternIndex:
         frame = pd.concat(frames, ignore_index=True)
         if frame.empty:
             return 0
-        self._db_max_id = max(self._db_max_id, int(frame["id"].max()))
         has_outcome = frame["realized_r"].notna().to_numpy()
-        self._db_pending |= set(frame.loc[~has_outcome, "id"].astype(int))
-        self._db_pending -= set(frame.loc[has_outcome, "id"].astype(int))
         known = frame.loc[has_outcome]
         matrix = np.frombuffer(b"".join(known["vector"]), dtype="<f4").reshape(-1, VECTOR_DIM)
-        return self.add(known.drop(columns=["vector"]), matrix)
+        with self._lock:
+            self._db_max_id = max(self._db_max_id or 0, int(frame["id"].max()))
+            self._db_pending |= set(frame.loc[~has_outcome, "id"].astype(int))
+            self._db_pending -= set(known["id"].astype(int))
+            return self.add(known.drop(columns=["vector"]), matrix)
 
     @staticmethod
     def _db_table() -> Any:
@@ -1249,6 +1281,7 @@ class PatternIndex:
                      "stop": col("stop", fill=np.nan).astype(float)})
         return data
 
+    @_locked
     def search(self, vector: Any, *, k: int = 60, asof: Any = None, symbol: str | None = None,
                setup: str | None = None, interval: str | None = None) -> Neighbors:
         """The ``k`` most similar rows whose outcome was known by ``asof`` (UTC; None: no
@@ -1262,6 +1295,7 @@ class PatternIndex:
                          regime_filtered=False, asof=None if asof is None else
                          pd.Timestamp(when[0], tz="UTC"), k=k)
 
+    @_locked
     def neighbors(self, vector: Any, *, asof: Any, symbol: str, vol_regime: str | None = None,
                   setup: str | None = None, interval: str | None = None, k: int | None = None,
                   params: StrategyParams | None = None) -> Neighbors:
@@ -1295,6 +1329,7 @@ class PatternIndex:
                                              vol_regime=vol_regime, setup=setup,
                                              interval=interval, params=params))
 
+    @_locked
     def query_many(self, vectors: Any, asof: Any, symbols: Any, vol_regimes: Any = None, *,
                    setups: Any = None, interval: str | None = None,
                    params: StrategyParams | None = None,

@@ -526,3 +526,31 @@ def test_from_db_and_incremental_refresh(db_engine: object) -> None:
         assert_same_neighbours(index.search(q, k=30, asof=asof, symbol="AAPL").frame, want)
         assert_same_neighbours(fresh.search(q, k=30, asof=asof, symbol="AAPL").frame, want)
     assert PatternIndex.from_db(db_engine, interval="1h").search(q, k=5).frame.empty
+
+
+def test_index_pickles_and_serves_queries_while_updated() -> None:
+    import pickle
+    import threading
+
+    lib = library(2000, seed=22)
+    index = PatternIndex.from_frame(lib.iloc[:1000])
+    copy = pickle.loads(pickle.dumps(index))
+    q = setup_like_vectors(1, np.random.default_rng(23))[0]
+    assert copy.search(q, k=10).frame.equals(index.search(q, k=10).frame)
+
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for start in range(1000, 2000, 50):
+                index.add(lib.iloc[start:start + 50])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while thread.is_alive():
+        got = index.neighbors(q, asof=None, symbol="AAPL", k=20)
+        assert len(got) == 20 and (np.diff(got.frame["similarity"]) <= 0).all()
+    thread.join()
+    assert not errors and len(index) == 2000
