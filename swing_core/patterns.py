@@ -1203,7 +1203,7 @@ class PatternIndex:
         out = []
         for name, value in (("symbol", symbol), ("setup", setup), ("interval", interval)):
             code = self._vocab[name].get(value)
-            out.append(None if value is None else (-1 if code is None else code))
+            out.append(None if value is None or value == "" else (-1 if code is None else code))
         return out[0], out[1], out[2]
 
     def _search_both(self, queries: np.ndarray, asof: np.ndarray, k: int,
@@ -1224,6 +1224,8 @@ class PatternIndex:
         scope = np.full(m, "none", dtype=object)
         setups = setups if setups is not None else np.full(m, None, dtype=object)
         for (symbol, setup), rows in _groups(symbols, setups):
+            if symbol is None or symbol == "":  # no symbol: every symbol at once
+                continue
             codes = self._codes(symbol, setup, interval)
             s, i = self._search_both(queries[rows], asof[rows], k, codes, extra)
             has = i[:, 0] >= 0
@@ -1296,7 +1298,8 @@ class PatternIndex:
                          pd.Timestamp(when[0], tz="UTC"), k=k)
 
     @_locked
-    def neighbors(self, vector: Any, *, asof: Any, symbol: str, vol_regime: str | None = None,
+    def neighbors(self, vector: Any, *, asof: Any, symbol: str | None,
+                  vol_regime: str | None = None,
                   setup: str | None = None, interval: str | None = None, k: int | None = None,
                   params: StrategyParams | None = None) -> Neighbors:
         """The neighbours STRATEGY.md prices a setup with: the ``k`` (default
@@ -1321,7 +1324,8 @@ class PatternIndex:
                              regime_filtered=bool(filtered[0]), asof=None if asof is None
                              else pd.Timestamp(when[0], tz="UTC"), k=k)
 
-    def priors(self, vector: Any, *, asof: Any, symbol: str, vol_regime: str | None = None,
+    def priors(self, vector: Any, *, asof: Any, symbol: str | None,
+               vol_regime: str | None = None,
                setup: str | None = None, interval: str | None = None,
                params: StrategyParams | None = None) -> PriorStats:
         """:func:`neighbor_stats` of :meth:`neighbors` (same arguments)."""

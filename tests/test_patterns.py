@@ -272,6 +272,9 @@ def test_symbol_first_then_all_symbols() -> None:
     assert early.scope == "all"
     assert_same_neighbours(early.frame, brute_force(lib, q, k=30,
                                                     asof=first_aapl - pd.Timedelta(minutes=1)))
+    anyone = index.neighbors(q, asof=None, symbol=None, k=30)
+    assert anyone.scope == "all"
+    assert_same_neighbours(anyone.frame, brute_force(lib, q, k=30))
     unknown = index.neighbors(q, asof=None, symbol="TSLA", k=30)
     assert unknown.scope == "all" and len(unknown) == 30
     nothing = index.neighbors(q, asof=T0 - pd.Timedelta(days=1), symbol="AAPL")
