@@ -18,7 +18,7 @@ from swing_core.config import INTERVALS, StrategyParams
 ui.require_router()
 
 _RESULT = "bt_result"
-_HEADLINE = (("Return [%]", "{:+.1f} %"), ("Sharpe Ratio", "{:.2f}"),
+_HEADLINE = (("Return [%]", "{:+.0f} %"), ("Sharpe Ratio", "{:.2f}"),
              ("Max. Drawdown [%]", "{:.1f} %"), ("Win Rate [%]", "{:.0f} %"),
              ("# Trades", "{:.0f}"), ("SQN", "{:.2f}"), ("Avg. R", "{:+.2f}"))
 _METRICS = ("SQN", "Sharpe Ratio", "Avg. R", "Total R", "Return [%]", "Profit Factor",

@@ -141,3 +141,29 @@ def test_scanner_watchlist_edits_are_validated_and_saved(app: AppTest) -> None:
     assert not at.exception
     assert any("not a valid ticker" in w.value for w in at.warning)
     assert views.load_watchlist() == ["MSFT", "QQQ", "TSLA"]
+
+
+def test_explorer_advisor_panel_asks_the_llm_when_a_key_is_set(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openai_stub_server import ChatStubServer, json_completion
+
+    vote = {"trend_label": "up", "entry_bias": "long", "entry_window_low": None,
+            "entry_window_high": None, "confidence": 0.7,
+            "rationale": "Momentum above EMA20; reward about 1.7 R."}
+    plan = {"action_plan": "Buy stop at the entry; stop and target as planned.",
+            "risk_notes": "A close below the stop level invalidates.",
+            "scenarios": ["Breakout holds.", "No fill by tomorrow's close."],
+            "tone": "balanced"}
+    with ChatStubServer() as stub:
+        stub.enqueue(json_completion(vote), json_completion(plan))
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("SWING_LLM_TIMEOUT_S", "5")
+        at = open_page(app, "pages/explorer.py")
+        assert not any("Set OPENAI_API_KEY" in i.value for i in at.info)
+        at.button(key="ask_advisor").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        texts = " ".join(m.value for m in at.markdown) + " ".join(t.value for t in at.text)
+        assert "**Vote:** long" in texts and "becomes" in texts
+        assert "Buy stop at the entry" in texts and "Breakout holds." in texts
+        assert len(stub.chat_requests) == 2
