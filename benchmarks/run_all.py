@@ -50,7 +50,8 @@ from swing_core.selfbench import GUIDE_ROWS, guide_frame  # noqa: E402
 
 #: Benchmarks run by --quick (file, arguments); the full run adds every other bench_*.py.
 QUICK_BENCHES: list[tuple[str, list[str]]] = [
-    ("bench_perf_overhead.py", ["--rounds", "60"]),
+    ("bench_engine.py", []),  # about 8 s: frame, analyze on a warm cache, naive loop sample
+    ("bench_perf_overhead.py", ["--rounds", "200"]),  # fewer: medians too noisy for 2 %
 ]
 #: Extra argument sets for some benchmarks in the full run (each set is one more run).
 FULL_VARIANTS: dict[str, list[list[str]]] = {

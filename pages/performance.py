@@ -329,7 +329,7 @@ def _selfbench_panel() -> None:
     st.caption("Runs a short version of `benchmarks/` in a separate process (usually under a "
                "minute; the CPUs are shared, so once is enough): the original performance "
                "guide's five operations on demo data with a temporary database, the 100-signal "
-               "memory benchmark, and the instrumentation overhead. Full run: "
+               "memory benchmark, the engine benchmark and the instrumentation overhead. Full run: "
                "`python benchmarks/run_all.py`.")
     cols = st.columns([2, 1, 5])
     cols[0].button("Run self-benchmark", key="perf_selfbench_run", type="primary",
