@@ -10,9 +10,10 @@ regimes, outcomes known 1-26 bars after signals spread over three years.
 - Single queries, k = 50, over 1,000 / 100,000 / 1,000,000 stored vectors, through the default
   backend (``Settings.pattern_backend``): ``search`` (every symbol, everything known: a pass over
   all n vectors), ``search_pit`` (point in time, half the library known), ``neighbors`` (the
-  STRATEGY.md chain: same symbol first, then the regime rule). Medians of many queries. Engines
-  on the same matrix for the record: scikit-learn ``NearestNeighbors(metric="cosine",
-  algorithm="brute").kneighbors`` and a bare float32 ``matrix @ q`` + ``argpartition``.
+  STRATEGY.md chain: same symbol first, then the regime rule). Medians (wall and CPU) of many
+  queries, the variants taking turns query by query. Engines on the same matrix for the record:
+  scikit-learn ``NearestNeighbors(metric="cosine", algorithm="brute").kneighbors`` and a bare
+  float32 ``matrix @ q`` + ``argpartition``; everything on one BLAS thread, as the index runs.
 - Memory of the 1,000,000-vector index: ``PatternIndex.memory_bytes()`` (vectors + metadata +
   cached filters) and what tracemalloc sees the index retain after building.
 - Naive baseline, as the original ``vectorstore.knn`` does: every row's vector decoded from JSON
@@ -91,14 +92,22 @@ def library(n: int, seed: int, *, symbols: list[str] = SYMBOLS, start: pd.Timest
     return frame
 
 
-def _median_ms(fn: Any, items: list[Any]) -> float:
-    fn(items[0])  # warm-up
-    samples = []
+def _interleaved(variants: dict[str, Any], items: list[Any]) -> dict[str, float]:
+    """Median wall and CPU milliseconds of each variant, the variants taking turns on every
+    item (so a burst of load from other processes hits them all alike)."""
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():
+        fn(items[0])  # warm-up
     for item in items:
-        t = time.perf_counter()
-        fn(item)
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1e3
+        for name, fn in variants.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn(item)
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    out = {f"{name}_ms": statistics.median(v) * 1e3 for name, v in wall.items()}
+    out.update({f"{name}_cpu_ms": statistics.median(v) * 1e3 for name, v in cpu.items()})
+    return out
 
 
 def naive_knn(rows: list[tuple[str, str, str, float]], query: np.ndarray, k: int) -> list[dict]:
@@ -143,21 +152,31 @@ def measure_size(n: int, n_queries: int, seed: int) -> tuple[dict[str, Any], Pat
         top = np.argpartition(scores, -K)[-K:]
         return top[np.argsort(-scores[top])]
 
-    result = {
-        "n": n, "backend": index.backend, "build_s": build_s,
-        "search_ms": _median_ms(lambda q: index.search(q, k=K), queries),
-        "search_pit_ms": _median_ms(lambda q: index.search(q, k=K, asof=middle), queries),
-        "neighbors_ms": _median_ms(
-            lambda j: index.neighbors(j[0], asof=end, symbol=j[1], vol_regime=j[2], k=K), jobs),
-        "engine_sklearn_kneighbors_ms": _median_ms(
-            lambda q: model.kneighbors(q.reshape(1, -1).astype(np.float32), K),
-            queries[: max(5, n_queries // 4)]),
-        "engine_bare_dot_ms": _median_ms(bare_dot, queries),
-        "queries": n_queries,
-    }
+    few = max(5, n_queries // 4)  # the slow engine on fewer queries
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):  # every variant on one BLAS thread, like the index
+        result = _measure_variants(index, jobs, few, model, bare_dot, end, middle)
+    result = {"n": n, "backend": index.backend, "build_s": build_s, "queries": n_queries,
+              **result}
     result["slowest_ms"] = max(result["search_ms"], result["search_pit_ms"],
                                result["neighbors_ms"])
     return result, index
+
+
+def _measure_variants(index: PatternIndex, jobs: list[Any], few: int, model: Any,
+                      bare_dot: Any, end: pd.Timestamp, middle: pd.Timestamp) -> dict[str, Any]:
+    return {
+        **_interleaved({
+            "search": lambda j: index.search(j[0], k=K),
+            "search_pit": lambda j: index.search(j[0], k=K, asof=middle),
+            "neighbors": lambda j: index.neighbors(j[0], asof=end, symbol=j[1],
+                                                   vol_regime=j[2], k=K),
+            "engine_bare_dot": lambda j: bare_dot(j[0]),
+        }, jobs),
+        **_interleaved({"engine_sklearn_kneighbors": lambda j: model.kneighbors(
+            j[0].reshape(1, -1).astype(np.float32), K)}, jobs[:few]),
+    }
 
 
 def measure_memory(n: int, seed: int) -> dict[str, Any]:
@@ -233,7 +252,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     args = parser.parse_args()
     sizes = [1_000, 20_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000]
-    queries = {1_000: 200, 20_000: 100, 100_000: 100, 1_000_000: 30}
+    queries = {1_000: 300, 20_000: 200, 100_000: 200, 1_000_000: 40}
     latency, indexes = {}, {}
     for i, n in enumerate(sizes):
         latency[str(n)], indexes[n] = measure_size(n, queries[n], seed=10 + i)
@@ -265,6 +284,8 @@ def main() -> None:
         "batch_stress_every_query_all_100000_s": target(
             batch["unseen_symbol_no_run_trades_stress"]["median_s"], 1.0),
     }
+    if args.quick:  # sizes not measured in a quick run have no verdict
+        targets = {name: t for name, t in targets.items() if np.isfinite(t["value"])}
     emit({
         "benchmark": "patterns",
         "command": "python benchmarks/bench_patterns.py" + (" --quick" if args.quick else ""),
