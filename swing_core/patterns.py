@@ -20,12 +20,13 @@ How it stays fast and honest:
   ``Settings.pattern_backend``) keeps a ``NearestNeighbors(metric="cosine", algorithm="brute")``
   fitted on the same float32 matrix (a view, no copy) and answers with it where it is
   competitive: unrestricted batches of >= 256 queries over <= 10,000 rows (1.5-2x the kernel's
-  time there). Measured on this project's 2-core box (numpy 2.4, scikit-learn 1.9), its
-  per-call validation (~0.7-1.3 ms) and re-normalization of the whole matrix on every call make
-  it 13-25x slower than the kernel for single queries (1k rows: 0.7 vs 0.03 ms; 100k: 18 vs
-  1.4 ms; 1M: 64 vs 12 ms) and 8x slower for a 256-query batch over 100k rows (610 vs 78 ms
-  CPU); and it cannot restrict a search to the point-in-time prefix. Those go to the kernel
-  (``benchmarks/bench_patterns.py`` prints both engines in the same run).
+  time there). Measured on this project's shared 2-core box (numpy 2.4, scikit-learn 1.9, one
+  BLAS thread, ``benchmarks/bench_patterns.py``), its per-call validation (~0.7 ms) and
+  re-normalization of the whole matrix on every call make ``kneighbors`` 6-18x slower than a
+  bare float32 ``matrix @ q`` + ``argpartition`` for single queries (1k rows: 0.70 vs 0.04 ms;
+  100k: 16.9 vs 1.7 ms; 1M: 76 vs 13 ms) and 8x slower for a 256-query batch over 100k rows
+  (610 vs 78 ms CPU); and it cannot restrict a search to the point-in-time prefix. Those go to
+  the kernel.
 - Batches (:meth:`PatternIndex.query_many`, for walk-forward backtests) run the same kernel on
   blocks of queries sorted by as-of time, each block scanning only its library prefix in growing
   chunks with a running threshold, and accept extra in-memory rows (earlier trades of the same
