@@ -20,7 +20,7 @@ _TRENDS = ("any", "strong_up", "up", "sideways", "down", "strong_down")
 
 
 def _filters() -> dict[str, Any]:
-    cols = st.columns([2, 1, 2, 2, 2])
+    cols = st.columns([2, 1, 3, 2, 2])
     symbol_text = cols[0].text_input("Symbol", key="j_symbol", max_chars=15,
                                      placeholder="all symbols",
                                      validate=(ui.SYMBOL_PATTERN, "Use a ticker such as AAPL."))

@@ -163,11 +163,23 @@ def test_a_scan_through_the_ui_and_click_through(page: Page, server: str) -> Non
     page.get_by_text(re.compile(r"\d+ symbols on 30m bars in")).wait_for()
     assert page.locator("[data-testid='stDataFrame']").count() >= 1
     screenshot(page, "scanner")
-    page.get_by_role("button", name=re.compile(r"^Open [A-Z]+")).click()
+    # click-through: a click on a row of the table (its row-marker cell) opens the Explorer
+    grid = page.locator("[data-testid='stDataFrame']").last.bounding_box()
+    assert grid is not None
+    page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 35 * 2 + 17)  # header, then 3rd row
     settle(page)
     assert_no_exception(page, "click-through")
-    page.get_by_role("heading", name=re.compile(r"Signal Explorer · [A-Z]+ 30m")).wait_for()
-    assert "symbol=" in page.url or page.url.endswith("/explorer")
+    page.locator("[data-testid='stMain']").get_by_role(
+        "heading", name=re.compile(r"Signal Explorer · [A-Z]+ 30m")).wait_for()
+    # the symbol is in the URL (bound widgets drop a value equal to the default, AAPL)
+    assert re.search(r"/explorer(\?symbol=[A-Z]+|$|\?)", page.url), page.url
+    # and the signal goes to the journal
+    page.get_by_role("button", name="Save to journal").click()
+    settle(page)
+    page.get_by_text(re.compile(r"Saved signal #\d+")).wait_for()
+    visit(page, server, "journal")
+    page.get_by_role("button", name=re.compile(r"Evaluate 1 pending")).wait_for()
+    screenshot(page, "journal")
 
 
 def test_a_small_backtest_through_the_ui(page: Page, server: str) -> None:
