@@ -13,7 +13,6 @@ Caching:
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import runpy
@@ -360,21 +359,6 @@ def error_edge(what: str = "This page") -> Iterator[None]:
         log.exception("unexpected error in %s", what)
         st.error(f"{what} hit an unexpected error ({exc.__class__.__name__}). Reload the page; "
                  "if it persists, check the server log.")
-
-
-def guarded(what: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
-    """Decorator form of :func:`error_edge`."""
-
-    def decorate(fn: Callable[..., T]) -> Callable[..., T | None]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> T | None:
-            with error_edge(what):
-                return fn(*args, **kwargs)
-            return None
-
-        return wrapper
-
-    return decorate
 
 
 # --------------------------------------------------------------------------- cached engine calls

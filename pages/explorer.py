@@ -130,6 +130,13 @@ def _prior_card(signal: Any) -> None:
             st.caption(f"⚠ {library.note}")
 
 
+def _service_notes(interval: str) -> None:
+    """What the services could not provide (e.g. no pattern priors), said once, plainly."""
+    notes = [n for n in ui.services(interval).notes if "DEMO library" not in n]
+    for note in notes:
+        st.caption(ui.plain(note))
+
+
 def _advisor(signal: Any, engine: Any) -> None:
     settings = get_settings()
     with st.container(border=True):
@@ -224,6 +231,7 @@ def main() -> None:
             _chips(signal)
         with right:
             _prior_card(signal)
+            _service_notes(interval)
         svc = ui.services(interval)
         ui.database_banner()
         _advisor(signal, svc.engine)

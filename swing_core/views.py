@@ -547,13 +547,6 @@ def project_2d(matrix: np.ndarray, *, extra: np.ndarray | None = None
     return xy, extra_xy
 
 
-def hold_days(bars: float | None, interval: str) -> float | None:
-    """Bars held as trading days (``BARS_PER_DAY``)."""
-    if bars is None or not math.isfinite(float(bars)):
-        return None
-    return float(bars) / BARS_PER_DAY[interval]
-
-
 # --------------------------------------------------------------------------- backtests
 
 _TRADE_ALIASES = {"fill_ts": "entry_ts", "fill_price": "entry_price",
