@@ -79,7 +79,8 @@ def _latency_tab(view: perf_views.PerfOverview, live: perf_views.LiveStatus) -> 
                 "process writes its timings every 15 s, CLI runs when they exit), or run the "
                 "self-benchmark below.", icon=":material/timer:")
     else:
-        st.plotly_chart(perf_charts.latency_figure(view.latency), key="perf_latency_chart")
+        st.plotly_chart(perf_charts.latency_figure(view.latency, window=(view.since, view.until)),
+                        key="perf_latency_chart")
         st.dataframe(
             perf_views.to_exchange_time(view.latency_table, ("last_seen",)), hide_index=True,
             key="perf_latency_table",
@@ -110,7 +111,8 @@ def _memory_tab(view: perf_views.PerfOverview, live: perf_views.LiveStatus) -> N
         st.info("No memory samples in this window yet: they are written every 15 s while the "
                 "app runs (and when a CLI run exits).", icon=":material/memory:")
         return
-    st.plotly_chart(perf_charts.memory_figure(view.memory), key="perf_memory_chart")
+    st.plotly_chart(perf_charts.memory_figure(view.memory, window=(view.since, view.until)),
+                    key="perf_memory_chart")
 
 
 def _explain(engine: Any, groups: pd.DataFrame) -> None:
@@ -176,7 +178,9 @@ def _cache_tab(view: perf_views.PerfOverview, live: perf_views.LiveStatus) -> No
             "hit_rate": st.column_config.ProgressColumn("Hit rate", format="percent",
                                                         min_value=0.0, max_value=1.0),
             "source": "From"})
-        st.plotly_chart(perf_charts.cache_figure(view.cache_series), key="perf_cache_chart")
+        st.plotly_chart(perf_charts.cache_figure(view.cache_series,
+                                                 window=(view.since, view.until)),
+                        key="perf_cache_chart")
     if len(live.caches):
         text = ", ".join(f"{r.cache} {r.hits:,}/{r.hits + r.misses:,}"
                          for r in live.caches.itertuples())

@@ -8,6 +8,7 @@ of SwingDesk. No template is set: Streamlit's theme styles the figures.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,14 @@ def _empty(message: str, *, height: int) -> go.Figure:
     return fig
 
 
+def _set_window(fig: go.Figure, window: tuple[Any, Any] | None) -> None:
+    """Show the whole window (UTC bounds) on the x axis, so a lone point is not blown up to a
+    sub-second axis and charts of one window line up."""
+    if window is not None:
+        start, end = _exchange_time(pd.Index([pd.Timestamp(window[0]), pd.Timestamp(window[1])]))
+        fig.update_xaxes(range=[start, end])
+
+
 def _wide_range(values: pd.Series) -> bool:
     """Whether positive values span more than two decades (then a log axis reads better)."""
     positive = values[values > 0]
@@ -53,9 +62,11 @@ def _wide_range(values: pd.Series) -> bool:
 
 
 def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = None,
-                   height: int = 380, title: str = "Latency per operation (ms)") -> go.Figure:
+                   window: tuple[Any, Any] | None = None, height: int = 380,
+                   title: str = "Latency per operation (ms)") -> go.Figure:
     """p95 (solid) and p50 (dotted) per operation over time, one colour per operation, from
-    :func:`swing_core.perf_views.latency_series`. A log y axis when values span > 100x."""
+    :func:`swing_core.perf_views.latency_series`. A log y axis when values span > 100x.
+    ``window``: (since, until) in UTC, the x axis range."""
     if latency.empty:
         return _empty("No timings in this window.", height=height)
     frame = latency if operations is None else latency[latency["operation"].isin(operations)]
@@ -72,20 +83,22 @@ def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = 
                                  name=f"{operation} p95", legendgroup=str(operation),
                                  line={"color": color, "width": 2}, marker={"size": 4},
                                  customdata=custom, hovertemplate=hover))
-        fig.add_trace(go.Scatter(x=x, y=rows["p50_ms"], mode="lines", name=f"{operation} p50",
-                                 legendgroup=str(operation),
+        fig.add_trace(go.Scatter(x=x, y=rows["p50_ms"], mode="lines+markers",
+                                 name=f"{operation} p50", legendgroup=str(operation),
                                  line={"color": color, "width": 1.2, "dash": "dot"},
+                                 marker={"size": 3, "symbol": "circle-open"},
                                  customdata=custom, hovertemplate=hover))
     values = pd.concat([frame["p50_ms"], frame["p95_ms"]]).astype(float)
     fig.update_yaxes(title_text="ms", type="log" if _wide_range(values) else "linear",
                      rangemode="tozero")
+    _set_window(fig, window)
     fig.update_layout(height=height, margin=_MARGIN, title=title, hovermode="closest",
                       legend={"orientation": "h", "y": -0.15})
     return fig
 
 
-def memory_figure(memory: pd.DataFrame, *, height: int = 340,
-                  title: str = "Resident memory (MiB)") -> go.Figure:
+def memory_figure(memory: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
+                  height: int = 340, title: str = "Resident memory (MiB)") -> go.Figure:
     """RSS per process over time (the largest sample in each bucket), from
     :func:`swing_core.perf_views.memory_series`; hover shows the peak RSS and CPU."""
     if memory.empty:
@@ -94,18 +107,20 @@ def memory_figure(memory: pd.DataFrame, *, height: int = 340,
     for i, (process, rows) in enumerate(memory.groupby("process", sort=True)):
         custom = np.column_stack([rows["peak_rss_mb"], rows["cpu_pct"]])
         fig.add_trace(go.Scatter(
-            x=_exchange_time(rows["ts"]), y=rows["rss_mb"], mode="lines", name=str(process),
+            x=_exchange_time(rows["ts"]), y=rows["rss_mb"], mode="lines+markers",
+            marker={"size": 3}, name=str(process),
             line={"color": _PALETTE[i % len(_PALETTE)], "width": 1.8}, customdata=custom,
             hovertemplate=("%{fullData.name}: %{y:.0f} MiB<br>peak %{customdata[0]:.0f} MiB · "
                            "CPU %{customdata[1]:.0f} %<extra></extra>")))
     fig.update_yaxes(title_text="MiB", rangemode="tozero")
+    _set_window(fig, window)
     fig.update_layout(height=height, margin=_MARGIN, title=title,
                       legend={"orientation": "h", "y": -0.15})
     return fig
 
 
-def cache_figure(series: pd.DataFrame, *, height: int = 300,
-                 title: str = "Cache hit rate (%)") -> go.Figure:
+def cache_figure(series: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
+                 height: int = 300, title: str = "Cache hit rate (%)") -> go.Figure:
     """Hit rate (%) per cache over time, from :func:`swing_core.perf_views.cache_series`;
     buckets without lookups are gaps, not zeros."""
     if series.empty:
@@ -120,6 +135,7 @@ def cache_figure(series: pd.DataFrame, *, height: int = 300,
             hovertemplate=("%{fullData.name}: %{y:.0f} %<br>%{customdata[0]:,.0f} hits · "
                            "%{customdata[1]:,.0f} misses<extra></extra>")))
     fig.update_yaxes(title_text="%", range=[0, 105])
+    _set_window(fig, window)
     fig.update_layout(height=height, margin=_MARGIN, title=title,
                       legend={"orientation": "h", "y": -0.2})
     return fig

@@ -3,8 +3,8 @@ and their figures against their targets and against the original performance gui
 
 The work itself is ``benchmarks/run_all.py --quick`` (the guide's five operations measured on
 demo data with a temp SQLite database, the 100-signal memory benchmark in a fresh interpreter,
-``bench_engine.py`` and a short instrumentation-overhead run); this module starts it without blocking
-(:class:`SelfBenchJob`), reports progress, enforces the time limit, and turns its JSON into a
+``bench_engine.py`` and a short instrumentation-overhead run); this module starts it without
+blocking (:class:`SelfBenchJob`), reports progress, enforces the time limit, and turns its JSON into a
 :class:`SelfBenchReport`. A subprocess keeps the app's own memory and timings out of the
 figures and lets a stuck run be killed; with ``record_perf`` it records its timings into the
 app's database under the process role ``selfbench``, so the Performance page shows them too.

@@ -214,6 +214,9 @@ def test_figures_draw_data_and_say_when_empty() -> None:
     assert fig.layout.yaxis.type == "log"  # 9 ms .. 4 s
     # Drawn in New York time: 15:00 UTC is 10:00 in New York.
     assert pd.Timestamp(fig.data[0].x[0]) == pd.Timestamp("2026-11-27 10:00")
+    windowed = perf_charts.latency_figure(latency, window=(T0 - pd.Timedelta(hours=1), T0))
+    assert [pd.Timestamp(x) for x in windowed.layout.xaxis.range] == [
+        pd.Timestamp("2026-11-27 09:00"), pd.Timestamp("2026-11-27 10:00")]  # New York
     only = perf_charts.latency_figure(latency, operations=["fetch"])
     assert {t.legendgroup for t in only.data} == {"fetch"}
 

@@ -80,7 +80,8 @@ def shown(at: AppTest, *columns: str) -> pd.DataFrame:
     for frame in at.dataframe:
         if set(columns) <= set(frame.value.columns):
             return frame.value
-    raise AssertionError(f"no table with {columns}: {[list(f.value.columns) for f in at.dataframe]}")
+    shown_columns = [list(f.value.columns) for f in at.dataframe]
+    raise AssertionError(f"no table with {columns}: {shown_columns}")
 
 
 def infos(at: AppTest) -> str:
