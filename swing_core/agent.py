@@ -447,8 +447,7 @@ def analyze(
     lookback = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
     needed = min_bars_required(params)
     bars = market.fetch_bars(symbol, interval, lookback_days=None if provider else lookback,
-                             engine=engine, offline=offline, provider=provider)
-    market.validate_bars(bars, symbol=symbol, interval=interval, min_bars=needed)
+                             engine=engine, offline=offline, provider=provider, min_bars=needed)
     context, notes = load_context(symbol, interval, params=params, lookback_days=lookback,
                                   engine=engine, offline=offline,
                                   main_source=str(bars.attrs.get("source", "")))

@@ -25,15 +25,19 @@ def ema(close: pd.Series, span: int = 20) -> pd.Series:
 
 def rsi_wilder(close: pd.Series, period: int = 14) -> pd.Series:
     """Wilder RSI in [0, 100]; 100 when the smoothed losses are zero, NaN on the first bar."""
-    delta = close.diff()
-    gains = delta.clip(lower=0.0)
-    losses = (-delta).clip(lower=0.0)
-    avg_gain = gains.ewm(alpha=1.0 / period, adjust=False).mean()
-    avg_loss = losses.ewm(alpha=1.0 / period, adjust=False).mean()
+    values = close.to_numpy(dtype=float)
+    delta = np.empty_like(values)
+    delta[:1] = np.nan
+    np.subtract(values[1:], values[:-1], out=delta[1:])
+    moves = pd.DataFrame(
+        {"gain": np.maximum(delta, 0.0), "loss": np.maximum(-delta, 0.0)}, index=close.index
+    )  # NaN stays NaN through maximum, so the smoothing starts on the second bar
+    smoothed = moves.ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
+    avg_gain, avg_loss = smoothed[:, 0], smoothed[:, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         rsi = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
-    rsi = rsi.mask((avg_loss == 0.0) & avg_gain.notna(), 100.0)
-    return rsi.rename("rsi")
+    rsi = np.where((avg_loss == 0.0) & ~np.isnan(avg_gain), 100.0, rsi)
+    return pd.Series(rsi, index=close.index, name="rsi")
 
 
 def true_range(high: pd.Series, low: pd.Series, close: pd.Series) -> pd.Series:
