@@ -75,6 +75,9 @@ def _table(table: pd.DataFrame) -> None:
         "stop": st.column_config.NumberColumn("Stop", format="%.2f"),
         "target": st.column_config.NumberColumn("Target", format="%.2f"),
         "evaluated": st.column_config.CheckboxColumn("Evaluated"),
+        "symbol": "Symbol", "interval": "Interval", "side": "Side", "setup": "Setup",
+        "trend_label": "Trend", "data_source": "Data", "exit_reason": "Exit",
+        "hold_bars": st.column_config.NumberColumn("Bars held", format="%d"),
     })
     st.download_button("Download CSV", views.to_csv_bytes(shown),
                        file_name="swingdesk_journal.csv", mime="text/csv", key="journal_csv",
@@ -108,7 +111,8 @@ def main() -> None:
         cols[4].metric("Average R", views.format_number(summary["avg_r"], "+.2f"))
         demo = int((table["data_source"] == "demo").sum())
         if demo:
-            st.warning(f"{demo} of these signals were made on DEMO data (synthetic prices); "
+            were = "was" if demo == 1 else "were"
+            st.warning(f"{demo} of these signals {were} made on DEMO data (synthetic prices); "
                        "their outcomes say nothing about the market.", icon=":material/science:")
         _evaluate(engine, summary["pending"])
         _table(table)

@@ -204,5 +204,5 @@ def test_screenshots_exist_for_every_page() -> None:
     if os.environ.get("SWING_COPY_SCREENSHOTS"):
         docs = ROOT / "docs" / "screenshots"
         docs.mkdir(parents=True, exist_ok=True)
-        for shot in SHOTS.glob("*.png"):
-            shutil.copy2(shot, docs / shot.name)
+        for name in sorted(expected):
+            shutil.copy2(SHOTS / f"{name}.png", docs / f"{name}.png")
