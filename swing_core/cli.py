@@ -33,7 +33,7 @@ def _services(args: argparse.Namespace) -> dict[str, Any]:
     """The database engine and the prior provider, or a note saying why they are left out."""
     from swing_core.services import open_services
 
-    return open_services(use_priors=not args.no_priors, interval=args.interval)
+    return open_services(use_priors=not args.no_priors, interval=args.interval, monitor="cli")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from swing_core import db
 from swing_core.config import Settings, StrategyParams, get_settings
 from swing_core.errors import DatabaseError, LLMError
 from swing_core.models import LLMCacheEntry, LLMCall
+from swing_core.perf.timers import timed
 
 log = logging.getLogger(__name__)
 
@@ -786,7 +787,8 @@ class Advisor:
         retrying = Retrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,
                             retry=retry_if_exception(_is_transient), reraise=True)
         try:
-            raw = retrying(send)
+            with timed("llm_call"):
+                raw = retrying(send)
         except Exception as exc:  # noqa: BLE001 - a failure must never block a signal
             outcome, note = _failure_from_exception(
                 exc, timeout_s=self.settings.llm_timeout_s,

@@ -45,11 +45,19 @@ def open_services(
     use_priors: bool = True,
     interval: str | None = None,
     settings: Settings | None = None,
+    monitor: str | None = None,
 ) -> Services:
-    """Open the database and (with ``use_priors``) the pattern index over its stored vectors."""
+    """Open the database and (with ``use_priors``) the pattern index over its stored vectors.
+
+    ``monitor``: a role ("cli", "worker", …) to record this process's timings, memory and slow
+    queries in the database for the Performance page (the app starts its own recorder)."""
     settings = settings or get_settings()
     engine = open_engine(settings)
     services = Services(engine=engine)
+    if monitor:
+        from swing_core.perf import start_monitoring
+
+        services.notes.extend(start_monitoring(engine, role=monitor).notes)
     if use_priors:
         from swing_core.priors import build_prior_provider
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine.url import URL
 
 from swing_core.config import get_settings
 from swing_core.errors import DatabaseError
+from swing_core.perf.timers import timed
 
 #: Seconds a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -212,7 +213,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection inside one write transaction: committed on success, rolled back on any
     error (no partial batch survives). On SQLite it starts with ``BEGIN IMMEDIATE``, which
     waits (busy timeout) for another process's write instead of failing later."""
-    with engine.connect() as conn:
+    with timed("db_write"), engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
