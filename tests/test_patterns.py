@@ -413,6 +413,33 @@ def test_blend_confidence() -> None:
     assert blend_confidence(1.4, None) == 1.0
 
 
+def test_blend_confidence_of_a_batch_equals_one_query_at_a_time(index: PatternIndex) -> None:
+    rng = np.random.default_rng(24)
+    queries = setup_like_vectors(50, rng)
+    minutes = rng.integers(0, 3000, 50) * 30
+    minutes[:5] = 0  # nothing known yet: no prior
+    asof = T0 + pd.to_timedelta(minutes, unit="min")
+    batch = index.query_many(queries, asof, "AMD", "M")
+    confidence = rng.uniform(-0.2, 1.2, 50)
+    got = blend_confidence(confidence, batch)
+    assert got.shape == (50,) and (batch.n[:5] == 0).all()
+    for i in range(50):
+        assert got[i] == blend_confidence(confidence[i], batch[i])
+
+
+def test_fingerprint_identifies_the_searchable_rows() -> None:
+    import pickle
+
+    lib = library(300, seed=25)
+    index = PatternIndex.from_frame(lib)
+    assert index.fingerprint() == PatternIndex.from_frame(lib).fingerprint()
+    assert pickle.loads(pickle.dumps(index)).fingerprint() == index.fingerprint()
+    changed = PatternIndex.from_frame(lib.assign(realized_r=lib["realized_r"].where(
+        lib.index != 7, 9.0)))
+    assert changed.fingerprint() != index.fingerprint()
+    assert PatternIndex.from_frame(lib.iloc[:299]).fingerprint() != index.fingerprint()
+
+
 # --------------------------------------------------------------------------- neighbour records
 
 

@@ -14,6 +14,7 @@ same run) that are searched alongside the stored library under the same point-in
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -131,6 +132,19 @@ class PatternIndex(DatabaseSync):
         return self._store.backend.nbytes + self._store.table.nbytes + int(scopes)
 
     @_locked
+    def fingerprint(self) -> str:
+        """A short hash of the searchable rows (vectors, times, outcomes, labels): identifies
+        the library a result was computed from (e.g. part of a backtest's run hash)."""
+        digest = hashlib.sha256(np.ascontiguousarray(self._store.backend.matrix).tobytes())
+        cols = self._store.table.cols
+        for name in ("ts", "exit", "r", "hold"):
+            digest.update(np.ascontiguousarray(cols[name]).tobytes())
+        for name in ("symbol", "interval", "setup", "side", "vol_regime", "exit_reason"):
+            names = self._vocab[name].decode(cols[name].astype(np.int64))
+            digest.update("\x1f".join(names.tolist()).encode())
+        return digest.hexdigest()[:16]
+
+    @_locked
     def clear(self) -> None:
         self._store.replace(np.empty((0, VECTOR_DIM), np.float32), _Table.empty())
         self._pending = pd.DataFrame()
@@ -230,6 +244,8 @@ class PatternIndex(DatabaseSync):
     def _search_both(self, queries: np.ndarray, asof: np.ndarray, k: int,
                      codes: tuple[int | None, int | None, int | None], extra: _Store | None
                      ) -> tuple[np.ndarray, np.ndarray]:
+        if extra is not None and len(extra) and len(self._store) == 0:
+            return extra.search(queries, asof, k, codes)  # its rows are numbered from 0
         found = self._store.search(queries, asof, k, codes)
         if extra is None or len(extra) == 0:
             return found

@@ -27,6 +27,7 @@ _DIRECT_CELLS = 1 << 22  # score cells computed in one go before switching to ch
 _BLOCK = 128  # queries per block in the chunked kernel
 _FIRST_CHUNK = 1024  # library rows in a block's first chunk (then doubling up to _MAX_CHUNK)
 _MAX_CHUNK = 8192
+_PREFIX_BLOCK = 64  # queries per block when their prefixes differ (narrow prefixes)
 _NEVER = np.iinfo(np.int64).max  # as-of "no restriction"
 
 
@@ -84,7 +85,9 @@ def _direct(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
     if (limits < width).any():
         scores[np.arange(width)[None, :] >= limits[:, None]] = -np.inf
     if width > k:
-        kth = np.partition(scores, width - k, axis=1)[:, width - k]
+        # the k-th largest as the k-th smallest of the negated scores: introselect from the
+        # top is 5x slower when a row holds many -inf (cells beyond the query's prefix)
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
         floor = np.where(np.isfinite(kth), kth - _EPS, np.inf).astype(np.float32)
         candidates = (scores >= floor[:, None]) | (~np.isfinite(kth))[:, None]
         flat = np.flatnonzero(candidates & (scores > -np.inf))
@@ -178,10 +181,13 @@ def exact_topk(queries: np.ndarray, matrix: np.ndarray, k: int, *,
         width = int(lim.max())
         if width > 2 * _MAX_CHUNK and m * width > _DIRECT_CELLS:
             return _chunked(q, matrix, lim, k)
-        # narrow prefixes: all scores of a block of queries at once
+        # narrow prefixes: all scores of a block of queries at once; when the prefixes differ
+        # (a walk-forward), small blocks in prefix order, so each scores little beyond its own
         out_s, out_i = np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
         order = np.argsort(lim, kind="stable")
         step = max(1, _DIRECT_CELLS // width)
+        if lim[order[0]] < width:
+            step = min(step, _PREFIX_BLOCK)
         for b0 in range(0, m, step):
             rows = order[b0:b0 + step]
             if lim[rows].max() > 0:

@@ -297,15 +297,19 @@ def neighbor_stats(neighbors: Neighbors | pd.DataFrame, *, scope: str | None = N
     return _stats(r, hold, intervals, reasons, scope, regime_filtered)
 
 
-def blend_confidence(confidence: float, stats: PriorStats | None, *,
-                     params: StrategyParams | None = None) -> float:
+def blend_confidence(confidence: float | np.ndarray, stats: PriorStats | PriorBatch | None, *,
+                     params: StrategyParams | None = None) -> Any:
     """STRATEGY.md, "Confidence": (1 − w)·confidence + w·clip(0.5 + avg R / 4, 0, 1) with
     w = ``params.prior_weight`` (0.4), clipped to [0, 1]. Without neighbours (``stats`` None or
     n = 0) there is no prior and the confidence is only clipped (the original blends a neutral
-    0.5 even then)."""
+    0.5 even then). One query (:class:`PriorStats`): a float; a :class:`PriorBatch`: an array,
+    ``confidence`` being one value per query (or one for all)."""
     params = params or StrategyParams()
-    conf = float(confidence)
-    if stats is not None and stats.n > 0 and np.isfinite(stats.avg_r):
-        prior = float(np.clip(0.5 + stats.avg_r / 4.0, 0.0, 1.0))
-        conf = (1.0 - params.prior_weight) * conf + params.prior_weight * prior
-    return float(np.clip(conf, 0.0, 1.0))
+    w = params.prior_weight
+    conf = np.asarray(confidence, dtype=float)
+    n, avg_r = (0, np.nan) if stats is None else (np.asarray(stats.n),
+                                                  np.asarray(stats.avg_r, dtype=float))
+    has = (n > 0) & np.isfinite(avg_r)
+    prior = np.clip(0.5 + np.where(has, avg_r, 0.0) / 4.0, 0.0, 1.0)
+    out = np.clip(np.where(has, (1.0 - w) * conf + w * prior, conf), 0.0, 1.0)
+    return float(out) if out.ndim == 0 else out

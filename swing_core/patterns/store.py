@@ -89,6 +89,10 @@ class _Table:
 
 def _to_ns(values: Any) -> np.ndarray:
     """UTC nanoseconds since the epoch (naive values are taken to be UTC; NaT: iNaT)."""
+    if isinstance(values, pd.Series | pd.Index | np.ndarray) and values.dtype.kind == "M":
+        index = pd.DatetimeIndex(values)  # datetime64 (tz-aware or naive): no parsing
+        index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+        return index.as_unit("ns").asi8.copy()
     if np.ndim(values) == 0:
         values = [values]
     elif not isinstance(values, pd.Series | pd.Index | np.ndarray):
