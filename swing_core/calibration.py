@@ -4,19 +4,23 @@ STRATEGY.md, "Pattern priors": once at least ``params.calibration_min_samples`` 
 signals exist, the win rate the neighbours predict is calibrated with isotonic regression on
 past (predicted, realized) pairs. A win is a realized R > 0 (the neighbours' definition).
 
-- :func:`fit_calibrator` fits scikit-learn's ``IsotonicRegression`` (increasing, clipped to
-  [0, 1] and to the fitted range) and keeps only its thresholds, so a
-  :class:`WinRateCalibrator` is a small frozen value that predicts with ``np.interp``.
+- :func:`fit_calibrator` fits an increasing isotonic regression bounded to [0, 1] and keeps
+  only its thresholds (the ones scikit-learn's ``IsotonicRegression`` keeps; clipped outside
+  the fitted range), so a :class:`WinRateCalibrator` is a small frozen value that predicts
+  with ``np.interp``.
 - :func:`calibration_report` is what the UI shows: the reliability curve and Brier score of the
   raw predictions, and of calibrated predictions *out of fold* (each pair calibrated by a model
   fitted without it), so the improvement shown is not an in-sample one.
 - :func:`fit_from_signals` fits on the journal's evaluated signals; ``known_by`` keeps it point
-  in time (only outcomes known by then), which a backtest needs.
+  in time (only outcomes known by then).
+- :func:`calibrate_point_in_time` is the walk-forward form a backtest needs: each prediction
+  calibrated by a fit on the pairs whose outcome was known by its own as-of time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +34,7 @@ __all__ = [
     "WinRateCalibrator",
     "brier_score",
     "calibration_pairs",
+    "calibrate_point_in_time",
     "calibration_report",
     "fit_calibrator",
     "fit_from_signals",
@@ -56,26 +61,31 @@ def brier_score(predicted: Any, won: Any) -> float:
 
 
 def reliability_curve(predicted: Any, won: Any, *, bins: int = 10,
-                      strategy: str = "uniform") -> pd.DataFrame:
+                      strategy: str = "uniform", empty_bins: bool = False) -> pd.DataFrame:
     """Observed win rate against predicted, per bin of the prediction.
 
-    ``strategy``: "uniform" (bins of equal width on [0, 1]) or "quantile" (about equal counts).
-    Columns: bin_low, bin_high, predicted (mean prediction in the bin), observed (share of
-    wins), count; only bins holding pairs (the names ``charts.reliability_figure`` uses)."""
+    ``strategy``: "uniform" (bins of equal width on [0, 1]: [j/bins, (j+1)/bins), 1.0 in the
+    last) or "quantile" (about equal counts). Columns: bin_low, bin_high, predicted (mean
+    prediction in the bin), observed (share of wins), count (the names
+    ``charts.reliability_figure`` uses); only bins holding pairs unless ``empty_bins`` (then
+    every uniform bin, count 0 and NaN rates where empty)."""
     p, y = _pairs(predicted, won)
     columns = ["bin_low", "bin_high", "predicted", "observed", "count"]
-    if p.size == 0:
-        return pd.DataFrame(columns=columns)
     if strategy == "uniform":
-        edges = np.linspace(0.0, 1.0, bins + 1)
+        edges = np.arange(bins + 1) / bins
+        # floor(p·bins), not a search of the edges: 0.3 belongs to [0.3, 0.4) although the
+        # float 0.3 is a hair below 3/10 computed another way
+        which = np.clip(np.floor(p * bins).astype(np.int64), 0, bins - 1)
     elif strategy == "quantile":
+        if p.size == 0:
+            return pd.DataFrame(columns=columns)
         edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, bins + 1)))
+        which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
     else:
         raise ValueError(f"Unknown strategy {strategy!r}: 'uniform' or 'quantile'.")
-    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
     count = np.bincount(which, minlength=len(edges) - 1)
-    used = count > 0
-    with np.errstate(invalid="ignore"):
+    used = count > 0 if not empty_bins else np.ones(count.size, bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.bincount(which, weights=p, minlength=len(edges) - 1) / count
         rate = np.bincount(which, weights=y, minlength=len(edges) - 1) / count
     return pd.DataFrame({"bin_low": edges[:-1][used], "bin_high": edges[1:][used],
@@ -111,11 +121,19 @@ class WinRateCalibrator:
 
 
 def _isotonic(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.isotonic import IsotonicRegression
+    """Thresholds of the increasing isotonic fit of ``y`` on ``p`` bounded to [0, 1]: exactly
+    what scikit-learn's ``IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")`` keeps
+    (equal predictions pooled with their mean outcome, its PAVA solver, flat interior points
+    dropped), without the estimator's per-call validation (a walk-forward refits often)."""
+    from sklearn.isotonic import isotonic_regression
 
-    model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    model.fit(p, y)
-    return np.asarray(model.X_thresholds_, float), np.asarray(model.y_thresholds_, float)
+    levels, inverse = np.unique(p, return_inverse=True)
+    weight = np.bincount(inverse, minlength=levels.size).astype(float)
+    mean_y = np.bincount(inverse, weights=y, minlength=levels.size) / weight
+    fitted = isotonic_regression(mean_y, sample_weight=weight, y_min=0.0, y_max=1.0)
+    keep = np.ones(levels.size, bool)
+    keep[1:-1] = (fitted[:-2] != fitted[1:-1]) | (fitted[1:-1] != fitted[2:])
+    return levels[keep], np.asarray(fitted[keep], float)
 
 
 def fit_calibrator(predicted: Any, won: Any, *, params: StrategyParams | None = None,
@@ -129,6 +147,49 @@ def fit_calibrator(predicted: Any, won: Any, *, params: StrategyParams | None = 
         return WinRateCalibrator(np.empty(0), np.empty(0), int(p.size), need)
     x_thr, y_thr = _isotonic(p, y)
     return WinRateCalibrator(x_thr, y_thr, int(p.size), need)
+
+
+def _utc_ns(values: Any) -> np.ndarray:
+    """Times as int64 UTC nanoseconds (naive values are taken to be UTC)."""
+    index = pd.DatetimeIndex(values)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    return index.as_unit("ns").asi8
+
+
+def calibrate_point_in_time(predicted: Any, won: Any, known_at: Any, *, queries: Any,
+                            asof: Any, params: StrategyParams | None = None,
+                            min_samples: int | None = None, growth: float = 1.5) -> np.ndarray:
+    """Walk-forward calibration: ``queries[i]`` (a predicted win rate made at ``asof[i]``)
+    calibrated by :func:`fit_calibrator` on the (``predicted``, ``won``) pairs whose outcome
+    was known by then (``known_at <= asof[i]``, UTC times), once at least ``min_samples``
+    (default ``params.calibration_min_samples``) are; before that, returned as is.
+
+    Refit cadence: fits are made on the first ``min_samples``, ``min_samples·growth``, ...
+    pairs in the order their outcomes became known; a query uses the largest fit whose pairs
+    were all known by its as-of time (never a later one), so a handful of fits serve any
+    number of queries. NaN queries stay NaN. Returns an array shaped like ``queries``."""
+    params = params or StrategyParams()
+    need = max(params.calibration_min_samples if min_samples is None else int(min_samples), 2)
+    p = np.asarray(predicted, dtype=float).reshape(-1)
+    y = np.asarray(won, dtype=float).reshape(-1)
+    known = _utc_ns(known_at)
+    q = np.asarray(queries, dtype=float).reshape(-1)
+    out = q.copy()
+    ok = np.isfinite(p) & np.isfinite(y)
+    if ok.sum() < need or q.size == 0:
+        return out
+    order = np.flatnonzero(ok)[np.argsort(known[ok], kind="stable")]
+    p, y, known = p[order], y[order], known[order]
+    sizes = [need]
+    while sizes[-1] * growth < p.size:
+        sizes.append(int(math.ceil(sizes[-1] * growth)))
+    n_known = np.searchsorted(known, _utc_ns(asof), side="right")
+    fit_of = np.searchsorted(np.array(sizes), n_known, side="right") - 1
+    for j in np.unique(fit_of[fit_of >= 0]):
+        use = fit_of == j
+        calibrator = fit_calibrator(p[:sizes[j]], y[:sizes[j]], min_samples=need)
+        out[use] = calibrator.predict(q[use])
+    return out
 
 
 def _out_of_fold(p: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Backtest statistics as one flat, named ``pd.Series`` (backtesting.py's names and formulas),
-plus our additions in the same style, breakdowns and the calibration of predicted win rates.
+plus our additions in the same style, breakdowns and the calibration of predicted win rates
+(reliability bins and Brier score from :mod:`swing_core.calibration`).
 
 Pure functions of a trades table and an equity curve; nothing here knows about plotting or
 storage. Formulas follow backtesting.py's ``compute_stats`` (compounded annualization from
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from swing_core.calibration import brier_score, reliability_curve
 
 __all__ = [
     "breakdown",
@@ -89,30 +92,15 @@ def _risk_stats(equity: pd.Series, risk_free_rate: float) -> dict[str, float]:
     }
 
 
-def brier_score(predicted: np.ndarray, outcome: np.ndarray) -> float:
-    """Mean squared error of predicted probabilities against 0/1 outcomes (NaN when empty)."""
-    p = np.asarray(predicted, dtype=float)
-    y = np.asarray(outcome, dtype=float)
-    ok = np.isfinite(p) & np.isfinite(y)
-    return float(np.mean((p[ok] - y[ok]) ** 2)) if ok.any() else float("nan")
-
-
 def calibration_table(predicted: np.ndarray, outcome: np.ndarray, *, bins: int = 10
                       ) -> pd.DataFrame:
-    """Reliability bins: for predictions in [k/bins, (k+1)/bins): count, mean predicted win
-    rate, observed win rate (share of outcomes that were wins). Empty bins are kept (n = 0)."""
-    p = np.asarray(predicted, dtype=float)
-    y = np.asarray(outcome, dtype=float)
-    ok = np.isfinite(p) & np.isfinite(y)
-    p, y = p[ok], y[ok]
-    which = np.clip((p * bins).astype(int), 0, bins - 1)
-    n = np.bincount(which, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_p = np.bincount(which, weights=p, minlength=bins) / n
-        rate = np.bincount(which, weights=y, minlength=bins) / n
-    edges = np.arange(bins + 1) / bins
-    return pd.DataFrame({"bin_low": edges[:-1], "bin_high": edges[1:], "n": n,
-                         "mean_predicted": mean_p, "observed_rate": rate})
+    """Reliability bins of a run (:func:`swing_core.calibration.reliability_curve`, every
+    bin kept): for predictions in [k/bins, (k+1)/bins): n, mean predicted win rate, observed
+    win rate (share of outcomes that were wins); empty bins have n = 0 and NaN rates."""
+    curve = reliability_curve(predicted, outcome, bins=bins, empty_bins=True)
+    return pd.DataFrame({"bin_low": curve["bin_low"], "bin_high": curve["bin_high"],
+                         "n": curve["count"], "mean_predicted": curve["predicted"],
+                         "observed_rate": curve["observed"]})
 
 
 def breakdown(trades: pd.DataFrame, by: str) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from sklearn.isotonic import IsotonicRegression
 from swing_core import db
 from swing_core.calibration import (
     brier_score,
+    calibrate_point_in_time,
     calibration_pairs,
     calibration_report,
     fit_calibrator,
@@ -62,6 +63,42 @@ def test_predict_matches_sklearn_and_is_monotone() -> None:
     assert np.isnan(calibrator.predict([np.nan, 0.5])[0])
 
 
+def test_fit_equals_sklearn_with_many_tied_predictions() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(10):  # neighbour win rates take few distinct values: many ties
+        x = np.round(rng.random(150), 2)
+        y = (rng.random(150) < x).astype(float)
+        new = rng.random(40) * 1.2 - 0.1
+        want = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(x, y)
+        calibrator = fit_calibrator(x, y, min_samples=2)
+        np.testing.assert_allclose(calibrator.predict(new), want.predict(new), atol=1e-12)
+        np.testing.assert_allclose(calibrator.x, want.X_thresholds_)
+
+
+def test_walk_forward_calibration_uses_only_outcomes_known_by_then() -> None:
+    _, predicted, won = overconfident(400, seed=8)
+    start = pd.Timestamp("2025-01-02 15:00", tz="UTC")
+    known_at = start + pd.to_timedelta(np.arange(400) * 2, unit="h")
+    asof = start + pd.to_timedelta(np.arange(0, 800, 5), unit="h")
+    queries = np.linspace(0.05, 0.95, asof.size)
+    got = calibrate_point_in_time(predicted, won, known_at, queries=queries, asof=asof)
+    n_known = np.searchsorted(known_at, asof, side="right")
+    early = n_known < 50
+    np.testing.assert_array_equal(got[early], queries[early])  # identity until 50 are known
+    sizes = [50, 75, 113, 170, 255, 383]  # refits as the known pairs grow by 1.5x
+    for i in np.flatnonzero(~early)[::9]:
+        size = max(s for s in sizes if s <= n_known[i])
+        fit = fit_calibrator(predicted[:size], won[:size])
+        assert got[i] == pytest.approx(fit.predict(queries[i]), abs=1e-12)
+    # outcomes learned later change nothing before them (planted: all flipped after t)
+    cut = asof[100]
+    flipped = np.where(known_at > cut, 1.0 - won, won)
+    again = calibrate_point_in_time(predicted, flipped, known_at, queries=queries, asof=asof)
+    before = asof <= cut
+    np.testing.assert_array_equal(again[before], got[before])
+    assert (again[~before] != got[~before]).any()
+
+
 def test_calibration_waits_for_enough_samples() -> None:
     _, predicted, won = overconfident(80, seed=4)
     params = StrategyParams()  # calibration_min_samples = 50
@@ -83,6 +120,9 @@ def test_brier_and_reliability_curve_by_hand() -> None:
     assert curve["predicted"].tolist() == pytest.approx([0.05, 0.15, 0.955])
     assert curve["observed"].tolist() == pytest.approx([0.0, 1.0, 0.5])
     assert curve["bin_low"].tolist() == pytest.approx([0.0, 0.1, 0.9])
+    edges = reliability_curve([0.3, 0.6, 0.7, 0.7], [1, 0, 1, 1], empty_bins=True)
+    assert len(edges) == 10 and edges["count"].tolist() == [0, 0, 0, 1, 0, 0, 1, 2, 0, 0]
+    assert np.isnan(edges.loc[0, "observed"]) and edges.loc[7, "observed"] == 1.0
     quantile = reliability_curve(np.linspace(0, 1, 100), np.ones(100), bins=4,
                                  strategy="quantile")
     assert quantile["count"].tolist() == [25, 25, 25, 25]
