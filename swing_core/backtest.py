@@ -8,7 +8,9 @@ Pipeline (each stage vectorized; Python loops only over symbols, trades or searc
    unfilled stop order occupies the symbol until its entry window ends);
 2. pattern priors of each signal from outcomes known at its as-of time (signal bar close):
    earlier signals of the same run (every simulated plan with an exit, all symbols) and,
-   optionally, the stored vector library, point in time (see :mod:`swing_core.backtest_priors`);
+   optionally, the stored vector library, through the one pattern engine
+   (``PatternIndex.query_many``; adapter: :mod:`swing_core.backtest_priors`), the predicted
+   win rate calibrated point in time (:mod:`swing_core.calibration`);
 3. the portfolio across symbols (:mod:`swing_core.portfolio`), statistics
    (:mod:`swing_core.metrics`);
 4. storage: a run is identified by a hash of its inputs (symbols, dates, parameters, data
@@ -18,10 +20,10 @@ Time alignment: ``signal_ts`` is the signal bar's open label; the plan is made a
 (``asof = signal_ts + INTERVAL_DELTA``); ``exit_ts`` is the close time of the exit bar.
 
 Companion modules: :mod:`swing_core.exits` (fills and exits), :mod:`swing_core.backtest_priors`
-(the prior kernel), :mod:`swing_core.portfolio`, :mod:`swing_core.metrics`,
-:mod:`swing_core.backtest_lookahead` (the look-ahead check), :mod:`swing_core.backtest_store`
-(saving / loading runs), :mod:`swing_core.backtest_search` (parameter search),
-:mod:`swing_core.executor` (process pool / Dask).
+(priors through :mod:`swing_core.patterns`), :mod:`swing_core.portfolio`,
+:mod:`swing_core.metrics`, :mod:`swing_core.backtest_lookahead` (the look-ahead check),
+:mod:`swing_core.backtest_store` (saving / loading runs), :mod:`swing_core.backtest_search`
+(parameter search), :mod:`swing_core.executor` (process pool / Dask).
 """
 
 from __future__ import annotations
@@ -37,14 +39,7 @@ import numpy as np
 import pandas as pd
 
 from swing_core.backtest_lookahead import LookaheadReport, cut_fractions, lookahead_check
-from swing_core.backtest_priors import (
-    PRIOR_COLUMNS,
-    OutcomeLibrary,
-    PriorFn,
-    PriorQueries,
-    blend_confidence,
-    knn_priors,
-)
+from swing_core.backtest_priors import PriorFn, attach_priors, no_priors
 from swing_core.config import (
     BARS_PER_DAY,
     ENGINE_VERSION,
@@ -56,6 +51,7 @@ from swing_core.errors import BacktestError, SwingError
 from swing_core.exits import simulate_exits
 from swing_core.frame import VECTOR_COLUMNS, build_signal_frame, min_bars_required
 from swing_core.metrics import breakdown, calibration_table, compute_stats
+from swing_core.patterns import PatternIndex
 from swing_core.portfolio import simulate_portfolio
 
 __all__ = [
@@ -78,6 +74,9 @@ __all__ = [
 
 ProgressFn = Callable[[int, int, str], None]
 
+# Which prior implementation computed a run (part of its hash, so a stored run computed by
+# another one is recomputed rather than served): the pattern engine since the kernels merged.
+_PRIORS_ENGINE = "patterns.query_many/1"
 _PLAN_COLUMNS = ("setup", "side", "trend", "vol_regime", "time_bucket", "entry", "stop",
                  "target", "r_multiple", "atr14", "confidence")
 
@@ -328,144 +327,6 @@ def _symbol_task(payload: tuple[str, pd.DataFrame, BacktestConfig]) -> SymbolPas
     return prepare_symbol(bars, symbol=symbol, config=config)
 
 
-# --------------------------------------------------------------------------- priors
-
-
-def _naive_utc(values: pd.Series) -> np.ndarray:
-    """tz-aware UTC timestamps as datetime64[ns] (UTC wall time), NaT kept."""
-    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-
-
-def _library_from_signals(signals: pd.DataFrame) -> OutcomeLibrary:
-    """Every signal with an outcome, known at its exit bar's close (sorted by that time)."""
-    rows = np.flatnonzero(signals["exit_pos"].to_numpy() >= 0)
-    known = _naive_utc(signals["exit_ts"])[rows]
-    rows = rows[np.argsort(known, kind="stable")]
-    return OutcomeLibrary(
-        vectors=np.ascontiguousarray(signals[list(VECTOR_COLUMNS)].to_numpy(np.float32)[rows]),
-        known_at=_naive_utc(signals["exit_ts"])[rows],
-        realized_r=signals["realized_r"].to_numpy(float)[rows],
-        hold_bars=signals["hold_bars"].to_numpy(np.int64)[rows],
-        exit_reason=signals["exit_reason"].to_numpy(object)[rows],
-        symbol=signals["symbol"].astype(str).to_numpy(object)[rows],
-        vol_regime=signals["vol_regime"].astype(str).to_numpy(object)[rows],
-    )
-
-
-def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
-                  prior_fn: PriorFn | None = None, library: OutcomeLibrary | None = None,
-                  rows: np.ndarray | None = None) -> pd.DataFrame:
-    """Priors for ``signals[rows]`` (default: taken signals) from outcomes known at each one's
-    as-of time: every exited signal of ``signals`` (all symbols) plus ``library``.
-
-    Returns ``signals`` with PRIOR_COLUMNS, ``prior_win_rate`` (the predicted win rate:
-    the neighbours' win rate, isotonic-calibrated point in time once enough outcomes are known),
-    ``prior_win_rate_raw`` (uncalibrated), ``prior_median_hold_days`` and ``confidence`` (base
-    confidence blended with the prior)."""
-    prior_fn = prior_fn or knn_priors
-    own = _library_from_signals(signals)
-    lib = own.concat(library) if library is not None and len(library) else own
-    if rows is None:
-        rows = np.flatnonzero(signals["taken"].to_numpy(bool))
-    sub = signals.iloc[rows]
-    queries = PriorQueries(
-        vectors=np.ascontiguousarray(sub[list(VECTOR_COLUMNS)].to_numpy(np.float32)),
-        asof=_naive_utc(sub["asof"]),
-        symbol=sub["symbol"].astype(str).to_numpy(object),
-        vol_regime=sub["vol_regime"].astype(str).to_numpy(object),
-    )
-    priors = prior_fn(queries, lib, params)
-    columns: dict[str, np.ndarray] = {}
-    for col in PRIOR_COLUMNS:
-        values = priors[col].to_numpy()
-        numeric = values.dtype.kind in "fiub"
-        full = np.full(len(signals), np.nan if numeric else None,
-                       dtype=float if numeric else object)
-        full[rows] = values
-        columns[col] = full
-    columns["prior_n"] = np.nan_to_num(columns["prior_n"]).astype(np.int64)
-    bars_per_day = _bars_per_day_of(signals) if len(signals) else None
-    columns["prior_median_hold_days"] = (columns["prior_median_hold_bars"] / bars_per_day
-                                         if bars_per_day else np.full(len(signals), np.nan))
-    columns["confidence"] = blend_confidence(signals["base_confidence"].to_numpy(float),
-                                             columns["prior_avg_r"], columns["prior_n"],
-                                             params=params)
-    columns["prior_win_rate_raw"] = columns["prior_win_rate"]
-    columns["prior_win_rate"] = _calibrated_win_rate(
-        columns["prior_win_rate"], signals, rows, min_samples=params.calibration_min_samples)
-    return _with_columns(signals, columns)
-
-
-def _calibrated_win_rate(raw: np.ndarray, signals: pd.DataFrame, rows: np.ndarray, *,
-                         min_samples: int, growth: float = 1.5) -> np.ndarray:
-    """STRATEGY.md: once ``min_samples`` (predicted, realized) pairs are known, the predicted win
-    rate is calibrated with isotonic regression on them. Point in time: the signal at as-of t
-    uses a fit on pairs whose outcome was known by t. Refitted whenever the known pairs have
-    grown by ``growth`` (a signal uses the newest fit made from pairs all known by its as-of,
-    so it never needs a refit per signal). Returns ``raw`` with the calibrated values."""
-    out = raw.copy()
-    exited = signals["exit_pos"].to_numpy() >= 0
-    pairs = rows[np.isfinite(raw[rows]) & exited[rows]]
-    if pairs.size < min_samples:
-        return out
-    known_at = _naive_utc(signals["exit_ts"])[pairs]
-    order = np.argsort(known_at, kind="stable")
-    pairs, known_at = pairs[order], known_at[order]
-    wins = (signals["realized_r"].to_numpy(float)[pairs] > 0).astype(float)
-    queries = rows[np.isfinite(raw[rows])]
-    n_known = np.searchsorted(known_at, _naive_utc(signals["asof"])[queries], side="right")
-    sizes = [min_samples]
-    while sizes[-1] * growth < pairs.size:
-        sizes.append(int(math.ceil(sizes[-1] * growth)))
-    sizes = np.array(sizes)
-    fit_of = np.searchsorted(sizes, n_known, side="right") - 1  # newest fit all known by then
-    for j in np.unique(fit_of[fit_of >= 0]):
-        size = int(sizes[j])
-        use = queries[fit_of == j]
-        out[use] = _isotonic_fit_predict(raw[pairs[:size]], wins[:size], raw[use])
-    return out
-
-
-def _isotonic_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> np.ndarray:
-    """Increasing isotonic regression of y on x in [0, 1], evaluated at ``x_new`` with linear
-    interpolation and clipping at the ends: what sklearn's ``IsotonicRegression(y_min=0,
-    y_max=1, out_of_bounds="clip")`` predicts, without its per-call validation overhead."""
-    from sklearn.isotonic import isotonic_regression
-
-    levels, inverse = np.unique(x, return_inverse=True)
-    weight = np.bincount(inverse, minlength=levels.size).astype(float)
-    mean_y = np.bincount(inverse, weights=y, minlength=levels.size) / weight
-    fitted = isotonic_regression(mean_y, sample_weight=weight, y_min=0.0, y_max=1.0)
-    if levels.size == 1:
-        return np.full(x_new.shape, fitted[0])
-    return np.interp(x_new, levels, fitted)
-
-
-def _with_columns(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """``frame`` plus (or with replaced) ``columns``, in one concat (no per-column inserts)."""
-    kept = frame.drop(columns=[c for c in columns if c in frame.columns])
-    return pd.concat([kept, pd.DataFrame(columns, index=frame.index)], axis=1)
-
-
-def _bars_per_day_of(signals: pd.DataFrame) -> int | None:
-    delta = (signals["asof"] - signals["signal_ts"]).iloc[0]
-    for interval, d in INTERVAL_DELTA.items():
-        if d == delta:
-            return BARS_PER_DAY[interval]
-    return None
-
-
-def _no_priors(signals: pd.DataFrame) -> pd.DataFrame:
-    n = len(signals)
-    columns = {col: np.full(n, np.nan) for col in PRIOR_COLUMNS}
-    columns["prior_scope"] = np.full(n, None, dtype=object)
-    columns["prior_n"] = np.zeros(n, np.int64)
-    columns["prior_median_hold_days"] = np.full(n, np.nan)
-    columns["prior_win_rate_raw"] = np.full(n, np.nan)
-    columns["confidence"] = signals["base_confidence"].to_numpy(float)
-    return _with_columns(signals, columns)
-
-
 @dataclass(frozen=True)
 class WalkForwardResult:
     """One symbol's walk-forward: ``signals`` (every plan, with ``taken`` and, for taken ones,
@@ -477,18 +338,20 @@ class WalkForwardResult:
 
 
 def walk_forward(bars: pd.DataFrame, *, symbol: str, config: BacktestConfig | None = None,
-                 prior_fn: PriorFn | None = None, library: OutcomeLibrary | None = None,
+                 prior_fn: PriorFn | None = None, library: PatternIndex | None = None,
                  frame: pd.DataFrame | None = None) -> WalkForwardResult:
     """Walk-forward of one symbol over its whole signal frame in one pass (no portfolio).
 
     Row t of the signal frame uses bars <= t; its plan's exit uses bars after t; its prior uses
-    outcomes known by t's close only. ``frame``: a signal frame of the trimmed bars to reuse."""
+    outcomes known by t's close only. ``library``: stored outcomes (a PatternIndex) searched
+    with the run's own; ``prior_fn``: see :mod:`swing_core.backtest_priors`. ``frame``: a
+    signal frame of the trimmed bars to reuse."""
     config = config or BacktestConfig()
     validate_config(config)
     bars = trim_bars(bars, symbol=symbol, config=config)
     sp = prepare_symbol(bars, symbol=symbol, config=config, frame=frame)
     signals = (attach_priors(sp.signals, params=config.params, prior_fn=prior_fn, library=library)
-               if config.priors else _no_priors(sp.signals))
+               if config.priors else no_priors(sp.signals))
     return WalkForwardResult(signals=signals, trades=signals[signals["taken"]].copy(),
                              symbol_pass=sp)
 
@@ -549,11 +412,11 @@ def run_hash(symbols: Sequence[str], config: BacktestConfig, fingerprints: Mappi
 
 
 def _core(passes: list[SymbolPass], config: BacktestConfig, *, prior_fn: PriorFn | None,
-          library: OutcomeLibrary | None) -> dict[str, Any]:
+          library: PatternIndex | None) -> dict[str, Any]:
     """Stages 2–3 on the symbols' passes: priors, portfolio, statistics."""
     signals = pd.concat([p.signals for p in passes], ignore_index=True)
     signals = (attach_priors(signals, params=config.params, prior_fn=prior_fn, library=library)
-               if config.priors else _no_priors(signals))
+               if config.priors else no_priors(signals))
     taken = signals[signals["taken"].to_numpy(bool)].reset_index(drop=True)
     candidates = taken[taken["filled"].to_numpy(bool)]
     closes = {p.symbol: p.close for p in passes}
@@ -667,22 +530,15 @@ def _run_passes(bars: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
     return passes, errors
 
 
-def _library_for(config: BacktestConfig, engine: Any) -> tuple[OutcomeLibrary | None, str]:
-    """The stored vector library (point in time is applied per query) and its fingerprint."""
+def _library_for(config: BacktestConfig, engine: Any) -> tuple[PatternIndex | None, str]:
+    """The stored vector library of the run's interval (searched point in time per signal)
+    and its fingerprint ("" when not used)."""
     if not config.use_library or engine is None:
         return None, ""
-    from swing_core import db
-
-    rows = db.load_vector_matrix(engine, interval=config.interval, known_only=True)
-    if len(rows) == 0:
+    library = PatternIndex.from_db(engine, interval=config.interval)
+    if len(library) == 0:
         return None, "empty"
-    meta = rows.meta.reset_index(drop=True)
-    frame = pd.concat([meta, pd.DataFrame(rows.matrix, columns=list(VECTOR_COLUMNS))], axis=1)
-    frame = frame[frame["exit_ts"].notna()].assign(known_at=lambda f: f["exit_ts"])
-    library = OutcomeLibrary.from_frame(frame, list(VECTOR_COLUMNS))
-    digest = hashlib.sha256(library.vectors.tobytes() + library.known_at.tobytes()
-                            + library.realized_r.tobytes()).hexdigest()[:16]
-    return library, digest
+    return library, library.fingerprint()
 
 
 def run_backtest(
@@ -728,7 +584,8 @@ def run_backtest(
     fingerprints = {s: data_fingerprint(b) for s, b in ready.items()}
     cuts = cut_fractions(lookahead)
     digest = run_hash(list(ready), config, fingerprints,
-                      extra={"library": library_fp, "lookahead": list(cuts)})
+                      extra={"library": library_fp, "lookahead": list(cuts),
+                             "priors": _PRIORS_ENGINE})
     if engine is not None and reuse:
         stored = load_run(engine, digest)
         if stored is not None:

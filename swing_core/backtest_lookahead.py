@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.backtest_priors import PRIOR_COLUMNS, OutcomeLibrary, PriorFn
+from swing_core.backtest_priors import PRIOR_COLUMNS, PriorFn
 from swing_core.errors import BacktestError
 from swing_core.frame import VECTOR_COLUMNS, min_bars_required
+from swing_core.patterns import PatternIndex
 
 __all__ = ["LookaheadReport", "cut_fractions", "lookahead_check"]
 
@@ -72,7 +73,7 @@ def _frames_differ(name: str, a: pd.DataFrame, b: pd.DataFrame, cols: Sequence[s
 
 def lookahead_check(bars: Mapping[str, pd.DataFrame], *, config: Any,
                     cuts: Sequence[float] = (0.5, 0.7, 0.9), prior_fn: PriorFn | None = None,
-                    library: OutcomeLibrary | None = None, full: dict[str, Any] | None = None
+                    library: PatternIndex | None = None, full: dict[str, Any] | None = None
                     ) -> LookaheadReport:
     """Recompute the run on data cut at several points and compare everything decided before
     each cut with the full run: every signal (plan, vector, base confidence), every prior,

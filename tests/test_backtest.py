@@ -18,13 +18,14 @@ from swing_core.backtest import (
     trim_bars,
     walk_forward,
 )
-from swing_core.backtest_priors import PRIOR_COLUMNS, OutcomeLibrary
+from swing_core.backtest_priors import PRIOR_COLUMNS, pattern_priors
 from swing_core.backtest_store import compare_runs
 from swing_core.config import StrategyParams
 from swing_core.errors import BacktestError
 from swing_core.exits import simulate_exits
 from swing_core.frame import VECTOR_COLUMNS, build_signal_frame
 from swing_core.market import demo_bars
+from swing_core.patterns import PatternIndex
 
 END = "2025-06-30"
 
@@ -102,13 +103,12 @@ def test_a_planted_future_outcome_never_reaches_an_earlier_prior(daily) -> None:
     taken = signals[signals["taken"]]
     plant_at = taken["asof"].iloc[len(taken) // 2]
     # a +50 R outcome, known only at plant_at, sitting exactly on every taken signal's vector
-    vectors = taken[list(VECTOR_COLUMNS)].to_numpy(np.float32)
-    n = len(vectors)
-    planted = OutcomeLibrary(
-        vectors=vectors, known_at=np.full(n, plant_at.tz_localize(None).to_datetime64()),
-        realized_r=np.full(n, 50.0), hold_bars=np.ones(n, np.int64),
-        exit_reason=np.full(n, "TARGET", object), symbol=np.full(n, "AAPL", object),
-        vol_regime=taken["vol_regime"].astype(str).to_numpy(object))
+    planted = PatternIndex.from_frame(
+        taken[[*VECTOR_COLUMNS, "vol_regime"]].assign(
+            symbol="AAPL", ts=pd.date_range("1990-01-01", periods=len(taken), freq="D",
+                                            tz="UTC"),
+            exit_ts=plant_at, realized_r=50.0, hold_bars=1, exit_reason="TARGET"),
+        interval="1d")
     clean = attach_priors(signals, params=cfg.params)
     dirty = attach_priors(signals, params=cfg.params, library=planted)
     before = clean["taken"] & (clean["asof"] < plant_at)
@@ -233,30 +233,12 @@ def test_predicted_win_rate_is_calibrated_point_in_time(daily) -> None:
     assert cal[~early].between(0, 1).all() and (cal[~early] != raw[~early]).any()
 
 
-def test_isotonic_kernel_matches_sklearn() -> None:
-    from sklearn.isotonic import IsotonicRegression
-
-    from swing_core.backtest import _isotonic_fit_predict
-
-    rng = np.random.default_rng(7)
-    for _ in range(10):
-        x = np.round(rng.random(150), 2)
-        y = (rng.random(150) < x).astype(float)
-        new = rng.random(40) * 1.2 - 0.1
-        want = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(x, y).predict(new)
-        np.testing.assert_allclose(_isotonic_fit_predict(x, y, new), want)
-
-
 def test_lookahead_check_catches_a_leaky_prior(daily) -> None:
     """A prior that ignores the known-by rule must be caught by the check."""
-    from dataclasses import replace as dc_replace
+    engine = pattern_priors(interval="1d")
 
-    from swing_core.backtest_priors import knn_priors
-
-    def leaky(queries, library, params):  # every outcome counts as known from the start
-        early = library.known_at.min() if len(library) else None
-        return knn_priors(queries, dc_replace(library, known_at=np.full_like(
-            library.known_at, early)), params)
+    def leaky(queries, outcomes, params):  # every outcome counts as known from the start
+        return engine(queries, outcomes.assign(exit_ts=outcomes["exit_ts"].min()), params)
 
     cfg = _cfg()
     bars = {"AAPL": trim_bars(daily["AAPL"], symbol="AAPL", config=cfg)}

@@ -1,105 +1,151 @@
-"""The batch prior kernel against a plain per-query loop written from STRATEGY.md's rules."""
+"""The backtest's prior adapter: every taken signal gets exactly what the pattern engine answers
+for it alone (PatternIndex over the run's outcomes known by then, plus the stored library),
+with the engine's confidence blend, and a win rate calibrated only on earlier outcomes.
+
+The engine itself (exact k-NN against brute force, fallbacks, regime rule, statistics) is
+tested in tests/test_patterns.py; this file checks what the backtest hands it and keeps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swing_core.backtest_priors import OutcomeLibrary, PriorQueries, blend_confidence, knn_priors
+from swing_core.backtest import BacktestConfig, prepare_symbol, trim_bars
+from swing_core.backtest_priors import (
+    PRIOR_COLUMNS,
+    attach_priors,
+    no_priors,
+    outcome_rows,
+    pattern_priors,
+)
+from swing_core.calibration import fit_calibrator
 from swing_core.config import StrategyParams
+from swing_core.frame import VECTOR_COLUMNS
+from swing_core.market import demo_bars
+from swing_core.patterns import PatternIndex, blend_confidence
+
+CONFIG = BacktestConfig(interval="1d")
 
 
-def _reference(q: PriorQueries, lib: OutcomeLibrary, params: StrategyParams) -> pd.DataFrame:
-    rows = []
-    for i in range(len(q)):
-        eligible = np.flatnonzero(lib.known_at <= q.asof[i])
-        own = eligible[lib.symbol[eligible] == q.symbol[i]]
-        pool, scope = (own, "symbol") if own.size else (eligible, "all")
-        if pool.size == 0:
-            rows.append({"prior_n": 0, "prior_scope": "none"})
-            continue
-        sims = np.round(lib.vectors[pool].astype(np.float64) @ q.vectors[i].astype(np.float64), 9)
-        order = np.lexsort((pool, -sims))  # most similar first, oldest first among ties
-        nearest = pool[order][: params.knn_k]
-        regime = nearest[lib.vol_regime[nearest] == q.vol_regime[i]]
-        if regime.size >= params.min_regime_neighbors:
-            nearest = regime
-        r = lib.realized_r[nearest]
-        wins, losses = r[r > 0], r[r <= 0]
-        rows.append({
-            "prior_n": nearest.size, "prior_scope": scope,
-            "prior_win_rate": wins.size / r.size, "prior_avg_r": r.mean(),
-            "prior_avg_win_r": wins.mean() if wins.size else np.nan,
-            "prior_avg_loss_r": losses.mean() if losses.size else np.nan,
-            "prior_profit_factor": wins.sum() / -losses.sum() if losses.sum() < 0 else np.nan,
-            "prior_median_hold_bars": np.median(lib.hold_bars[nearest]),
-            "prior_n_stop": int((lib.exit_reason[nearest] == "STOP").sum()),
-        })
-    return pd.DataFrame(rows)
+@pytest.fixture(scope="module")
+def signals() -> pd.DataFrame:
+    """Every plan of three symbols' walk-forwards (taken or not), before priors."""
+    passes = []
+    for symbol in ("AAPL", "MSFT", "XOM"):
+        bars = trim_bars(demo_bars(symbol, "1d", 600, end="2025-06-30"), symbol=symbol,
+                         config=CONFIG)
+        passes.append(prepare_symbol(bars, symbol=symbol, config=CONFIG).signals)
+    return pd.concat(passes, ignore_index=True)
 
 
-def _random_case(seed: int, n_lib: int, n_q: int):
-    rng = np.random.default_rng(seed)
-    # few distinct vectors, so similarities tie often (tests the oldest-first rule)
-    palette = rng.normal(size=(6, 16)).astype(np.float32)
-    palette /= np.linalg.norm(palette, axis=1, keepdims=True)
-    t0 = np.datetime64("2024-01-01T00:00", "ns")
-    known = np.sort(t0 + rng.integers(0, 1000, n_lib).astype("timedelta64[h]"))
-    lib = OutcomeLibrary(
-        vectors=palette[rng.integers(0, 6, n_lib)], known_at=known,
-        realized_r=np.round(rng.normal(0.1, 1.0, n_lib), 2), hold_bars=rng.integers(0, 26, n_lib),
-        exit_reason=rng.choice(np.array(["STOP", "TARGET", "TIME"], object), n_lib),
-        symbol=rng.choice(np.array(["A", "B", "C"], object), n_lib, p=[0.6, 0.35, 0.05]),
-        vol_regime=rng.choice(np.array(["L", "M", "H"], object), n_lib))
-    queries = PriorQueries(
-        vectors=palette[rng.integers(0, 6, n_q)] + rng.normal(0, 0.02, (n_q, 16)).astype(
-            np.float32) * (rng.random((n_q, 1)) < 0.5),
-        asof=t0 + rng.integers(0, 1100, n_q).astype("timedelta64[h]"),
-        symbol=rng.choice(np.array(["A", "B", "C", "D"], object), n_q),
-        vol_regime=rng.choice(np.array(["L", "M", "H"], object), n_q))
-    return queries, lib
+def _one_by_one(signals: pd.DataFrame, rows: np.ndarray, params: StrategyParams,
+                library: pd.DataFrame | None = None) -> list:
+    """The engine's single-query answer for each signal, from an index holding the run's
+    outcomes (and the library rows), all of them; the engine applies the as-of rule."""
+    outcomes = outcome_rows(signals, interval="1d")
+    rows_all = outcomes if library is None else pd.concat([library, outcomes],
+                                                          ignore_index=True)
+    index = PatternIndex.from_frame(rows_all, interval="1d")
+    return [index.priors(signals.iloc[i][list(VECTOR_COLUMNS)].to_numpy(np.float32),
+                         asof=signals["asof"].iloc[i], symbol=signals["symbol"].iloc[i],
+                         vol_regime=signals["vol_regime"].iloc[i], params=params)
+            for i in rows]
 
 
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**31), n_lib=st.integers(0, 400), k=st.integers(1, 70),
-       min_regime=st.integers(1, 20))
-def test_batch_priors_match_a_plain_loop(seed: int, n_lib: int, k: int, min_regime: int):
-    queries, lib = _random_case(seed, n_lib, 40)
+def _assert_rows_match(out: pd.DataFrame, rows: np.ndarray, want: list,
+                       params: StrategyParams) -> None:
+    for i, stats in zip(rows, want, strict=True):
+        got = out.iloc[i]
+        assert got["prior_n"] == stats.n and got["prior_scope"] == stats.scope
+        for column, value in (("prior_win_rate_raw", stats.win_rate),
+                              ("prior_avg_r", stats.avg_r), ("expected_r", stats.expected_r),
+                              ("prior_avg_win_r", stats.avg_win_r),
+                              ("prior_avg_loss_r", stats.avg_loss_r),
+                              ("prior_profit_factor", stats.profit_factor),
+                              ("prior_median_hold_bars", stats.median_hold_bars),
+                              ("prior_median_hold_days", stats.median_hold_days)):
+            np.testing.assert_allclose(got[column], value, rtol=1e-9, err_msg=column)
+        for reason in ("STOP", "TARGET", "TIME"):
+            assert got[f"prior_n_{reason.lower()}"] == stats.exit_reasons.get(reason, 0)
+        assert got["confidence"] == pytest.approx(
+            blend_confidence(got["base_confidence"], stats, params=params), abs=1e-12)
+
+
+@settings(max_examples=6, deadline=None)
+@given(k=st.integers(1, 70), min_regime=st.integers(1, 25), seed=st.integers(0, 2**16))
+def test_each_signal_gets_the_engines_single_query_answer(signals: pd.DataFrame, k: int,
+                                                          min_regime: int, seed: int) -> None:
     params = StrategyParams(knn_k=k, min_regime_neighbors=min_regime)
-    got = knn_priors(queries, lib, params)
-    want = _reference(queries, lib, params)
-    assert got["prior_n"].tolist() == want["prior_n"].tolist()
-    assert got["prior_scope"].tolist() == want["prior_scope"].tolist()
-    has = want["prior_n"] > 0
-    for col in [c for c in want.columns if c not in ("prior_n", "prior_scope")]:
-        np.testing.assert_allclose(got.loc[has, col].to_numpy(float),
-                                   want.loc[has, col].to_numpy(float), atol=1e-12, err_msg=col)
-    exp = got["prior_win_rate"] * got["prior_avg_win_r"].fillna(0) + (
-        1 - got["prior_win_rate"]) * got["prior_avg_loss_r"].fillna(0)
-    np.testing.assert_allclose(got.loc[has, "expected_r"], exp[has])
+    out = attach_priors(signals, params=params)
+    taken = np.flatnonzero(signals["taken"].to_numpy(bool))
+    rows = np.sort(np.random.default_rng(seed).choice(taken, 40, replace=False))
+    rows[0] = taken[0]  # the first signal: nothing known yet
+    _assert_rows_match(out, rows, _one_by_one(signals, rows, params), params)
+    assert out.iloc[taken[0]]["prior_n"] == 0 and out.iloc[taken[0]]["prior_scope"] == "none"
+    skipped = ~signals["taken"].to_numpy(bool)
+    assert out.loc[skipped, "prior_win_rate"].isna().all()
+    assert out.loc[skipped, "prior_scope"].isna().all()
 
 
-def test_blend_confidence() -> None:
+def test_stored_library_rows_are_searched_with_the_runs_outcomes(signals: pd.DataFrame
+                                                                 ) -> None:
+    rng = np.random.default_rng(1)
+    base = outcome_rows(signals, interval="1d")
+    stored = base.sample(300, random_state=2).assign(
+        symbol=rng.choice(["AAPL", "NVDA"], 300), realized_r=rng.normal(0.3, 1.5, 300),
+        ts=pd.date_range("1990-01-01", periods=300, freq="D", tz="UTC"))
+    library = PatternIndex.from_frame(stored, interval="1d")
     params = StrategyParams()
-    out = blend_confidence(np.array([0.5, 0.5, 0.9]), np.array([1.0, np.nan, 10.0]),
-                           np.array([5, 0, 5]), params=params)
-    np.testing.assert_allclose(out, [0.6 * 0.5 + 0.4 * 0.75, 0.5, 0.6 * 0.9 + 0.4 * 1.0])
+    out = attach_priors(signals, params=params, library=library)
+    taken = np.flatnonzero(signals["taken"].to_numpy(bool))
+    rows = taken[::9]
+    _assert_rows_match(out, rows, _one_by_one(signals, rows, params, library=stored), params)
+    without = attach_priors(signals, params=params)
+    assert (out.iloc[taken]["prior_avg_r"] != without.iloc[taken]["prior_avg_r"]).sum() > 20
 
 
-def test_the_pattern_index_adapter_agrees_with_the_batch_kernel() -> None:
-    from swing_core.backtest import BacktestConfig, walk_forward
-    from swing_core.backtest_priors import pattern_index_priors
-    from swing_core.market import demo_bars
+def test_the_predicted_win_rate_is_calibrated_on_earlier_outcomes_only(signals: pd.DataFrame
+                                                                      ) -> None:
+    params = StrategyParams(calibration_min_samples=30)
+    out = attach_priors(signals, params=params)
+    priced = out[out["taken"] & out["prior_win_rate_raw"].notna()]
+    pairs = priced[priced["exit_pos"] >= 0].sort_values("exit_ts", kind="stable")
+    checked = 0
+    for _, row in priced.iloc[::7].iterrows():
+        known = pairs[pairs["exit_ts"] <= row["asof"]]
+        if len(known) < 30:
+            assert row["prior_win_rate"] == row["prior_win_rate_raw"]
+            continue
+        # the fit used is one of the refits (30, 45, 68, ... pairs), all known by then
+        sizes = [30]
+        while sizes[-1] * 1.5 < len(pairs):
+            sizes.append(int(np.ceil(sizes[-1] * 1.5)))
+        size = max(s for s in sizes if s <= len(known))
+        fit = fit_calibrator(known["prior_win_rate_raw"][:size],
+                             known["realized_r"][:size] > 0, params=params)
+        assert row["prior_win_rate"] == pytest.approx(fit.predict(row["prior_win_rate_raw"]))
+        checked += 1
+    assert checked > 10
 
-    bars = demo_bars("AAPL", "1d", 900, end="2025-06-30")
-    config = BacktestConfig(interval="1d")
-    ours = walk_forward(bars, symbol="AAPL", config=config).trades
-    theirs = walk_forward(bars, symbol="AAPL", config=config,
-                          prior_fn=pattern_index_priors(interval="1d")).trades
-    same_n = (ours["prior_n"].to_numpy() == theirs["prior_n"].to_numpy()).mean()
-    assert same_n >= 0.99  # ties within ~1e-7 may fall differently (re-normalized vectors)
-    close = np.isclose(ours["prior_avg_r"], theirs["prior_avg_r"], rtol=1e-5, equal_nan=True)
-    assert close.mean() >= 0.99
-    assert (ours["prior_scope"].to_numpy() == theirs["prior_scope"].to_numpy()).all()
+
+def test_a_custom_prior_function_is_used_and_no_priors_is_empty(signals: pd.DataFrame
+                                                               ) -> None:
+    seen = {}
+    engine = pattern_priors(interval="1d")
+
+    def spy(queries, outcomes, params):
+        seen["queries"], seen["outcomes"] = len(queries), outcomes
+        return engine(queries, outcomes, params)
+
+    attach_priors(signals, params=StrategyParams(), prior_fn=spy)
+    assert seen["queries"] == signals["taken"].sum()
+    exited = signals[signals["exit_pos"] >= 0]
+    assert len(seen["outcomes"]) == len(exited)  # taken or not, every symbol
+    assert set(seen["outcomes"]["symbol"]) == set(signals["symbol"])
+    assert (seen["outcomes"]["exit_ts"].to_numpy() == exited["exit_ts"].to_numpy()).all()
+    empty = no_priors(signals)
+    assert set(PRIOR_COLUMNS) <= set(empty.columns) and (empty["prior_n"] == 0).all()
+    assert (empty["confidence"] == signals["base_confidence"]).all()
