@@ -7,6 +7,10 @@ Run: ``python benchmarks/bench_backtest.py [--quick]``. Prints ONE JSON document
   fresh SQLite database (``reuse=False``: never served from storage); median of several runs.
 * ``multi_symbol``: 20 symbols × 2,000 bars on 2 worker processes (process pool start-up
   included), saved too; median of a few runs.
+* ``single_symbol_with_library`` (for the record, no target): the single-symbol run with
+  ``use_library=True`` over a stored library of ~40,000 evaluated setups (8 other symbols'
+  walk-forwards, and the same rows filed under the run's symbol), not saved: loading the
+  library into a ``PatternIndex`` and searching it with the run's own outcomes.
 * ``naive_baseline``: what the original does, measured in the same process: for bar i,
   re-analyse ``bars[:i+1]`` (the signal frame's last row), and when it has a plan, fit a cosine
   ``NearestNeighbors`` over the outcomes known at that time and simulate the exit with a Python
@@ -29,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,6 +53,26 @@ def _engine(directory: str, name: str):
     engine = db.get_engine(f"sqlite:///{directory}/{name}.sqlite")
     db.init_db(engine)
     return engine
+
+
+def _stored_library(engine, config: BacktestConfig) -> int:
+    """Fill ``engine``'s vector library with the exited plans of 8 demo symbols (5,000 bars
+    each), filed once under their own names and once under AAPL's."""
+    from swing_core.backtest import prepare_symbol, trim_bars
+
+    frames = []
+    for i in range(8):
+        symbol = f"LIB{i}"
+        bars = demo_bars(symbol, INTERVAL, 5000, end=END)
+        signals = prepare_symbol(trim_bars(bars, symbol=symbol, config=config), symbol=symbol,
+                                 config=config).signals
+        frames.append(signals[signals["exit_pos"] >= 0])
+    rows = pd.concat(frames, ignore_index=True).assign(interval=INTERVAL, version="v1")
+    rows["ts"] = rows["signal_ts"]
+    columns = ["symbol", "interval", "version", "ts", "setup", "side", "trend", "vol_regime",
+               "realized_r", "exit_reason", "exit_ts", "hold_bars", *VECTOR_COLUMNS]
+    rows = pd.concat([rows[columns], rows[columns].assign(symbol="AAPL")], ignore_index=True)
+    return db.upsert_vectors(engine, rows)
 
 
 def _naive_exit(bars, i: int, side: int, entry: float, stop: float, target: float,
@@ -133,6 +158,15 @@ def main() -> None:
         symbols, config=config, bars=many, engine=engine_multi, reuse=False, max_workers=2),
         repeats_multi)
 
+    engine_library = _engine(workdir, "library")
+    library_rows = _stored_library(engine_library, config)
+    with_library = BacktestConfig(interval=INTERVAL, use_library=True)
+    run_backtest(["AAPL"], config=with_library, bars={"AAPL": bars}, engine=engine_library,
+                 save=False, reuse=False, executor="inline")  # warm-up
+    library_times, _ = _timed(lambda: run_backtest(
+        ["AAPL"], config=with_library, bars={"AAPL": bars}, engine=engine_library, save=False,
+        reuse=False, executor="inline"), repeats_single)
+
     from swing_core.backtest import prepare_symbol, trim_bars
 
     signals = prepare_symbol(trim_bars(bars, symbol="AAPL", config=config), symbol="AAPL",
@@ -165,6 +199,12 @@ def main() -> None:
             "symbols": len(symbols), "bars_each": 2000, "workers": 2, "median_s": multi_median,
             "runs_s": multi_times, "trades": int(multi.stats["# Trades"]),
             "includes": ["process pool start-up", "priors across symbols", "save to SQLite"],
+        },
+        "single_symbol_with_library": {
+            "bars": len(bars), "library_rows": library_rows,
+            "median_s": statistics.median(library_times), "runs_s": library_times,
+            "includes": ["library loaded into a PatternIndex", "point-in-time priors from the "
+                         "library and the run's outcomes", "portfolio", "statistics"],
         },
         "naive_baseline": naive,
         "ratios": {"speedup_vs_naive_5000_bars": speedup},
