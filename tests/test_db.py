@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swing_core import db
+from swing_core.db import vectors
+from swing_core.db._convert import _Unpackable
 from swing_core.errors import DatabaseError
 
 
@@ -271,6 +273,168 @@ def test_bad_vectors_are_rejected(db_engine: sa.Engine) -> None:
     frame["vector"] = [np.full(16, np.nan, np.float32)] * 2
     with pytest.raises(ValueError, match="NaN"):
         db.upsert_vectors(db_engine, frame)
+
+
+_META_DTYPES = {"id": "int64", "symbol": "object", "interval": "object",
+                "ts": "datetime64[ns, UTC]", "version": "object", "setup": "object",
+                "side": "object", "trend": "object", "vol_regime": "object",
+                "realized_r": "float64", "exit_reason": "object",
+                "exit_ts": "datetime64[ns, UTC]", "hold_bars": "Int64"}
+
+
+def _plain_read(engine: sa.Engine, **filters) -> db.VectorRows:
+    """The same load through the plain per-row read (the packed read's fallback)."""
+    query = vectors._Query(engine.dialect.name, filters.get("interval"),
+                           filters.get("version", "v1"), filters.get("known_only", True),
+                           filters.get("symbol"), filters.get("known_by"))
+    with engine.connect() as conn:
+        return vectors._vector_rows(vectors._read_rows(conn, query), query)
+
+
+def _packed_is_used(engine: sa.Engine, *, interval: str | None = None,
+                    known_only: bool = True) -> bool:
+    query = vectors._Query(engine.dialect.name, interval, "v1", known_only, None, None)
+    with engine.connect() as conn:
+        try:
+            vectors._read_packed(conn, query)
+        except _Unpackable:
+            return False
+    return True
+
+
+def _assert_same_rows(got: db.VectorRows, want: db.VectorRows) -> None:
+    pd.testing.assert_frame_equal(got.meta, want.meta)
+    np.testing.assert_array_equal(got.matrix, want.matrix)
+    assert got.matrix.dtype == np.float32 and got.matrix.flags.writeable
+
+
+#: Doubles that SQLite's float-to-text does not always round-trip, and the edges of the exact
+#: integer split the packed SQLite read uses (2**-30 <= |r| < 2**43, the rest re-read).
+_TRICKY_R = np.concatenate([
+    [0.0, -0.0, 0.1, 1 / 3, -2.5, 1e-300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+     -1.7976931348623157e308, np.inf, -np.inf, 1.4210854715202004e-14, -2.220446049250313e-16,
+     2.0 ** 43, -(2.0 ** 43), np.nextafter(2.0 ** 43, 0), 2.0 ** -30, -(2.0 ** -30),
+     np.nextafter(2.0 ** -30, 0), np.nextafter(2.0 ** -30, 1), 9007199254740993.0],
+    np.random.default_rng(7).normal(0, 2, 300),
+    np.random.default_rng(8).integers(1, 2 ** 63, 300, dtype=np.uint64).view(np.float64),
+])
+_TRICKY_R = _TRICKY_R[np.isfinite(_TRICKY_R) | np.isinf(_TRICKY_R)]  # no NaN: that is NULL
+
+
+def test_realized_r_reads_back_bit_exact(db_engine: sa.Engine) -> None:
+    n = len(_TRICKY_R)
+    frame, matrix = _vector_frame(n)
+    frame["realized_r"] = _TRICKY_R
+    db.upsert_vectors(db_engine, frame)
+    rows = db.load_vector_matrix(db_engine)
+    assert _packed_is_used(db_engine)
+    assert (rows.meta["realized_r"].to_numpy() == _TRICKY_R).all()  # -0.0 == 0.0 is fine
+    _assert_same_rows(rows, _plain_read(db_engine))
+    np.testing.assert_array_equal(rows.matrix, matrix)
+
+
+def test_packed_load_matches_the_plain_read(db_engine: sa.Engine, monkeypatch) -> None:
+    """NULL outcomes, labels with quotes and non-ASCII text, several intervals, rows inserted
+    out of time order with ties, every filter; and the same with the packed read split into
+    many id ranges."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for i, (symbol, interval) in enumerate([("MSFT", "30m"), ("AAPL", "30m"), ("SPY", "1d"),
+                                            ("BRK-B", "30m")]):
+        frame, _ = _vector_frame(40, start="2024-01-02 14:30", symbol=symbol, seed=i)
+        frame["interval"] = interval
+        frame["setup"] = rng.choice(["gp_pullback", "it's", "momentum", "é ü"], 40)
+        frame["exit_reason"] = rng.choice(["TIME", "STOP", None, "a\\b", "q'"], 40)
+        frame["hold_bars"] = pd.array(rng.choice([3, 26, None], 40), dtype="Int64")
+        frame.loc[rng.random(40) < 0.3, "realized_r"] = np.nan
+        frame.loc[rng.random(40) < 0.2, "exit_ts"] = pd.NaT
+        frame["exit_ts"] = frame["exit_ts"] + pd.Timedelta(microseconds=7)
+        frames.append(frame)
+    for frame in frames:
+        db.upsert_vectors(db_engine, frame)
+    cases = [{}, {"known_only": False}, {"interval": "30m"}, {"interval": "1d"},
+             {"symbol": "BRK-B", "known_only": False},
+             {"known_by": pd.Timestamp("2024-01-03 12:00:00.000007", tz="UTC")},
+             {"known_by": "2024-01-03 12:00:00.000006"}, {"version": "v2"}]
+    for chunk in (vectors.PACKED_CHUNK_IDS, 7):
+        monkeypatch.setattr(vectors, "PACKED_CHUNK_IDS", chunk)
+        for filters in cases:
+            got = db.load_vector_matrix(db_engine, **filters)
+            _assert_same_rows(got, _plain_read(db_engine, **filters))
+            assert got.meta.dtypes.astype(str).to_dict() == _META_DTYPES
+            assert list(zip(got.meta["ts"], got.meta["id"], strict=True)) == sorted(
+                zip(got.meta["ts"], got.meta["id"], strict=True))
+    assert _packed_is_used(db_engine) and _packed_is_used(db_engine, known_only=False)
+    everything = db.load_vector_matrix(db_engine, known_only=False)
+    assert everything.meta["exit_reason"].isna().sum() > 0
+    assert set(everything.meta["exit_reason"].dropna()) == {"TIME", "STOP", "a\\b", "q'"}
+    assert everything.meta["hold_bars"].isna().sum() > 0 and everything.meta["ts"].is_unique is \
+        False  # the same bar of several symbols
+    late = db.load_vector_matrix(db_engine, known_by="2024-01-03 12:00:00.000007")
+    assert (late.meta["exit_ts"] <= pd.Timestamp("2024-01-03 12:00:00.000007", tz="UTC")).all()
+    assert len(late) == len(db.load_vector_matrix(db_engine, known_by=pd.Timestamp(
+        "2024-01-03 07:00:00.000007", tz="America/New_York")))
+
+
+def test_labels_the_packed_read_cannot_carry_fall_back(db_engine: sa.Engine) -> None:
+    frame, matrix = _vector_frame(6)
+    frame["setup"] = ["a\x1eb", "c\x1fd", "e],[f", 'g"h', "tab\there", "none"]
+    db.upsert_vectors(db_engine, frame)
+    rows = db.load_vector_matrix(db_engine)
+    assert rows.meta["setup"].tolist() == frame["setup"].tolist()
+    np.testing.assert_array_equal(rows.matrix, matrix)
+    _assert_same_rows(rows, _plain_read(db_engine))
+
+
+def test_empty_loads_have_the_documented_dtypes(db_engine: sa.Engine) -> None:
+    for rows in (db.load_vector_matrix(db_engine), db.load_vector_matrix(db_engine,
+                                                                         interval="1h")):
+        assert len(rows) == 0 and rows.matrix.shape == (0, 16)
+        assert rows.meta.dtypes.astype(str).to_dict() == _META_DTYPES
+
+
+def test_vector_upsert_inputs(db_engine: sa.Engine) -> None:
+    """Naive and non-UTC times, float hold_bars, NaN/NaT outcomes, missing label columns (model
+    defaults), and a key repeated in one batch (applied in order: the last one wins, a NULL
+    outcome of it keeps the earlier one)."""
+    _, matrix = _vector_frame(4)
+    ts = pd.date_range("2024-05-01 09:30", periods=4, freq="30min", tz="America/New_York")
+    frame = pd.DataFrame({"symbol": "X", "interval": "30m", "ts": ts, "vector": list(matrix),
+                          "realized_r": [1.0, np.nan, 2.0, None], "hold_bars": [5.0, None, 7, 8],
+                          "exit_ts": [ts[0].tz_localize(None), pd.NaT, ts[2], ts[3]],
+                          "exit_reason": ["TIME", None, np.nan, "STOP"]})
+    assert db.upsert_vectors(db_engine, frame) == 4
+    rows = db.load_vector_matrix(db_engine, known_only=False)
+    assert rows.meta["ts"].tolist() == list(ts.tz_convert("UTC"))
+    assert rows.meta["exit_ts"].iloc[0] == ts[0].tz_localize(None).tz_localize("UTC")
+    assert rows.meta["hold_bars"].tolist() == [5, pd.NA, 7, 8]
+    assert rows.meta["exit_reason"].tolist() == ["TIME", None, None, "STOP"]
+    assert rows.meta[["version", "setup", "side", "trend", "vol_regime"]].iloc[0].tolist() == [
+        "v1", "none", "none", "sideways", "M"]
+    again = pd.concat([frame.iloc[[1]].assign(realized_r=3.0, vector=[matrix[3]]),
+                       frame.iloc[[1]].assign(realized_r=np.nan, setup="momentum")])
+    db.upsert_vectors(db_engine, again)
+    second = db.load_vector_matrix(db_engine, known_only=False).meta.iloc[1]
+    assert second["realized_r"] == 3.0 and second["setup"] == "momentum"
+    with pytest.raises(ValueError, match="symbol"):
+        db.upsert_vectors(db_engine, frame.drop(columns=["symbol"]))
+    with pytest.raises(ValueError, match="ts"):
+        db.upsert_vectors(db_engine, frame.assign(ts=pd.NaT))
+
+
+def test_reupserting_keeps_outcomes_given_as_nulls(db_engine: sa.Engine) -> None:
+    frame, _ = _vector_frame(30)
+    db.upsert_vectors(db_engine, frame)
+    blank = frame.assign(realized_r=np.nan, exit_reason=None, exit_ts=pd.NaT, hold_bars=None,
+                         trend="down")
+    db.upsert_vectors(db_engine, blank)
+    rows = db.load_vector_matrix(db_engine)
+    np.testing.assert_array_equal(rows.meta["realized_r"], frame["realized_r"])
+    assert rows.meta["exit_ts"].tolist() == frame["exit_ts"].tolist()
+    assert rows.meta["trend"].eq("down").all() and rows.meta["hold_bars"].eq(26).all()
+    db.upsert_vectors(db_engine, frame.assign(realized_r=frame["realized_r"] + 1))
+    np.testing.assert_array_equal(db.load_vector_matrix(db_engine).meta["realized_r"],
+                                  frame["realized_r"] + 1)
 
 
 # --------------------------------------------------------------------------- signals
