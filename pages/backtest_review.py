@@ -120,9 +120,12 @@ def _header(result: Any) -> None:
                  + (f" · {dates}" if dates else ""))
     if result.from_storage:
         st.caption("Served from storage (an identical run was saved before).")
-    if ui.is_offline():
+    demo = getattr(result, "is_demo", False) or "demo" in str(result.stats.get("Data Sources", ""))
+    if demo or (ui.is_offline() and not result.data_sources):
         st.warning("DEMO DATA: this backtest ran on synthetic prices; its numbers say nothing "
                    "about the market.", icon=":material/science:")
+    if getattr(result, "library_rows_stored", 0):
+        st.caption(f"{result.library_rows_stored} exited setups added to the pattern library.")
     for symbol, error in result.errors.items():
         st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
     if result.lookahead is not None:

@@ -49,6 +49,7 @@ from swing_core.config import (
 )
 from swing_core.errors import BacktestError, SwingError
 from swing_core.exits import simulate_exits
+from swing_core.features import VECTOR_VERSION
 from swing_core.frame import VECTOR_COLUMNS, build_signal_frame, min_bars_required
 from swing_core.metrics import breakdown, calibration_table, compute_stats
 from swing_core.patterns import PatternIndex
@@ -383,6 +384,14 @@ class BacktestResult:
     from_storage: bool = False
     run_id: int | None = None
     data_fingerprints: dict[str, str] = field(default_factory=dict)
+    data_sources: dict[str, str] = field(default_factory=dict)
+    library_rows_stored: int = 0
+
+    @property
+    def is_demo(self) -> bool:
+        """True when any symbol ran on synthetic demo bars (its figures say nothing of the
+        market)."""
+        return "demo" in self.data_sources.values()
 
     @property
     def closed_trades(self) -> pd.DataFrame:
@@ -602,17 +611,45 @@ def run_backtest(
         report = lookahead_check({p.symbol: ready[p.symbol] for p in passes}, config=config,
                                  cuts=cuts, prior_fn=prior_fn, library=library, full=core)
         core["stats"]["Look-ahead Check"] = "passed" if report.ok else "FAILED"
+    sources = {p.symbol: str(ready[p.symbol].attrs.get("source", "given")) for p in passes}
+    core["stats"]["Data Sources"] = ", ".join(sorted(set(sources.values())))
     result = BacktestResult(
         run_hash=digest, config=config, symbols=tuple(p.symbol for p in passes),
         stats=core["stats"], trades=core["trades"], equity=core["equity"],
         breakdowns=core["breakdowns"], calibration=core["calibration"], errors=errors,
-        lookahead=report, data_fingerprints=fingerprints,
+        lookahead=report, data_fingerprints=fingerprints, data_sources=sources,
     )
     if engine is not None and save:
         from swing_core.backtest_store import save_result
 
-        result = replace(result, run_id=save_result(engine, result, name=name))
+        stored = store_outcome_vectors(engine, core["signals"], config=config, sources=sources)
+        result = replace(result, run_id=save_result(engine, result, name=name),
+                         library_rows_stored=stored)
     return result
+
+
+def store_outcome_vectors(engine: Any, signals: pd.DataFrame, *, config: BacktestConfig,
+                          sources: Mapping[str, str]) -> int:
+    """Add the run's exited setups (vector + realized outcome) to the stored pattern library.
+
+    Only setups computed with the default :class:`StrategyParams` (the library must describe
+    the setups live signals are made of) and never those of demo bars (synthetic outcomes must
+    not price real signals). Upserts are idempotent: a re-run rewrites the same rows. Returns
+    the rows written.
+    """
+    from swing_core import db
+
+    if config.params != StrategyParams() or signals.empty:
+        return 0
+    real = [symbol for symbol, source in sources.items() if source != "demo"]
+    exited = signals[signals["symbol"].isin(real)
+                     & signals["exit_reason"].isin(["STOP", "TARGET", "TIME"])]
+    if exited.empty:
+        return 0
+    rows = exited[["symbol", "setup", "side", "trend", "vol_regime", "realized_r",
+                   "exit_reason", "exit_ts", "hold_bars", *VECTOR_COLUMNS]].assign(
+        interval=config.interval, ts=exited["signal_ts"], version=VECTOR_VERSION)
+    return db.upsert_vectors(engine, rows)
 
 
 # --------------------------------------------------------------------------- storage

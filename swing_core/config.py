@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"
 
 INTERVALS: tuple[str, ...] = ("15m", "30m", "1h", "1d")
 

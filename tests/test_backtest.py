@@ -270,3 +270,37 @@ def test_stored_library_priors_are_point_in_time(daily, sqlite_engine) -> None:
     pd.testing.assert_frame_equal(got.loc[before, cols], ref.loc[before, cols])
     after = ref.index[(ref["asof"] >= plant_at).to_numpy() & (ref["prior_n"] > 0).to_numpy()]
     assert (got.loc[after, "prior_avg_r"] > ref.loc[after, "prior_avg_r"]).mean() > 0.9
+
+
+def test_saved_runs_feed_the_pattern_library_but_never_with_demo_bars(sqlite_engine):
+    """Issue: vectors get their outcomes when backtests run. Real bars (here: demo prices
+    relabelled as a user's file) add their exited setups; demo bars and non-default parameters
+    add nothing."""
+    from dataclasses import replace as dc_replace
+
+    from swing_core import db
+    from swing_core.backtest import BacktestConfig, run_backtest
+    from swing_core.config import StrategyParams
+    from swing_core.market import demo_bars
+
+    bars = demo_bars("REAL", "1d", 400)
+    real = bars.copy()
+    real.attrs = {**bars.attrs, "source": "file"}
+    config = BacktestConfig(interval="1d")
+    result = run_backtest(["REAL"], config=config, bars={"REAL": real}, engine=sqlite_engine,
+                          executor="inline")
+    assert result.data_sources == {"REAL": "file"} and not result.is_demo
+    library = db.load_vector_matrix(sqlite_engine, interval="1d")
+    exited = result.trades["exit_reason"].isin(["STOP", "TARGET", "TIME"]).sum()
+    assert result.library_rows_stored == len(library.meta) >= exited > 0
+    assert library.meta["realized_r"].notna().all()
+    assert (library.meta["exit_ts"] > library.meta["ts"]).all()  # known after the signal bar
+
+    demo = run_backtest(["DEMO"], config=config, bars={"DEMO": demo_bars("DEMO", "1d", 400)},
+                        engine=sqlite_engine, executor="inline")
+    assert demo.is_demo and demo.library_rows_stored == 0
+    tuned = dc_replace(config, params=StrategyParams(momentum_stop_atr=1.5))
+    other = run_backtest(["REAL"], config=tuned, bars={"REAL": real}, engine=sqlite_engine,
+                         executor="inline")
+    assert other.library_rows_stored == 0
+    assert len(db.load_vector_matrix(sqlite_engine, interval="1d").meta) == len(library.meta)
