@@ -184,7 +184,7 @@ def _regimes(seed: int, interval: str, n: int) -> tuple[np.ndarray, np.ndarray, 
     max_blocks = n // lo + 2
     lengths = _stream(seed, _S_REGIME_LEN).integers(lo, hi, size=max_blocks)
     trending = _stream(seed, _S_REGIME_KIND).random(max_blocks) < 0.5
-    strength = _stream(seed, _S_REGIME_STRENGTH).uniform(0.35, 1.1, size=max_blocks)
+    strength = _stream(seed, _S_REGIME_STRENGTH).uniform(0.08, 0.3, size=max_blocks)
     return lengths, trending, strength
 
 
