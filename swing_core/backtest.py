@@ -53,6 +53,7 @@ from swing_core.features import VECTOR_VERSION
 from swing_core.frame import VECTOR_COLUMNS, build_signal_frame, min_bars_required
 from swing_core.metrics import breakdown, calibration_table, compute_stats
 from swing_core.patterns import PatternIndex
+from swing_core.perf.timers import timed_fn
 from swing_core.portfolio import simulate_portfolio
 
 __all__ = [
@@ -518,8 +519,8 @@ def _normalized(symbol: str) -> str:
 
 
 def _run_passes(bars: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
-                executor: Any, max_workers: int | None, progress: ProgressFn
-                ) -> tuple[list[SymbolPass], dict[str, str]]:
+                executor: Any, max_workers: int | None, progress: ProgressFn,
+                engine: Any = None) -> tuple[list[SymbolPass], dict[str, str]]:
     from swing_core.executor import map_tasks
 
     symbols = list(bars)
@@ -527,7 +528,8 @@ def _run_passes(bars: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
     inline = executor is None and (len(symbols) == 1 or max_workers == 1)
     outcomes = map_tasks(_symbol_task, payloads, executor="inline" if inline else executor,
                          max_workers=max_workers, progress=progress,
-                         labels=symbols)
+                         labels=symbols, record_to=None if engine is None
+                         else engine.url.render_as_string(hide_password=False))
     passes, errors = [], {}
     for symbol, outcome in zip(symbols, outcomes, strict=True):
         if isinstance(outcome, BaseException):
@@ -550,6 +552,7 @@ def _library_for(config: BacktestConfig, engine: Any) -> tuple[PatternIndex | No
     return library, library.fingerprint()
 
 
+@timed_fn("backtest")
 def run_backtest(
     symbols: Sequence[str],
     *,
@@ -601,7 +604,8 @@ def run_backtest(
             progress(1, 1, "served from storage")
             return replace(stored, errors={**errors, **stored.errors})
     passes, pass_errors = _run_passes(ready, config, executor=executor,
-                                      max_workers=max_workers, progress=progress)
+                                      max_workers=max_workers, progress=progress,
+                                      engine=engine)
     errors.update(pass_errors)
     if not passes:
         raise BacktestError("No symbol could run: " + " | ".join(errors.values()))

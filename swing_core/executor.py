@@ -89,14 +89,42 @@ def open_executor(kind: str | Executor | None = None, *, max_workers: int | None
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+class RecordedTask:
+    """``fn`` run in a worker process that then writes its timings to the database at
+    ``database_url`` (role "worker"), so the Performance page shows work done in pools and on
+    Dask. Worker processes exit without running exit handlers, hence a flush per task; a
+    monitoring failure never fails the task."""
+
+    def __init__(self, fn: Callable[[Any], Any], database_url: str) -> None:
+        self.fn = fn
+        self.database_url = database_url
+
+    def __call__(self, item: Any) -> Any:
+        try:
+            return self.fn(item)
+        finally:
+            try:
+                from swing_core import db, perf
+
+                engine = db.get_engine(self.database_url)
+                perf.start_recorder(engine, role="worker", interval_s=3600.0).flush()
+            except Exception:  # noqa: BLE001 - monitoring must never fail the work
+                pass
+
+
 def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], *,
               executor: str | Executor | None = None, max_workers: int | None = None,
               progress: Callable[[int, int, str], None] | None = None,
-              labels: Sequence[str] | None = None) -> list[Any]:
+              labels: Sequence[str] | None = None,
+              record_to: str | None = None) -> list[Any]:
     """``[fn(item) for item in items]`` on an executor, results in input order.
 
     An item whose task raised gets the exception object in its place (the others still run).
-    ``progress(done, total, label)`` is called in this thread as each item finishes."""
+    ``progress(done, total, label)`` is called in this thread as each item finishes.
+    ``record_to``: a database URL where worker processes write their timings (not used inline:
+    the calling process records its own)."""
+    if record_to and executor != "inline":
+        fn = RecordedTask(fn, record_to)
     total = len(items)
     labels = list(labels) if labels is not None else [str(i) for i in range(total)]
     results: list[Any] = [None] * total

@@ -63,3 +63,15 @@ def test_dask_cluster_when_swing_dask_address_is_set(bars, inline_result, monkey
         ran_there = set(cluster.scheduler.task_prefixes)
     _same(via_dask, inline_result)
     assert any("symbol_task" in name for name in ran_there), ran_there
+
+
+def test_worker_processes_record_their_timings_for_the_performance_page(bars, sqlite_engine):
+    """Pool workers exit without exit handlers: each task flushes its timings (role worker)."""
+    from swing_core import perf
+
+    run_backtest(list(SYMBOLS), config=BacktestConfig(interval="1h"), bars=bars,
+                 engine=sqlite_engine, executor="process", max_workers=2, save=False)
+    timings = perf.load_timings(sqlite_engine)
+    worker_rows = timings[timings["process"].str.startswith("worker:")]
+    assert "frame" in set(worker_rows["operation"])
+    assert worker_rows.loc[worker_rows["operation"] == "frame", "count"].sum() == len(SYMBOLS)
