@@ -124,6 +124,9 @@ class SetupVector(SQLModel, table=True):
             sqlite_where=_KNOWN_OUTCOME,
             postgresql_where=_KNOWN_OUTCOME,
         ),
+        # Room on each page, so a re-upserted vector is rewritten in place (a heap-only tuple,
+        # no index entries): revision 0002.
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     id: int | None = Field(default=None, primary_key=True)

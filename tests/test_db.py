@@ -422,6 +422,20 @@ def test_vector_upsert_inputs(db_engine: sa.Engine) -> None:
         db.upsert_vectors(db_engine, frame.assign(ts=pd.NaT))
 
 
+def test_postgres_vector_pages_keep_room_for_rewrites(db_engine: sa.Engine) -> None:
+    """Revision 0002: fillfactor 70, so a re-upserted vector is rewritten in place (HOT)."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL storage parameter")
+    with db_engine.connect() as conn:
+        options = conn.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE oid = 'setup_vectors'::regclass").scalar()
+    assert "fillfactor=70" in options
+    frame, matrix = _vector_frame(200)
+    db.upsert_vectors(db_engine, frame)
+    db.upsert_vectors(db_engine, frame.assign(vector=list(matrix[::-1])))
+    np.testing.assert_array_equal(db.load_vector_matrix(db_engine).matrix, matrix[::-1])
+
+
 def test_reupserting_keeps_outcomes_given_as_nulls(db_engine: sa.Engine) -> None:
     frame, _ = _vector_frame(30)
     db.upsert_vectors(db_engine, frame)
