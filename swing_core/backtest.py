@@ -425,13 +425,26 @@ def _core(passes: list[SymbolPass], config: BacktestConfig, *, prior_fn: PriorFn
           library: PatternIndex | None) -> dict[str, Any]:
     """Stages 2–3 on the symbols' passes: priors, portfolio, statistics."""
     signals = pd.concat([p.signals for p in passes], ignore_index=True)
+    bh = [p.buy_hold_return_pct for p in passes if np.isfinite(p.buy_hold_return_pct)]
+    return _core_signals(signals, {p.symbol: p.close for p in passes}, config,
+                         prior_fn=prior_fn, library=library,
+                         buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
+                         n_invalid_plans=sum(p.n_invalid_plans for p in passes))
+
+
+def _core_signals(signals: pd.DataFrame, closes: Mapping[str, pd.Series],
+                  config: BacktestConfig, *, prior_fn: PriorFn | None,
+                  library: PatternIndex | None, buy_hold_return_pct: float,
+                  n_invalid_plans: int) -> dict[str, Any]:
+    """:func:`_core` on the symbols' signals already concatenated (symbol by symbol, each in
+    time order) and their closes (chunked universe runs feed it from compact storage)."""
     signals = (attach_priors(signals, params=config.params, prior_fn=prior_fn, library=library)
                if config.priors else no_priors(signals))
     taken = signals[signals["taken"].to_numpy(bool)].reset_index(drop=True)
     candidates = taken[taken["filled"].to_numpy(bool)]
-    closes = {p.symbol: p.close for p in passes}
+    closes = dict(closes)
     start = config.start if config.start is not None else min(
-        p.close.index[0] for p in passes)
+        close.index[0] for close in closes.values())
     port = simulate_portfolio(candidates, closes, params=config.params,
                               initial_equity=config.initial_equity,
                               max_positions=config.max_positions, start=start)
@@ -445,16 +458,15 @@ def _core(passes: list[SymbolPass], config: BacktestConfig, *, prior_fn: PriorFn
     equity_frame = pd.DataFrame({"Equity": equity, "DrawdownPct": 1 - equity / peak,
                                  "Exposed": port.exposure})
     closed = trades[(trades["qty"] > 0) & trades["exit_reason"].isin(["STOP", "TARGET", "TIME"])]
-    bh = [p.buy_hold_return_pct for p in passes if np.isfinite(p.buy_hold_return_pct)]
     stats = compute_stats(closed, equity, exposure=port.exposure,
-                          buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
+                          buy_hold_return_pct=buy_hold_return_pct,
                           signals=trades, risk_free_rate=config.risk_free_rate,
                           resolution="D" if config.interval == "1d" else "min",
                           initial_equity=config.initial_equity)
     stats["# Signals"] = len(signals)
     stats["# Skipped (Open Position)"] = int((~signals["taken"].to_numpy(bool)).sum())
-    stats["# Invalid Plans"] = sum(p.n_invalid_plans for p in passes)
-    stats["# Symbols"] = len(passes)
+    stats["# Invalid Plans"] = n_invalid_plans
+    stats["# Symbols"] = len(closes)
     wins = (closed["realized_r"] > 0).to_numpy(float)
     return {
         "signals": signals,

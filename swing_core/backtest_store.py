@@ -67,8 +67,12 @@ def _trades_for_storage(trades: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def save_result(engine: Any, result: Any, *, name: str | None = None) -> int:
-    """Store a :class:`~swing_core.backtest.BacktestResult`; returns the run id."""
+def save_result(engine: Any, result: Any, *, name: str | None = None,
+                trade_batch: int | None = None) -> int:
+    """Store a :class:`~swing_core.backtest.BacktestResult`; returns the run id.
+
+    ``trade_batch``: convert and write the trades that many rows at a time (same transaction;
+    bounded memory for runs with hundreds of thousands of trades)."""
     from swing_core import db
 
     config = result.config
@@ -98,7 +102,12 @@ def save_result(engine: Any, result: Any, *, name: str | None = None) -> int:
         "lookahead": json.dumps(result.lookahead.to_dict()) if result.lookahead else None,
         "status": "done",
     }
-    return db.save_backtest_run(engine, run, _trades_for_storage(result.trades))
+    trades = result.trades
+    if trade_batch:
+        parts = (_trades_for_storage(trades.iloc[i:i + trade_batch])
+                 for i in range(0, len(trades), trade_batch))
+        return db.save_backtest_run(engine, run, parts)
+    return db.save_backtest_run(engine, run, _trades_for_storage(trades))
 
 
 def _stats_from_json(values: dict[str, Any]) -> pd.Series:

@@ -25,6 +25,7 @@ from swing_core.db.backtests import (
     StoredBacktest,
     list_backtest_runs,
     load_backtest_run,
+    save_backtest_chunk,
     save_backtest_run,
 )
 from swing_core.db.bars import (
@@ -83,6 +84,7 @@ __all__ = [
     "metadata",
     "migration_lock",
     "record_signals",
+    "save_backtest_chunk",
     "save_backtest_run",
     "set_signal_outcomes",
     "set_vector_outcomes",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +54,15 @@ def _run_record(run: dict[str, Any]) -> dict[str, Any]:
 
 
 @_db_errors
-def save_backtest_run(engine: Engine, run: dict[str, Any], trades: pd.DataFrame) -> int:
+def save_backtest_run(engine: Engine, run: dict[str, Any],
+                      trades: pd.DataFrame | Iterable[pd.DataFrame] | None) -> int:
     """Save a backtest run and its trades in one transaction; returns the run id.
 
     ``run``: ``run_hash`` (required, identifies the inputs) and any BacktestRun column; dict
     values for params/settings/metrics/lookahead (or their ``*_json`` text) and a list of symbols
     are accepted. Saving a run_hash again replaces that run's row and trades (same id).
-    ``trades``: BacktestTrade columns (unknown columns ignored)."""
+    ``trades``: BacktestTrade columns (unknown columns ignored), or an iterable of such frames
+    (written one after the other in the same transaction: bounded memory for big runs)."""
     _ready(engine)
     record = _run_record(run)
     t_run, t_trade = BacktestRun.__table__, BacktestTrade.__table__
@@ -73,11 +76,48 @@ def save_backtest_run(engine: Engine, run: dict[str, Any], trades: pd.DataFrame)
                 record.pop("created_at")
             conn.execute(sa.update(t_run).where(t_run.c.id == run_id).values(record))
             conn.execute(sa.delete(t_trade).where(t_trade.c.run_id == run_id))
-        frame = _as_frame(trades) if trades is not None else pd.DataFrame()
-        if len(frame):
-            _executemany(conn, sa.insert(t_trade), _columns(
-                frame, BacktestTrade, fixed={"run_id": int(run_id)}, driver=engine.dialect.name))
+        _insert_trades(conn, engine, int(run_id), trades)
     return int(run_id)
+
+
+def _insert_trades(conn: Any, engine: Engine, run_id: int,
+                   trades: pd.DataFrame | Iterable[pd.DataFrame] | None) -> None:
+    """Insert trade rows; an iterable of frames is written slice by slice (bounded memory)."""
+    frames = [trades] if trades is None or isinstance(trades, pd.DataFrame) else trades
+    for part in frames:
+        frame = _as_frame(part) if part is not None else pd.DataFrame()
+        if len(frame):
+            _executemany(conn, sa.insert(BacktestTrade.__table__), _columns(
+                frame, BacktestTrade, fixed={"run_id": run_id}, driver=engine.dialect.name))
+
+
+@_db_errors
+def save_backtest_chunk(engine: Engine, run: dict[str, Any], trades: pd.DataFrame, *,
+                        replace_symbols: Sequence[str] = ()) -> int:
+    """One chunk of a chunked run, in one transaction: insert the run row (or update the given
+    columns of the row with this ``run_hash``), delete the run's trades of ``replace_symbols``
+    (a chunk written again) and append ``trades``. Returns the run id. A chunk is either
+    wholly stored or not at all."""
+    _ready(engine)
+    record = _run_record(run)
+    t_run, t_trade = BacktestRun.__table__, BacktestTrade.__table__
+    with write_transaction(engine) as conn:
+        run_id = conn.execute(sa.select(t_run.c.id).where(
+            t_run.c.run_hash == record["run_hash"])).scalar()
+        if run_id is None:
+            run_id = conn.execute(sa.insert(t_run).returning(t_run.c.id), record).scalar_one()
+        else:
+            given = {k: v for k, v in record.items() if k in _run_record_keys(run)}
+            conn.execute(sa.update(t_run).where(t_run.c.id == run_id).values(given))
+        if replace_symbols:
+            conn.execute(sa.delete(t_trade).where(t_trade.c.run_id == run_id,
+                                                  t_trade.c.symbol.in_(list(replace_symbols))))
+        _insert_trades(conn, engine, int(run_id), trades)
+    return int(run_id)
+
+
+def _run_record_keys(run: dict[str, Any]) -> set[str]:
+    return {f"{k}_json" if k in _RUN_JSON else k for k in run}
 
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:

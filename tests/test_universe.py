@@ -1,0 +1,171 @@
+"""Chunked universe backtests: same result as run_backtest, cancel, resume, bad symbols."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swing_core import db
+from swing_core.backtest import BacktestConfig, run_backtest
+from swing_core.backtest_store import load_result
+from swing_core.errors import MarketDataError
+from swing_core.market import demo_bars
+from swing_core.universe import run_universe
+
+SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+_END = "2025-06-30"
+_COMPARE = ["symbol", "setup", "side", "signal_ts", "entry_ts", "entry_price", "stop", "target",
+            "exit_ts", "exit_price", "exit_reason", "realized_r", "hold_bars", "qty", "pnl",
+            "fees", "predicted_winrate", "expected_r"]
+
+
+def _bars(symbol: str, n_bars: int = 600) -> pd.DataFrame:
+    """A picklable bar source: demo bars, and an unknown-symbol error for NOPE."""
+    if symbol == "NOPE":
+        raise MarketDataError("NOPE: unknown symbol; check the ticker.")
+    return demo_bars(symbol, "1d", n_bars, end=_END)
+
+
+LOADER = partial(_bars, n_bars=600)
+
+
+def _config() -> BacktestConfig:
+    return BacktestConfig(interval="1d", start=pd.Timestamp("2024-01-01"))
+
+
+def _stored_trades(engine, digest: str) -> pd.DataFrame:
+    stored = db.load_backtest_run(engine, digest)
+    return stored.trades
+
+
+def _same_trades(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    key = ["symbol", "signal_ts"]
+    a = left[_COMPARE].sort_values(key).reset_index(drop=True)
+    b = right[_COMPARE].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple:
+    bars = {s: _bars(s) for s in SYMBOLS}
+    return run_backtest(SYMBOLS, config=_config(), bars=bars, executor="inline", save=False)
+
+
+def _stats_equal(a: pd.Series, b: pd.Series) -> None:
+    for key in a.index:
+        x, y = a[key], b.get(key)
+        if isinstance(x, float) and isinstance(y, float) and np.isnan(x) and np.isnan(y):
+            continue
+        if isinstance(x, float | np.floating):
+            assert y == pytest.approx(x, rel=1e-9, abs=1e-12), key
+        else:
+            assert x == y, key
+
+
+def test_chunked_run_equals_run_backtest(reference, sqlite_engine, tmp_path) -> None:
+    out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                       executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill")
+    assert out.status == "done" and out.chunks_done == out.chunks_total == 3
+    result = out.result
+    _stats_equal(reference.stats, result.stats)
+    ref_trades = reference.trades.rename(columns={"fill_ts": "entry_ts",
+                                                  "fill_price": "entry_price",
+                                                  "prior_win_rate": "predicted_winrate"})
+    got = result.trades.rename(columns={"fill_ts": "entry_ts", "fill_price": "entry_price",
+                                        "prior_win_rate": "predicted_winrate"})
+    _same_trades(ref_trades, got)
+    pd.testing.assert_frame_equal(reference.equity, result.equity)
+    # stored: status done, the final trades, served from storage on a second call
+    stored = db.load_backtest_run(sqlite_engine, out.run_hash)
+    assert stored.run["status"] == "done"
+    assert len(stored.trades) == len(result.trades)
+    again = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                         executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill")
+    assert again.result.from_storage and again.run_id == out.run_id
+    assert not (tmp_path / "spill").exists()  # spill files removed once done
+
+
+def test_cancel_after_first_chunk_then_resume(reference, sqlite_engine, tmp_path) -> None:
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, total: int, message: str) -> None:
+        seen.append(done)
+        if done >= 2:  # the first chunk (2 symbols) finished: ask to stop
+            cancel.set()
+
+    spill = tmp_path / "spill"
+    out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                       executor="inline", bars_loader=LOADER, progress=progress,
+                       cancel=cancel, spill_dir=spill)
+    assert out.status == "cancelled" and out.result is None
+    assert out.chunks_done == 1 and out.chunks_total == 3
+    stored = db.load_backtest_run(sqlite_engine, out.run_hash)
+    assert stored.run["status"] == "cancelled"
+    assert stored.run["metrics"]["universe"]["done"] == [0]
+    trades = stored.trades
+    # exactly the first chunk's stage-1 trades: its symbols, all of its taken signals
+    assert set(trades["symbol"]) == {"AAA", "BBB"}
+    expected = reference.trades[reference.trades["symbol"].isin(["AAA", "BBB"])]
+    assert len(trades) == len(expected)
+    assert trades["qty"].isna().all()  # not sized yet: the portfolio runs at the end
+    assert sorted(p.name for p in spill.iterdir()) == ["chunk_00000.npz"]
+
+    # resume: the finished chunk is not recomputed, the result equals an uninterrupted run
+    calls: list[str] = []
+
+    def counting(done: int, total: int, message: str) -> None:
+        calls.append(message)
+
+    resumed = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                           executor="inline", bars_loader=LOADER, progress=counting,
+                           spill_dir=spill)
+    assert resumed.status == "done" and resumed.resumed_chunks == 1
+    assert resumed.run_id == out.run_id
+    assert "AAA" not in calls and "BBB" not in calls and "CCC" in calls
+    _stats_equal(reference.stats, resumed.result.stats)
+    loaded = load_result(sqlite_engine, out.run_hash)
+    assert len(loaded.trades) == len(reference.trades)
+    _same_trades(_stored_like(reference.trades), _stored_like(loaded.trades))
+
+
+def _stored_like(trades: pd.DataFrame) -> pd.DataFrame:
+    out = trades.rename(columns={"fill_ts": "entry_ts", "fill_price": "entry_price",
+                                 "prior_win_rate": "predicted_winrate"}).copy()
+    out["hold_bars"] = out["hold_bars"].where(out["hold_bars"] >= 0)
+    out["qty"] = out["qty"].fillna(0.0)
+    return out
+
+
+def test_cancel_before_start_stores_nothing_but_the_run(sqlite_engine, tmp_path) -> None:
+    out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                       executor="inline", bars_loader=LOADER, cancel=lambda: True,
+                       spill_dir=tmp_path / "spill")
+    assert out.status == "cancelled" and out.chunks_done == 0
+    stored = db.load_backtest_run(sqlite_engine, out.run_hash)
+    assert stored.run["status"] == "cancelled" and stored.trades.empty
+
+
+def test_unknown_symbol_is_reported_and_the_others_run(sqlite_engine, tmp_path) -> None:
+    out = run_universe(["AAA", "NOPE", "BBB"], config=_config(), engine=sqlite_engine,
+                       chunk_size=2, executor="inline", bars_loader=LOADER,
+                       spill_dir=tmp_path / "spill")
+    assert out.status == "done"
+    assert set(out.errors) == {"NOPE"} and "unknown symbol" in out.errors["NOPE"]
+    assert out.result.symbols == ("AAA", "BBB")
+    assert set(out.result.trades["symbol"]) <= {"AAA", "BBB"}
+    loaded = load_result(sqlite_engine, out.run_hash)
+    assert "NOPE" in loaded.errors
+
+
+def test_process_pool_matches_inline(reference, sqlite_engine, tmp_path) -> None:
+    out = run_universe(SYMBOLS[:4], config=_config(), engine=sqlite_engine, chunk_size=3,
+                       max_workers=2, bars_loader=LOADER, spill_dir=tmp_path / "spill")
+    ref = run_backtest(SYMBOLS[:4], config=_config(), bars={s: _bars(s) for s in SYMBOLS[:4]},
+                       executor="inline", save=False)
+    assert out.status == "done" and out.worker_peak_rss_mb > 0
+    _stats_equal(ref.stats, out.result.stats)
