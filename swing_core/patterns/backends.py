@@ -23,8 +23,8 @@ import numpy as np
 from swing_core.config import get_settings
 from swing_core.patterns.kernel import _EPS, _EXTRA, _finish, exact_topk, one_blas_thread
 
-__all__ = ["VECTOR_DIM", "NumpyVectorIndex", "SklearnVectorIndex", "VectorIndex",
-           "make_vector_index"]
+__all__ = ["BACKENDS", "VECTOR_DIM", "NumpyVectorIndex", "SklearnVectorIndex", "VectorIndex",
+           "make_vector_index", "recall_at_k"]
 
 VECTOR_DIM = 16
 
@@ -98,6 +98,10 @@ class NumpyVectorIndex:
     def __len__(self) -> int:
         return self._n
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Stored float32 rows ``rows`` (a copy)."""
+        return self.matrix[rows]
+
     def search(self, queries: np.ndarray, k: int, *, limits: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         return exact_topk(queries, self.matrix, k, limits=limits)
@@ -147,15 +151,65 @@ class SklearnVectorIndex(NumpyVectorIndex):
         return sims[:, :k], pos[:, :k]
 
 
+BACKENDS = ("sklearn", "numpy", "faiss-flat", "faiss-ivf", "faiss-hnsw", "int8")
+
+
 def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VECTOR_DIM
                       ) -> VectorIndex:
-    """A backend by name ("sklearn", "numpy"; default ``Settings.pattern_backend``) or as given."""
+    """A backend by name (one of :data:`BACKENDS`; default ``Settings.pattern_backend``, i.e.
+    ``SWING_PATTERN_BACKEND``) or as given. ``faiss-flat`` is exact; ``faiss-ivf``,
+    ``faiss-hnsw`` and ``int8`` are approximate (see :func:`recall_at_k`). The FAISS ones raise
+    :class:`~swing_core.errors.ConfigError` when faiss-cpu is not installed."""
     if backend is not None and not isinstance(backend, str):
         return backend
     name = (backend or get_settings().pattern_backend or "sklearn").strip().lower()
+    name = name.replace("_", "-")
     if name == "sklearn":
         return SklearnVectorIndex(dim)
     if name == "numpy":
         return NumpyVectorIndex(dim)
-    raise ValueError(f"Unknown pattern backend {name!r}: choose 'sklearn' or 'numpy' "
+    if name == "int8":
+        from swing_core.patterns.int8_backend import Int8VectorIndex
+
+        return Int8VectorIndex(dim)
+    if name in ("faiss-flat", "faiss-ivf", "faiss-hnsw"):
+        from swing_core.patterns import faiss_backend
+
+        cls = {"faiss-flat": faiss_backend.FaissFlatVectorIndex,
+               "faiss-ivf": faiss_backend.FaissIVFVectorIndex,
+               "faiss-hnsw": faiss_backend.FaissHNSWVectorIndex}[name]
+        return cls(dim)
+    raise ValueError(f"Unknown pattern backend {name!r}: choose one of {', '.join(BACKENDS)} "
                      "(SWING_PATTERN_BACKEND).")
+
+
+def recall_at_k(index: VectorIndex, queries: np.ndarray, k: int, *,
+                limits: np.ndarray | None = None, reference: np.ndarray | None = None,
+                ties: bool = True) -> float:
+    """Mean recall@k of ``index.search`` against the exact search (:func:`exact_topk`) over
+    ``reference`` (the original float32 rows; default ``index.matrix``, which for the int8
+    backend is its dequantized rows, so pass the originals there).
+
+    ``ties=True`` counts a returned row as found when its exact cosine is at least the exact
+    k-th best (rows tied with the k-th are equally right); ``ties=False`` compares row sets.
+    Queries that can see fewer than ``k`` rows count over the rows they can see."""
+    rows = np.asarray(index.matrix if reference is None else reference, dtype=np.float32)
+    q = np.asarray(queries, dtype=np.float64).reshape(-1, rows.shape[1])
+    want_s, want_i = exact_topk(q, rows, k, limits=limits)
+    _, got_i = index.search(q, k, limits=limits)
+    found = np.zeros(q.shape[0])
+    for i in range(q.shape[0]):
+        expected = want_i[i][want_i[i] >= 0]
+        got = got_i[i][got_i[i] >= 0]
+        if expected.size == 0:
+            found[i] = 1.0
+            continue
+        if ties:
+            exact = rows[got].astype(np.float64) @ q[i] / np.maximum(
+                np.linalg.norm(rows[got].astype(np.float64), axis=1) * np.linalg.norm(q[i]),
+                1e-300)
+            found[i] = min(int((exact >= want_s[i][expected.size - 1] - 1e-12).sum()),
+                           expected.size) / expected.size
+        else:
+            found[i] = np.intersect1d(expected, got).size / expected.size
+    return float(found.mean())

@@ -281,7 +281,9 @@ class _Store:
             return self.backend.search(queries, k, limits=np.searchsorted(exits, asof, "right"))
         limits = np.searchsorted(exits[rows], asof, "right")
         visible = rows[:int(limits.max()) if limits.size else 0]
-        sims, idx = exact_topk(queries, self.backend.matrix[visible], k, limits=limits)
+        take = getattr(self.backend, "take", None)  # the int8 backend dequantizes these only
+        vectors = take(visible) if take is not None else self.backend.matrix[visible]
+        sims, idx = exact_topk(queries, vectors, k, limits=limits)
         if visible.size == 0:
             return sims, idx
         return sims, np.where(idx >= 0, visible[np.maximum(idx, 0)], -1)
