@@ -110,6 +110,96 @@ def _form(engine: Any) -> None:
     st.session_state[_RESULT] = result
 
 
+# --------------------------------------------------------------------------- universe runs
+
+_UNIVERSE = "bt_universe_job"
+
+
+def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
+                  job: dict[str, Any]) -> None:
+    """Background thread body: run the chunked backtest, report into ``job`` (no st calls)."""
+    from swing_core.universe import run_universe
+
+    def progress(done: int, total: int, message: str) -> None:
+        job.update(done=done, total=total, message=message)
+
+    try:
+        out = run_universe(symbols, config=config, engine=engine, chunk_size=chunk_size,
+                           progress=progress, cancel=job["cancel"], offline=ui.is_offline())
+        job.update(status=out.status, run_hash=out.run_hash, errors=out.errors,
+                   chunks=(out.chunks_done, out.chunks_total))
+    except Exception as exc:  # noqa: BLE001 - shown on the page, not raised in a thread
+        job.update(status="failed", message=str(exc))
+
+
+def _universe_form(engine: Any) -> None:
+    import threading
+
+    with st.expander("Universe backtest (hundreds of symbols, in chunks)"):
+        if engine is None:
+            st.info("Universe runs store each chunk as it finishes: they need the database.")
+            return
+        job = st.session_state.get(_UNIVERSE)
+        running = job is not None and job["thread"].is_alive()
+        with st.form("bt_universe_form"):
+            text = st.text_area("Symbols", key="bt_u_symbols", height=80,
+                                help="Tickers separated by commas, spaces or new lines.")
+            cols = st.columns(2)
+            chunk = cols[0].number_input("Chunk size", 5, 500, 50, 5, key="bt_u_chunk")
+            interval = cols[1].selectbox("Interval", INTERVALS, index=INTERVALS.index("1d"),
+                                         key="bt_u_interval")
+            start = st.form_submit_button("Run universe backtest", disabled=running,
+                                          icon=":material/play_arrow:")
+        if start:
+            symbols, errors = views.parse_symbols(text, limit=5000)
+            for error in errors[:5]:
+                st.warning(ui.plain(error))
+            if symbols:
+                from swing_core.backtest import BacktestConfig
+
+                job = {"cancel": threading.Event(), "done": 0, "total": len(symbols),
+                       "message": "starting", "status": "running"}
+                job["thread"] = threading.Thread(
+                    target=_universe_job, args=(symbols, BacktestConfig(interval=interval),
+                                                engine, int(chunk), job), daemon=True)
+                job["thread"].start()
+                st.session_state[_UNIVERSE] = job
+            else:
+                st.error("Type at least one valid ticker, e.g. AAPL.")
+        if st.session_state.get(_UNIVERSE) is not None:
+            _universe_status()
+
+
+@st.fragment(run_every=1)
+def _universe_status() -> None:
+    job = st.session_state.get(_UNIVERSE)
+    if job is None:
+        return
+    done, total = job.get("done", 0), max(job.get("total", 1), 1)
+    status = job.get("status", "running")
+    if status == "running":
+        st.progress(min(1.0, done / total), text=f"{ui.plain(job.get('message', ''))} "
+                                                  f"({done}/{total} symbols)")
+        if st.button("Cancel", key="bt_u_cancel", icon=":material/stop:"):
+            job["cancel"].set()
+            job["message"] = "cancelling after the current chunk…"
+        return
+    if status == "cancelled":
+        finished, chunks = job.get("chunks", (0, 0))
+        st.warning(f"Cancelled: {finished} of {chunks} chunks are stored; run the same "
+                   "symbols again to resume.")
+    elif status == "failed":
+        st.error(ui.plain(job.get("message", "The universe backtest failed.")))
+    elif status == "done" and not job.get("loaded"):
+        from swing_core.backtest import load_run
+
+        job["loaded"] = True
+        st.session_state[_RESULT] = load_run(ui.database_engine(), job["run_hash"])
+        st.rerun(scope="app")
+    elif status == "done":
+        st.success("Universe backtest done: its results are in the tabs below.")
+
+
 # --------------------------------------------------------------------------- result tabs
 
 
@@ -324,6 +414,8 @@ def main() -> None:
     engine = ui.database_engine() if ui.database_banner() else None
     with ui.error_edge("The backtest"):
         _form(engine)
+    with ui.error_edge("The universe backtest"):
+        _universe_form(engine)
     result = st.session_state.get(_RESULT)
     if result is not None:
         with ui.error_edge("The backtest review"):

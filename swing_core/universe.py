@@ -74,6 +74,7 @@ _INTS = {"side_sign": np.int8, "fill_pos": np.int32, "exit_pos": np.int32,
 _TIMES = ("signal_ts", "fill_ts", "exit_ts")
 _NAT = np.iinfo(np.int64).min
 _TRADE_BATCH = 20_000
+_PRIOR_BATCH = 16_384  # queries priced per pattern-engine call (bounds its working memory)
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,43 @@ def _stage1_trades(parts: list[dict[str, Any]], interval: str) -> pd.DataFrame:
     return _trades_for_storage(sig[sig["taken"].to_numpy(bool)])
 
 
+# --------------------------------------------------------------------------- priors
+
+
+def _batched_priors(library: Any, interval: str, batch: int = _PRIOR_BATCH) -> Any:
+    """The default prior function (:func:`~swing_core.backtest_priors.pattern_priors`), called
+    on ``batch`` queries at a time and the results stacked: each query is priced on its own
+    (point in time), so the rows equal one big call's while the engine's working memory stays
+    bounded whatever the universe's size."""
+    from swing_core.backtest_priors import PriorQueries, pattern_priors
+    from swing_core.patterns import PriorBatch
+
+    single = pattern_priors(library, interval=interval)
+
+    def prior_fn(queries: Any, outcomes: pd.DataFrame, params: Any) -> Any:
+        m = len(queries)
+        if m <= batch:
+            return single(queries, outcomes, params)
+        parts = [single(PriorQueries(vectors=queries.vectors[i:i + batch],
+                                     asof=queries.asof[i:i + batch],
+                                     symbol=queries.symbol[i:i + batch],
+                                     vol_regime=queries.vol_regime[i:i + batch]),
+                        outcomes, params) for i in range(0, m, batch)]
+        names = tuple(dict.fromkeys(n for p in parts for n in p.exit_reason_names))
+        counts = np.zeros((m, len(names)), np.int64)
+        row = 0
+        for p in parts:
+            for j, name in enumerate(p.exit_reason_names):
+                counts[row:row + len(p), names.index(name)] = p.exit_reason_counts[:, j]
+            row += len(p)
+        fields = {f: np.concatenate([getattr(p, f) for p in parts])
+                  for f in PriorBatch.__dataclass_fields__
+                  if f not in ("exit_reason_names", "exit_reason_counts")}
+        return PriorBatch(**fields, exit_reason_names=names, exit_reason_counts=counts)
+
+    return prior_fn
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -311,6 +349,7 @@ def run_universe(
     offline: bool | None = None,
     name: str | None = None,
     spill_dir: str | Path | None = None,
+    prior_batch: int = _PRIOR_BATCH,
 ) -> UniverseResult:
     """Walk-forward backtest of a large universe as one portfolio, ``chunk_size`` symbols at a
     time, each chunk committed before the next (see the module docstring).
@@ -412,7 +451,8 @@ def run_universe(
     if _cancelled(cancel):
         return _status("cancelled")
     progress(total, total, "priors, portfolio and statistics")
-    result = _final_stage(chunks, spill, config, marker, digest, library=library)
+    result = _final_stage(chunks, spill, config, marker, digest, library=library,
+                          prior_batch=prior_batch)
     if result is None:
         _status("failed")
         raise BacktestError("No symbol could run: " + " | ".join(marker["errors"].values()))
@@ -430,7 +470,8 @@ def _data_dir() -> Path:
 
 
 def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
-                 marker: dict[str, Any], digest: str, *, library: Any) -> BacktestResult | None:
+                 marker: dict[str, Any], digest: str, *, library: Any,
+                 prior_batch: int = _PRIOR_BATCH) -> BacktestResult | None:
     """Priors, portfolio and statistics over every stored chunk (``run_backtest``'s stages)."""
     parts: list[dict[str, Any]] = []
     for k in range(len(chunks)):
@@ -448,7 +489,8 @@ def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
     fingerprints = {p["symbol"]: p["fingerprint"] for p in parts}
     signals = _signals_frame(parts, config.interval)
     del parts
-    core = _core_signals(signals, closes, config, prior_fn=None, library=library,
+    prior_fn = _batched_priors(library, config.interval, prior_batch)
+    core = _core_signals(signals, closes, config, prior_fn=prior_fn, library=library,
                          buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
                          n_invalid_plans=n_invalid)
     del signals

@@ -67,8 +67,10 @@ def _stats_equal(a: pd.Series, b: pd.Series) -> None:
 
 
 def test_chunked_run_equals_run_backtest(reference, sqlite_engine, tmp_path) -> None:
+    # prior_batch=50: the pattern engine prices the signals 50 at a time, same priors
     out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
-                       executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill")
+                       executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill",
+                       prior_batch=50)
     assert out.status == "done" and out.chunks_done == out.chunks_total == 3
     result = out.result
     _stats_equal(reference.stats, result.stats)
