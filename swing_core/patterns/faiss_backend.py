@@ -5,7 +5,7 @@
   ``k + 16`` are re-scored as float64 cosines, and queries whose candidate margin is thinner
   than the float32 rounding are redone by :func:`~swing_core.patterns.kernel.exact_topk`.
 - :class:`FaissIVFVectorIndex` (``faiss-ivf``): approximate, ``IndexIVFFlat`` (inner product,
-  about ``4 * sqrt(n)`` lists, ``nprobe`` of them searched). For very large libraries.
+  about ``sqrt(n)`` lists, ``nprobe`` of them searched). For very large libraries.
 - :class:`FaissHNSWVectorIndex` (``faiss-hnsw``): approximate, ``IndexHNSWFlat`` with
   ``METRIC_INNER_PRODUCT``. Fast queries but a slow build (about 20 s per 200,000 vectors on two
   cores) and every out-of-order insert rebuilds it, so IVF is the one the benchmark runs at 5M.
@@ -231,8 +231,8 @@ class _ApproxBase(_FaissBase):
 
 
 class FaissIVFVectorIndex(_ApproxBase):
-    """Approximate: ``IndexIVFFlat`` (inner product) with about ``4 * sqrt(n)`` lists trained on
-    up to 64 rows per list; ``nprobe`` lists searched (more for a narrower prefix). Retrained when
+    """Approximate: ``IndexIVFFlat`` (inner product) with about ``sqrt(n)`` lists (a power of
+    two) trained on up to 64 rows per list; ``nprobe`` lists searched (more for a narrower prefix). Retrained when
     the rows have grown fourfold since the last training."""
 
     name = "faiss-ivf"
@@ -249,7 +249,7 @@ class FaissIVFVectorIndex(_ApproxBase):
     def _new_index(self, matrix: np.ndarray) -> Any:
         faiss = self._faiss
         n, d = matrix.shape
-        nlist = int(min(65536, max(16, 2 ** round(math.log2(4 * math.sqrt(n))))))
+        nlist = int(min(65536, max(16, 2 ** round(math.log2(math.sqrt(n))))))
         sample = matrix
         if n > nlist * 64:  # evenly spaced rows: deterministic, spread over time
             sample = matrix[np.linspace(0, n - 1, nlist * 64).astype(np.int64)]
