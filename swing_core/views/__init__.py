@@ -1,0 +1,128 @@
+"""Data shaping for the dashboard: what a page shows, as plain frames and small dataclasses.
+
+No Streamlit here and no trading logic: these functions only call the engine (``agent``,
+``market``, ``db``) and reshape its results into tables, chips and cards. Pages call one of them,
+cache the result and render it (``from swing_core import views; views.signal_view(...)``).
+
+One module per concept: ``formatting`` (numbers and times), ``watchlist``, ``signals`` (signal
+view, chips, watchlist and scan tables), ``journal``, ``backtest`` (Backtest Review tables),
+``library`` (setup library, neighbours, projection), ``export`` (CSV download, upload limits).
+"""
+
+from __future__ import annotations
+
+from swing_core.views.backtest import (
+    SEARCH_PARAMS,
+    TRADE_COLUMNS,
+    backtest_bars,
+    breakdown_table,
+    outcome_label,
+    parse_grid_values,
+    reliability_curve,
+    stats_table,
+    trade_list,
+    trade_window,
+)
+from swing_core.views.export import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_ROWS,
+    to_csv_bytes,
+)
+from swing_core.views.formatting import (
+    exchange_time_text,
+    for_display,
+    format_number,
+    local_times,
+)
+from swing_core.views.journal import (
+    JOURNAL_COLUMNS,
+    evaluate_journal,
+    evaluation_text,
+    journal_summary,
+    journal_table,
+)
+from swing_core.views.library import (
+    Library,
+    demo_library,
+    library_positions,
+    library_rows,
+    neighbor_paths,
+    neighbor_table,
+    neighbors_of,
+    project_2d,
+    stored_library,
+)
+from swing_core.views.signals import (
+    BAR_SOURCES,
+    SCAN_COLUMNS,
+    Chip,
+    SignalView,
+    describe_source,
+    filter_table,
+    prior_card,
+    scan_view,
+    signal_chips,
+    signal_view,
+    source_summary,
+    sparkline_values,
+    watchlist_table,
+)
+from swing_core.views.watchlist import (
+    DEFAULT_WATCHLIST,
+    MAX_WATCHLIST,
+    load_watchlist,
+    parse_symbols,
+    save_watchlist,
+)
+
+__all__ = [
+    "BAR_SOURCES",
+    "Chip",
+    "DEFAULT_WATCHLIST",
+    "JOURNAL_COLUMNS",
+    "Library",
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_ROWS",
+    "MAX_WATCHLIST",
+    "SCAN_COLUMNS",
+    "SEARCH_PARAMS",
+    "SignalView",
+    "TRADE_COLUMNS",
+    "backtest_bars",
+    "breakdown_table",
+    "demo_library",
+    "describe_source",
+    "evaluate_journal",
+    "evaluation_text",
+    "exchange_time_text",
+    "filter_table",
+    "for_display",
+    "format_number",
+    "journal_summary",
+    "journal_table",
+    "library_positions",
+    "library_rows",
+    "load_watchlist",
+    "local_times",
+    "neighbor_paths",
+    "neighbor_table",
+    "neighbors_of",
+    "outcome_label",
+    "parse_grid_values",
+    "parse_symbols",
+    "prior_card",
+    "project_2d",
+    "reliability_curve",
+    "save_watchlist",
+    "scan_view",
+    "signal_chips",
+    "signal_view",
+    "source_summary",
+    "sparkline_values",
+    "stats_table",
+    "stored_library",
+    "to_csv_bytes",
+    "trade_list",
+    "trade_window",
+    "watchlist_table",
+]

@@ -1,0 +1,180 @@
+"""Backtest Review tables: trade list, statistics, breakdowns, reliability curve, the bars and
+parameter grids of a search, and the chart window around one trade."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from swing_core.config import BARS_PER_DAY
+from swing_core.views.formatting import format_number, local_times
+
+_TRADE_ALIASES = {"fill_ts": "entry_ts", "fill_price": "entry_price",
+                  "prior_win_rate": "predicted_winrate"}
+
+
+TRADE_COLUMNS: tuple[str, ...] = (
+    "symbol", "side", "setup", "trend", "vol_regime", "signal_ts", "entry_ts", "entry_price",
+    "stop", "target", "exit_ts", "exit_price", "exit_reason", "realized_r", "hold_bars", "qty",
+    "pnl", "predicted_winrate", "expected_r",
+)
+
+
+def _trades_frame(trades: pd.DataFrame) -> pd.DataFrame:
+    """A backtest's trades with the stored names (a fresh run names the fill ``fill_ts`` /
+    ``fill_price``, a stored one ``entry_ts`` / ``entry_price``)."""
+    renames = {k: v for k, v in _TRADE_ALIASES.items() if k in trades and v not in trades}
+    return trades.rename(columns=renames)
+
+
+def trade_list(trades: pd.DataFrame, *, taken_only: bool = True) -> pd.DataFrame:
+    """The trade list of a backtest: trades the portfolio took (``qty > 0``; all when
+    ``taken_only`` is False) in the columns of :data:`TRADE_COLUMNS`, times as UTC (the page
+    shows New York time), the original row labels kept as the index."""
+    frame = _trades_frame(trades)
+    if taken_only and "qty" in frame:
+        frame = frame[pd.to_numeric(frame["qty"], errors="coerce").fillna(0) > 0]
+    out = pd.DataFrame(index=frame.index)
+    for column in TRADE_COLUMNS:
+        out[column] = frame[column] if column in frame else None
+    for column in ("signal_ts", "entry_ts", "exit_ts"):
+        out[column] = pd.to_datetime(out[column], utc=True, errors="coerce")
+    return out
+
+
+def outcome_label(realized_r: Any) -> str:
+    """win / loss / flat / open for a realized R (NaN: not exited)."""
+    try:
+        r = float(realized_r)
+    except (TypeError, ValueError):
+        return "open"
+    if not math.isfinite(r):
+        return "open"
+    return "win" if r > 0 else "loss" if r < 0 else "flat"
+
+
+def stats_table(stats: pd.Series | Mapping[str, pd.Series]) -> pd.DataFrame:
+    """Backtest statistics as text, one row per statistic (one column per run when given a
+    mapping of run name -> stats), durations and times rendered readably."""
+
+    def text(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        if isinstance(value, pd.Timestamp):
+            return local_times([value])[0].strftime("%Y-%m-%d")
+        if isinstance(value, pd.Timedelta):
+            return str(value).replace(" 00:00:00", "")
+        if isinstance(value, float | np.floating):
+            return format_number(value, ",.3f") if abs(value) < 1e6 else format_number(value,
+                                                                                       ",.0f")
+        return str(value)
+
+    runs = dict(stats) if isinstance(stats, Mapping) else {"value": stats}
+    names = list(dict.fromkeys(k for s in runs.values() for k in s.index))
+    data = {run: [text(s.get(name)) for name in names] for run, s in runs.items()}
+    return pd.DataFrame(data, index=pd.Index(names, name="statistic")).reset_index()
+
+
+def breakdown_table(breakdown: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A breakdown (statistics by setup, volatility regime, …) with its category as a column."""
+    if breakdown is None or breakdown.empty:
+        return pd.DataFrame(columns=[name, "# Trades", "Win Rate [%]", "Avg. R"])
+    out = breakdown.reset_index()
+    if name not in out:
+        out = out.rename(columns={out.columns[0]: name})
+    return out
+
+
+def reliability_curve(calibration: pd.DataFrame) -> pd.DataFrame:
+    """Calibration bins with at least one trade, named for ``charts.reliability_figure``."""
+    if calibration is None or calibration.empty:
+        return pd.DataFrame(columns=["predicted", "observed", "count"])
+    frame = calibration.reset_index() if "n" not in calibration else calibration
+    frame = frame[pd.to_numeric(frame["n"], errors="coerce").fillna(0) > 0]
+    return pd.DataFrame({"predicted": frame["mean_predicted"].astype(float).to_numpy(),
+                         "observed": frame["observed_rate"].astype(float).to_numpy(),
+                         "count": frame["n"].astype(int).to_numpy()})
+
+
+def backtest_bars(symbols: Sequence[str], *, interval: str, start: Any = None,
+                  warmup_bars: int = 200, engine: Any = None, offline: bool | None = None
+                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Bars for a parameter search over ``symbols`` (through the market layer): enough history
+    for ``start`` plus the warm-up bars; per-symbol error messages for the ones that failed.
+    A still-forming last bar is dropped (its close is not known)."""
+    from swing_core import market
+
+    lookback = None
+    if start is not None:
+        begin = pd.Timestamp(start)
+        begin = begin.tz_localize("UTC") if begin.tzinfo is None else begin
+        warm_days = math.ceil(warmup_bars / BARS_PER_DAY[interval] * 7 / 5) + 5
+        lookback = max(1, (pd.Timestamp.now(tz="UTC") - begin).days + warm_days)
+    fetched = market.fetch_many(list(symbols), interval, lookback_days=lookback, engine=engine,
+                                offline=offline)
+    bars: dict[str, pd.DataFrame] = {}
+    errors: dict[str, str] = {}
+    for symbol, value in fetched.items():
+        if isinstance(value, pd.DataFrame):
+            if value.attrs.get("last_bar_complete") is False:
+                value = value.iloc[:-1]
+            bars[symbol] = value
+        else:
+            errors[symbol] = str(value)
+    return bars, errors
+
+
+#: StrategyParams a parameter search may vary from the Backtest Review page, with default grids.
+SEARCH_PARAMS: dict[str, tuple[float, ...]] = {
+    "momentum_stop_atr": (0.8, 1.2, 1.6),
+    "momentum_target_atr": (1.5, 2.0, 2.5, 3.0),
+    "mr_stop_atr": (0.75, 1.0, 1.5),
+    "mr_target_atr": (1.0, 1.5, 2.0),
+    "gp_stop_atr": (0.1, 0.2, 0.4),
+    "swing_lookback": (20, 40, 60),
+    "mr_rsi_long": (25, 30, 35),
+    "mr_rsi_short": (65, 70, 75),
+    "slope_up": (0.005, 0.01, 0.015),
+}
+
+
+def parse_grid_values(text: str, *, integer: bool = False, limit: int = 6) -> list[float]:
+    """Comma- or space-separated numbers typed by the user (at most ``limit``, duplicates
+    dropped). Raises ``ValueError`` naming what could not be read."""
+    values: list[float] = []
+    for item in text.replace(",", " ").split():
+        try:
+            number = float(item)
+        except ValueError:
+            raise ValueError(f"{item[:20]!r} is not a number; type values like 1.0, 1.5, 2.0."
+                             ) from None
+        if not math.isfinite(number):
+            raise ValueError("Values must be finite numbers.")
+        value = int(round(number)) if integer else number
+        if value not in values:
+            values.append(value)
+    if not values:
+        raise ValueError("Type at least one value.")
+    if len(values) > limit:
+        raise ValueError(f"At most {limit} values per parameter ({len(values)} given).")
+    return values
+
+
+def trade_window(trade: Mapping[str, Any], interval: str, *, pad_bars: int = 30
+                 ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """UTC (start, end) around one trade for zooming a chart to it: from ``pad_bars`` bars
+    before its signal (or entry) to ``pad_bars`` bars after its exit."""
+    from swing_core.config import INTERVAL_DELTA
+
+    stamps = [pd.Timestamp(trade.get(k)) for k in ("signal_ts", "entry_ts", "exit_ts")
+              if trade.get(k) is not None and not pd.isna(trade.get(k))]
+    if not stamps:
+        return None
+    step = INTERVAL_DELTA[interval]
+    # intraday bars skip nights and weekends: pad in calendar time generously enough
+    scale = 1 if interval == "1d" else 3
+    return min(stamps) - pad_bars * step * scale, max(stamps) + pad_bars * step * scale

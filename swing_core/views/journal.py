@@ -1,0 +1,69 @@
+"""The signal journal: stored signals as a table, evaluating pending ones, their summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from swing_core.views.formatting import local_times
+
+JOURNAL_COLUMNS: tuple[str, ...] = (
+    "id", "asof", "symbol", "interval", "side", "setup", "trend_label", "entry", "stop", "target",
+    "r_multiple", "confidence", "expected_winrate", "expected_r", "data_source", "evaluated",
+    "exit_reason", "realized_r", "hold_bars", "exit_ts",
+)
+
+
+def journal_table(signals: pd.DataFrame) -> pd.DataFrame:
+    """Stored signals (``db.list_signals``) in the journal's column order, times in New York."""
+    table = signals.copy()
+    for column in JOURNAL_COLUMNS:
+        if column not in table:
+            table[column] = None
+    table = table.loc[:, list(JOURNAL_COLUMNS)]
+    for column in ("asof", "exit_ts"):
+        stamps = pd.to_datetime(table[column], utc=True, errors="coerce")
+        table[column] = local_times(stamps)
+    return table.reset_index(drop=True)
+
+
+def evaluate_journal(engine: Any, *, offline: bool | None = None) -> Any:
+    """Evaluate pending live signals (``journal.evaluate_pending``) on bars fetched through the
+    market module (the cache topped up from Yahoo, or demo bars offline). Returns its
+    ``EvaluationSummary``."""
+    from swing_core import market
+    from swing_core.journal import evaluate_pending
+
+    def load(symbol: str, interval: str) -> pd.DataFrame:
+        return market.fetch_bars(symbol, interval, engine=engine, offline=offline)
+
+    return evaluate_pending(engine, load_bars=load)
+
+
+def evaluation_text(summary: Any) -> str:
+    """One sentence about an ``EvaluationSummary``."""
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_reason.items())) or "none"
+    text = (f"Checked {summary.checked} pending signal(s): evaluated {summary.evaluated} "
+            f"({reasons}); still pending {summary.still_pending}; skipped {summary.skipped}.")
+    if summary.errors:
+        text += " Problems: " + "; ".join(f"{k}: {v}" for k, v in summary.errors.items())
+    return text
+
+
+def journal_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """Counts and outcomes of journal rows: signals, evaluated, pending, wins, win rate (share
+    of evaluated signals with R > 0 among those with a realized R), average realized R."""
+    evaluated = table["evaluated"].fillna(False).astype(bool) if "evaluated" in table else \
+        pd.Series(False, index=table.index)
+    realized = pd.to_numeric(table.get("realized_r"), errors="coerce") if "realized_r" in table \
+        else pd.Series(dtype=float)
+    known = realized.dropna()
+    return {
+        "signals": int(len(table)),
+        "evaluated": int(evaluated.sum()),
+        "pending": int((~evaluated).sum()),
+        "wins": int((known > 0).sum()),
+        "win_rate": float((known > 0).mean()) if len(known) else None,
+        "avg_r": float(known.mean()) if len(known) else None,
+    }
