@@ -356,8 +356,8 @@ def test_packed_load_matches_the_plain_read(db_engine: sa.Engine, monkeypatch) -
              {"symbol": "BRK-B", "known_only": False},
              {"known_by": pd.Timestamp("2024-01-03 12:00:00.000007", tz="UTC")},
              {"known_by": "2024-01-03 12:00:00.000006"}, {"version": "v2"}]
-    for chunk in (vectors.PACKED_CHUNK_IDS, 7):
-        monkeypatch.setattr(vectors, "PACKED_CHUNK_IDS", chunk)
+    for chunk in (vectors._PACKED_CHUNK_IDS, 7):
+        monkeypatch.setattr(vectors, "_PACKED_CHUNK_IDS", chunk)
         for filters in cases:
             got = db.load_vector_matrix(db_engine, **filters)
             _assert_same_rows(got, _plain_read(db_engine, **filters))
@@ -384,6 +384,25 @@ def test_labels_the_packed_read_cannot_carry_fall_back(db_engine: sa.Engine) -> 
     assert rows.meta["setup"].tolist() == frame["setup"].tolist()
     np.testing.assert_array_equal(rows.matrix, matrix)
     _assert_same_rows(rows, _plain_read(db_engine))
+
+
+def test_sqlite_timestamp_text_written_by_others_still_loads(sqlite_engine: sa.Engine) -> None:
+    """Text without fractional seconds (another writer) takes the per-value parse; text with a
+    UTC offset the per-row read."""
+    frame, _ = _vector_frame(5)
+    db.upsert_vectors(sqlite_engine, frame)
+    with sqlite_engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE setup_vectors SET exit_ts = substr(exit_ts, 1, 19) "
+                             "WHERE id % 2 = 0")
+    rows = db.load_vector_matrix(sqlite_engine)
+    assert rows.meta["exit_ts"].tolist() == frame["exit_ts"].tolist()
+    assert _packed_is_used(sqlite_engine)
+    with sqlite_engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE setup_vectors SET ts = replace(ts, '.000000', '+00:00')")
+    assert not _packed_is_used(sqlite_engine)
+    rows = db.load_vector_matrix(sqlite_engine)
+    assert rows.meta["ts"].tolist() == frame["ts"].tolist()
+    _assert_same_rows(rows, _plain_read(sqlite_engine))
 
 
 def test_empty_loads_have_the_documented_dtypes(db_engine: sa.Engine) -> None:

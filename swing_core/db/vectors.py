@@ -242,7 +242,7 @@ def _stage_rows(frame: pd.DataFrame, matrix: np.ndarray) -> _StagedRows | None:
                else np.full(len(frame), INT64_MIN))
     payload = _binary_copy([
         (">i8", ts), (">i8", exit_ts), (">f8", _numbers(frame, "realized_r")),
-        (">i8", np.where(np.isnan(hold), INT64_MIN, np.trunc(np.nan_to_num(hold)))),
+        (">i8", np.where(np.isnan(hold), INT64_MIN, np.nan_to_num(hold).astype(np.int64))),
         (("u1", VECTOR_BYTES), matrix.view(np.uint8).reshape(-1, VECTOR_BYTES)),
         *[(">i4", codes) for codes, _ in coded.values()],
     ])
@@ -291,7 +291,7 @@ _VECTOR_META = ["id", "symbol", "interval", "ts", "version", "setup", "side", "t
                 "vol_regime", "realized_r", "exit_reason", "exit_ts", "hold_bars"]
 _LABELS = ["symbol", "setup", "side", "trend", "vol_regime", "exit_reason"]
 #: Ids per packed read: bounds each aggregated value (64 MiB of vectors at most).
-PACKED_CHUNK_IDS = 1 << 20
+_PACKED_CHUNK_IDS = 1 << 20
 _PG_NULL8 = "decode('8000000000000000', 'hex')"  # INT64_MIN: NULL in packed int8/timestamps
 #: SQLite sends realized R as a * 2**-20 + b * 2**-82 with a and b integers: scaling by powers
 #: of two, subtracting the integer part and truncating are exact in IEEE arithmetic, so this
@@ -473,14 +473,14 @@ def _pg_columns(row: Any, query: _Query, conn: Connection,
 
 
 def _id_spans(conn: Connection) -> list[tuple[int, int] | None]:
-    """Id ranges of at most PACKED_CHUNK_IDS ids covering the table ([None]: one read)."""
+    """Id ranges of at most _PACKED_CHUNK_IDS ids covering the table ([None]: one read)."""
     (low, high), = _fetch(conn, "SELECT (SELECT min(id) FROM setup_vectors), "
                                 "(SELECT max(id) FROM setup_vectors)", [])
     if low is None:
         return []
-    if high - low < PACKED_CHUNK_IDS:
+    if high - low < _PACKED_CHUNK_IDS:
         return [None]
-    return [(lo, lo + PACKED_CHUNK_IDS) for lo in range(low, high + 1, PACKED_CHUNK_IDS)]
+    return [(lo, lo + _PACKED_CHUNK_IDS) for lo in range(low, high + 1, _PACKED_CHUNK_IDS)]
 
 
 def _concat(parts: list[_Columns]) -> _Columns | None:
@@ -495,21 +495,21 @@ def _concat(parts: list[_Columns]) -> _Columns | None:
 def _read_packed(conn: Connection, query: _Query) -> _Columns | None:
     """The selected rows through packed aggregate reads (see the module docstring). Raises
     _Unpackable when they cannot be carried exactly that way."""
-    if query.dialect == "sqlite":
-        try:  # the blob concatenation needs UTF-8 text, the labels the JSON functions
-            (encoding, _), = _fetch(conn, "SELECT (SELECT encoding FROM pragma_encoding), "
-                                          "json_array(1)", [])
-        except sa.exc.OperationalError as exc:
-            raise _Unpackable(str(exc)) from None
-        if encoding != "UTF-8" or sqlite3.sqlite_version_info < (3, 30):  # FILTER clauses
-            raise _Unpackable("needs SQLite >= 3.30 and a UTF-8 database")
-    decode = _sqlite_columns if query.dialect == "sqlite" else _pg_columns
+    sqlite = query.dialect == "sqlite"
+    if sqlite and (sqlite3.sqlite_version_info < (3, 30)  # aggregate FILTER clauses
+                   or _fetch(conn, "PRAGMA encoding", [])[0][0] != "UTF-8"):  # blobs as text
+        raise _Unpackable("needs SQLite >= 3.30 and a UTF-8 database")
     parts = []
     for span in _id_spans(conn):
         sql, params = _packed_sql(query, span)
-        (row,) = _fetch(conn, sql, params, binary=True)
+        try:
+            (row,) = _fetch(conn, sql, params, binary=True)
+        except sa.exc.OperationalError as exc:  # SQLite: no JSON functions, a BLOB label, …
+            if not sqlite:
+                raise
+            raise _Unpackable(str(exc)) from None
         if row[0]:
-            parts.append(decode(row, query, conn, span))
+            parts.append((_sqlite_columns if sqlite else _pg_columns)(row, query, conn, span))
     return _concat(parts)
 
 
