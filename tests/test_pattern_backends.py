@@ -200,6 +200,11 @@ def test_faiss_missing_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> Non
         with pytest.raises(ConfigError, match="pip install 'faiss-cpu"):
             make_vector_index(name)
     assert make_vector_index("int8").name == "int8"  # the others do not need it
+    assert make_vector_index("auto").name == "sklearn"  # auto: exact without FAISS
+
+
+def test_auto_is_the_exact_faiss_flat_when_installed() -> None:
+    assert make_vector_index("auto").name == "faiss-flat"
 
 
 def test_small_faiss_queries_run_on_one_thread_and_restore_it(data: tuple) -> None:

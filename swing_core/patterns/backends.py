@@ -1,17 +1,23 @@
 """Vector backends: where the stored rows live and how a search over them is answered.
 
-:class:`VectorIndex` is the protocol (build / add / search over a prefix), so FAISS or int8
-backends can replace the default later. :class:`NumpyVectorIndex` answers every search with
-:func:`~swing_core.patterns.kernel.exact_topk`. :class:`SklearnVectorIndex` (the default,
-``Settings.pattern_backend``) keeps a ``NearestNeighbors(metric="cosine", algorithm="brute")``
-fitted on the same float32 matrix (a view, no copy) and answers with it where it is
-competitive: unrestricted batches of >= 256 queries over <= 10,000 rows (1.5-2x the kernel's
-time there). Measured on this project's shared 2-core box (numpy 2.4, scikit-learn 1.9, one
-BLAS thread, ``benchmarks/bench_patterns.py``), its per-call validation (~0.7 ms) and
-re-normalization of the whole matrix on every call make ``kneighbors`` 6-18x slower than a bare
-float32 ``matrix @ q`` + ``argpartition`` for single queries (1k rows: 0.70 vs 0.04 ms; 100k:
-16.9 vs 1.7 ms; 1M: 76 vs 13 ms) and 8x slower for a 256-query batch over 100k rows (610 vs
-78 ms CPU); and it cannot restrict a search to the point-in-time prefix. Those go to the kernel.
+:class:`VectorIndex` is the protocol (build / add / search over a prefix); the backends, by
+``SWING_PATTERN_BACKEND`` name (:data:`BACKENDS`, :func:`make_vector_index`): ``sklearn`` and
+``numpy`` (here), ``faiss-flat`` (exact), ``faiss-ivf`` / ``faiss-hnsw`` (approximate; in
+:mod:`~swing_core.patterns.faiss_backend`, faiss-cpu optional) and ``int8`` (quantized, 4x less
+memory, approximate; :mod:`~swing_core.patterns.int8_backend`). :func:`recall_at_k` measures an
+approximate backend against the exact search; ``benchmarks/bench_scale.py`` compares them.
+
+:class:`NumpyVectorIndex` answers every search with :func:`~swing_core.patterns.kernel.exact_topk`.
+:class:`SklearnVectorIndex` (the default, ``Settings.pattern_backend``) keeps a
+``NearestNeighbors(metric="cosine", algorithm="brute")`` fitted on the same float32 matrix (a
+view, no copy) and answers with it where it is competitive: unrestricted batches of >= 256
+queries over <= 10,000 rows (1.5-2x the kernel's time there). Measured on this project's shared
+2-core box (numpy 2.4, scikit-learn 1.9, one BLAS thread, ``benchmarks/bench_patterns.py``), its
+per-call validation (~0.7 ms) and re-normalization of the whole matrix on every call make
+``kneighbors`` 6-18x slower than a bare float32 ``matrix @ q`` + ``argpartition`` for single
+queries (1k rows: 0.70 vs 0.04 ms; 100k: 16.9 vs 1.7 ms; 1M: 76 vs 13 ms) and 8x slower for a
+256-query batch over 100k rows (610 vs 78 ms CPU); and it cannot restrict a search to the point-
+in-time prefix. Those go to the kernel.
 """
 
 from __future__ import annotations
@@ -156,7 +162,8 @@ BACKENDS = ("sklearn", "numpy", "faiss-flat", "faiss-ivf", "faiss-hnsw", "int8")
 
 def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VECTOR_DIM
                       ) -> VectorIndex:
-    """A backend by name (one of :data:`BACKENDS`; default ``Settings.pattern_backend``, i.e.
+    """A backend by name (one of :data:`BACKENDS`, or ``auto``: ``faiss-flat`` when faiss-cpu is
+    installed, else ``sklearn``; default ``Settings.pattern_backend``, i.e.
     ``SWING_PATTERN_BACKEND``) or as given. ``faiss-flat`` is exact; ``faiss-ivf``,
     ``faiss-hnsw`` and ``int8`` are approximate (see :func:`recall_at_k`). The FAISS ones raise
     :class:`~swing_core.errors.ConfigError` when faiss-cpu is not installed."""
@@ -164,6 +171,13 @@ def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VE
         return backend
     name = (backend or get_settings().pattern_backend or "sklearn").strip().lower()
     name = name.replace("_", "-")
+    if name == "auto":  # exact either way: FAISS' flat index when installed (faster), else sklearn
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            name = "sklearn"
+        else:
+            name = "faiss-flat"
     if name == "sklearn":
         return SklearnVectorIndex(dim)
     if name == "numpy":
@@ -180,7 +194,7 @@ def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VE
                "faiss-hnsw": faiss_backend.FaissHNSWVectorIndex}[name]
         return cls(dim)
     raise ValueError(f"Unknown pattern backend {name!r}: choose one of {', '.join(BACKENDS)} "
-                     "(SWING_PATTERN_BACKEND).")
+                     "or auto (SWING_PATTERN_BACKEND).")
 
 
 def recall_at_k(index: VectorIndex, queries: np.ndarray, k: int, *,

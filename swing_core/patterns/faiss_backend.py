@@ -232,8 +232,8 @@ class _ApproxBase(_FaissBase):
 
 class FaissIVFVectorIndex(_ApproxBase):
     """Approximate: ``IndexIVFFlat`` (inner product) with about ``sqrt(n)`` lists (a power of
-    two) trained on up to 64 rows per list; ``nprobe`` lists searched (more for a narrower prefix). Retrained when
-    the rows have grown fourfold since the last training."""
+    two) trained on up to 64 rows per list; ``nprobe`` lists searched (more for a narrower
+    prefix). Retrained when the rows have grown fourfold since the last training."""
 
     name = "faiss-ivf"
 
