@@ -9,43 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
+from apptest_support import ROOT, assert_clean, demo_app, table_with
 from streamlit.testing.v1 import AppTest
 
-from swing_core import views
-
-ROOT = Path(__file__).resolve().parent.parent
 WATCHLIST = ["AAPL", "MSFT", "QQQ"]
 
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SWING_OFFLINE", "1")
-    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
-    for name in ("SWING_DATABASE_URL", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    views.save_watchlist(WATCHLIST)
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-
-
-def table_with(at: AppTest, *columns: str):
-    """The first table shown that has ``columns`` (read-only tables carry no key)."""
-    for frame in at.dataframe:
-        value = frame.value
-        if all(c in value.columns for c in columns):
-            return value
-    raise AssertionError(f"no table with columns {columns}")
+    return demo_app(monkeypatch, tmp_path, watchlist=WATCHLIST)
 
 
 def errors_of(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not errors_of(at), errors_of(at)
 
 
 def test_home_renders_on_demo_data_and_says_so(app: AppTest) -> None:

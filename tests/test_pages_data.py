@@ -8,26 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
+from apptest_support import demo_app
 from streamlit.testing.v1 import AppTest
 
 from swing_core import db, views
 from swing_core.errors import MarketDataError
 from swing_core.market import demo_bars
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SWING_OFFLINE", "1")
-    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
-    for name in ("SWING_DATABASE_URL", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    views.save_watchlist(["AAPL"])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at = demo_app(monkeypatch, tmp_path, watchlist=["AAPL"])
     at.run()
     at.switch_page("pages/data.py").run()
     assert not at.exception

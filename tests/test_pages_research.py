@@ -5,44 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
+from apptest_support import assert_clean, demo_app, open_page, table_with
 from streamlit.testing.v1 import AppTest
 
-from swing_core import db, views
+from swing_core import db
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN = "FormSubmitter:bt_form-Run backtest"
 
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SWING_OFFLINE", "1")
-    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
-    for name in ("SWING_DATABASE_URL", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    views.save_watchlist(["AAPL", "MSFT"])
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def table_with(at: AppTest, *columns: str):
-    for frame in at.dataframe:
-        if all(c in frame.value.columns for c in columns):
-            return frame.value
-    raise AssertionError(f"no table with columns {columns}")
+    return demo_app(monkeypatch, tmp_path, watchlist=["AAPL", "MSFT"], timeout=120)
 
 
 def run_small_backtest(at: AppTest, symbols: str = "AAPL") -> AppTest:

@@ -5,45 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
+from apptest_support import demo_app, open_page, table_with
 from streamlit.testing.v1 import AppTest
 
 from swing_core import db, views
 
-ROOT = Path(__file__).resolve().parent.parent
 WATCHLIST = ["AAPL", "MSFT", "QQQ"]
 
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SWING_OFFLINE", "1")
-    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
-    for name in ("SWING_DATABASE_URL", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    views.save_watchlist(WATCHLIST)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at = demo_app(monkeypatch, tmp_path, watchlist=WATCHLIST)
     at.query_params["lookback"] = "20"  # keep the demo frames small
-    return at
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
     return at
 
 
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
-
-
-def table_with(at: AppTest, *columns: str):
-    for frame in at.dataframe:
-        if all(c in frame.value.columns for c in columns):
-            return frame.value
-    raise AssertionError(f"no table with columns {columns}")
 
 
 # --------------------------------------------------------------------------- explorer

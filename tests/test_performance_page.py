@@ -19,14 +19,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import streamlit as st
+from apptest_support import assert_clean, demo_app
+from apptest_support import open_page as open_app_page
 from streamlit.testing.v1 import AppTest
 
-from swing_core import db, market, perf, selfbench, views
+from swing_core import db, market, perf, selfbench
 from swing_core.models import LLMCall
 from swing_core.perf import storage
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/performance.py"
 
 
@@ -40,31 +40,18 @@ def _stop_recorders(under: Path) -> None:
 
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
-    monkeypatch.setenv("SWING_OFFLINE", "1")
-    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
-    for name in ("SWING_DATABASE_URL", "OPENAI_API_KEY", "SWING_PERF", "SWING_SLOW_QUERY_MS"):
-        monkeypatch.delenv(name, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    at = demo_app(monkeypatch, tmp_path, watchlist=["AAPL"],
+                  unset=("SWING_PERF", "SWING_SLOW_QUERY_MS"))
     perf.set_enabled(True)
     perf.get_registry().reset()  # figures of earlier tests in this process are not ours
-    views.save_watchlist(["AAPL"])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     yield at
     _stop_recorders(tmp_path)
     perf.get_registry().reset()
 
 
 def open_page(at: AppTest) -> AppTest:
-    at.run()
-    at.switch_page(PAGE).run()
-    assert_clean(at)
+    assert_clean(open_app_page(at, PAGE))
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def refresh(at: AppTest) -> AppTest:
@@ -243,15 +230,8 @@ def test_selfbench_button_starts_a_job_that_can_be_cancelled(app: AppTest) -> No
 
 def test_unreachable_database_is_an_error_with_what_to_do(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWING_OFFLINE", "1")
-    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
+    at = demo_app(monkeypatch, tmp_path, watchlist=["AAPL"])
     monkeypatch.setenv("SWING_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    views.save_watchlist(["AAPL"])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
+    open_app_page(at, PAGE)
     assert any("SWING_DATABASE_URL" in e.value for e in at.error)
     assert at.title[0].value == "Performance"
