@@ -180,7 +180,7 @@ class Settings:
     db_max_overflow: int = 10
     db_pool_recycle_s: int = 1800
     fetch_workers: int = 4
-    pattern_backend: str = "sklearn"
+    pattern_backend: str = "auto"
     dask_address: str | None = None
     llm_prices_per_mtok: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {
@@ -218,6 +218,6 @@ def get_settings() -> Settings:
         db_max_overflow=_env_int("SWING_DB_MAX_OVERFLOW", 10),
         db_pool_recycle_s=_env_int("SWING_DB_POOL_RECYCLE_S", 1800),
         fetch_workers=_env_int("SWING_FETCH_WORKERS", 4),
-        pattern_backend=os.environ.get("SWING_PATTERN_BACKEND") or "sklearn",
+        pattern_backend=os.environ.get("SWING_PATTERN_BACKEND") or "auto",
         dask_address=os.environ.get("SWING_DASK_ADDRESS") or None,
     )
