@@ -23,11 +23,13 @@ One engine for every caller (live signals, the Explorer, the walk-forward backte
 from __future__ import annotations
 
 from swing_core.patterns.backends import (
+    BACKENDS,
     VECTOR_DIM,
     NumpyVectorIndex,
     SklearnVectorIndex,
     VectorIndex,
     make_vector_index,
+    recall_at_k,
 )
 from swing_core.patterns.index import PatternIndex
 from swing_core.patterns.kernel import exact_topk
@@ -42,6 +44,7 @@ from swing_core.patterns.stats import (
 )
 
 __all__ = [
+    "BACKENDS",
     "NEIGHBOR_COLUMNS",
     "VECTOR_DIM",
     "Neighbor",
@@ -56,4 +59,5 @@ __all__ = [
     "exact_topk",
     "make_vector_index",
     "neighbor_stats",
+    "recall_at_k",
 ]
