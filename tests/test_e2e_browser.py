@@ -12,22 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import ROOT, SHOTS, Page, browser_tab, served_app
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 #: (url path, screenshot name) of every page.
 PAGES = [("", "home"), ("explorer", "explorer"), ("scanner", "scanner"),
          ("pattern_search", "pattern_search"), ("backtest_review", "backtest_review"),
@@ -36,71 +27,20 @@ BUSY = {"initial", "running", "rerunRequested", "stopRequested"}
 
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # pragma: no cover - CI installs it from requirements-dev.txt
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SWING_DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(SWING_OFFLINE="1", SWING_DATA_DIR=str(tmp_path_factory.mktemp("e2e_data")),
-               PYTHONUNBUFFERED="1")
     log = tmp_path_factory.mktemp("e2e_log") / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-             "--server.runOnSave", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
+    with served_app(tmp_path_factory.mktemp("e2e_data"), log,
+                    forbidden_in_log="unexpected error in") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        text = log.read_text(errors="replace")
-        assert "unexpected error in" not in text, text[-3000:]
 
 
 @pytest.fixture(scope="module")
 def page(server: str) -> Iterator[Page]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
-        tab = context.new_page()
-        tab.set_default_timeout(120_000)
+    with browser_tab(timeout_ms=120_000) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def settle(page: Page, *, timeout_s: float = 120.0) -> None:

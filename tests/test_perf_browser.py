@@ -8,38 +8,17 @@ Playwright; a screenshot is kept in ``artifacts/screenshots/performance_live.png
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import SHOTS, Page, browser_tab, served_app
 
 from swing_core import db, perf
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "artifacts" / "screenshots"
-
 pytestmark = pytest.mark.browser
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # pragma: no cover - CI installs it from requirements-dev.txt
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -49,54 +28,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SWING_DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "SWING_PERF")}
-    env.update(SWING_OFFLINE="1", SWING_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     log = tmp_path_factory.mktemp("perf_browser_log") / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
+    with served_app(data_dir, log, unset=("SWING_PERF",), forbidden_in_log="Traceback") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        text = log.read_text(errors="replace")
-        assert "Traceback" not in text, text[-3000:]
 
 
 @pytest.fixture(scope="module")
 def page(server: str) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                            "--disable-background-networking", "--no-first-run"])
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
-        tab = context.new_page()
-        tab.set_default_timeout(90_000)
+    with browser_tab(timeout_ms=90_000) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def _metric(page: Page, label: str) -> str:
