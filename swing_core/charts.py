@@ -31,6 +31,7 @@ __all__ = [
     "breakdown_figure",
     "downsample_bars",
     "downsample_series",
+    "empty_figure",
     "equity_figure",
     "heatmap_figure",
     "neighbor_paths_figure",
@@ -206,7 +207,9 @@ def _apply(fig: go.Figure, items: Sequence[tuple[dict[str, Any], dict[str, Any] 
     fig.update_layout(shapes=shapes, annotations=labels)
 
 
-def _empty_figure(message: str, *, height: int = 320) -> go.Figure:
+def empty_figure(message: str, *, height: int = 320) -> go.Figure:
+    """A blank figure of ``height`` pixels saying ``message`` in its middle (no axes): what a
+    chart shows when there is nothing to draw."""
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font={"size": 14})
@@ -364,7 +367,7 @@ def price_figure(
     symbol = str(frame.attrs.get("symbol", ""))
     interval = interval or frame.attrs.get("interval")
     if frame.empty:
-        return _empty_figure("No bars to draw.")
+        return empty_figure("No bars to draw.")
     drawn = downsample_bars(frame, max_bars)
     daily = None if interval is None else interval == "1d"
     x = to_exchange_time(drawn.index, daily=daily)
@@ -458,7 +461,7 @@ def outcome_histogram(
     (e.g. the expected R of the current setup)."""
     values = pd.Series(realized_r, dtype=float).dropna()
     if values.empty:
-        return _empty_figure("No known outcomes yet.", height=height)
+        return empty_figure("No known outcomes yet.", height=height)
     lo, hi = float(values.min()), float(values.max())
     size = max((hi - lo) / 30.0, 0.05)
     bins = {"start": math.floor(lo / size) * size, "end": hi + size, "size": size}
@@ -496,7 +499,7 @@ def neighbor_paths_figure(
     stop, +R = the target), coloured by its outcome, with the stop and entry lines."""
     paths = list(paths)[:max_panels]
     if not paths:
-        return _empty_figure("No neighbour paths to draw.", height=height_per_row * 2)
+        return empty_figure("No neighbour paths to draw.", height=height_per_row * 2)
     rows = math.ceil(len(paths) / cols)
     titles = list(titles or [])[:len(paths)] + [""] * max(0, len(paths) - len(titles or []))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_yaxes=True,
@@ -535,7 +538,7 @@ def projection_figure(
     More than ``max_points`` points are thinned evenly for drawing."""
     xy = np.asarray(xy, dtype=float)
     if xy.ndim != 2 or len(xy) == 0:
-        return _empty_figure("The vector library is empty.", height=height)
+        return empty_figure("The vector library is empty.", height=height)
     step = max(1, math.ceil(len(xy) / max_points))
     keep = np.arange(0, len(xy), step)
     r = (np.asarray(outcome_r, dtype=float)[keep] if outcome_r is not None
@@ -580,7 +583,7 @@ def equity_figure(
     curves = dict(equity) if isinstance(equity, Mapping) else {"equity": equity}
     curves = {k: v.dropna() for k, v in curves.items() if v is not None and len(v.dropna())}
     if not curves:
-        return _empty_figure("No equity curve yet.", height=height)
+        return empty_figure("No equity curve yet.", height=height)
     fig = make_subplots(rows=2 if drawdown else 1, cols=1, shared_xaxes=True,
                         vertical_spacing=0.05, row_heights=[0.7, 0.3] if drawdown else [1.0])
     single = len(curves) == 1
@@ -622,7 +625,7 @@ def breakdown_figure(
     """Bars of ``value`` per ``category`` (e.g. average R by setup), green above zero and red
     below, the count in the hover."""
     if table is None or table.empty or value not in table:
-        return _empty_figure("Nothing to break down yet.", height=height)
+        return empty_figure("Nothing to break down yet.", height=height)
     values = table[value].astype(float)
     fig = go.Figure(go.Bar(
         x=table[category].astype(str), y=values,
@@ -648,7 +651,7 @@ def reliability_figure(
     """The reliability plot: observed win rate against predicted per bin, the diagonal being
     perfect calibration; marker size by the bin's count."""
     if curve is None or curve.empty:
-        return _empty_figure("Not enough evaluated trades to judge calibration.", height=height)
+        return empty_figure("Not enough evaluated trades to judge calibration.", height=height)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect",
                              line={"color": COLORS["fib"], "dash": "dash"}))
@@ -681,7 +684,7 @@ def heatmap_figure(
     """A parameter-search heatmap: ``z`` (a metric) over two parameters ``x`` and ``y`` (long
     format, one row per combination; duplicates averaged for drawing)."""
     if grid is None or grid.empty or not {x, y, z} <= set(grid.columns):
-        return _empty_figure("No parameter search to show.", height=height)
+        return empty_figure("No parameter search to show.", height=height)
     pivot = grid.pivot_table(index=y, columns=x, values=z, aggfunc="mean")
     fig = go.Figure(go.Heatmap(
         z=pivot.to_numpy(), x=[str(c) for c in pivot.columns], y=[str(i) for i in pivot.index],

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from swing_core.charts import empty_figure
 from swing_core.config import EXCHANGE_TZ
 
 __all__ = [
@@ -35,16 +36,6 @@ def _exchange_time(values: pd.Series | pd.Index) -> pd.DatetimeIndex:
     """UTC timestamps as naive New York wall-clock times (what the axes show)."""
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).tz_convert(EXCHANGE_TZ).tz_localize(
         None)
-
-
-def _empty(message: str, *, height: int) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(height=height, margin=_MARGIN)
-    return fig
 
 
 def _set_window(fig: go.Figure, window: tuple[Any, Any] | None) -> None:
@@ -68,10 +59,10 @@ def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = 
     :func:`swing_core.perf_views.latency_series`. A log y axis when values span > 100x.
     ``window``: (since, until) in UTC, the x axis range."""
     if latency.empty:
-        return _empty("No timings in this window.", height=height)
+        return empty_figure("No timings in this window.", height=height)
     frame = latency if operations is None else latency[latency["operation"].isin(operations)]
     if frame.empty:
-        return _empty("No timings for the chosen operations.", height=height)
+        return empty_figure("No timings for the chosen operations.", height=height)
     fig = go.Figure()
     for i, (operation, rows) in enumerate(frame.groupby("operation", sort=True)):
         color = _PALETTE[i % len(_PALETTE)]
@@ -102,7 +93,7 @@ def memory_figure(memory: pd.DataFrame, *, window: tuple[Any, Any] | None = None
     """RSS per process over time (the largest sample in each bucket), from
     :func:`swing_core.perf_views.memory_series`; hover shows the peak RSS and CPU."""
     if memory.empty:
-        return _empty("No memory samples in this window.", height=height)
+        return empty_figure("No memory samples in this window.", height=height)
     fig = go.Figure()
     for i, (process, rows) in enumerate(memory.groupby("process", sort=True)):
         custom = np.column_stack([rows["peak_rss_mb"], rows["cpu_pct"]])
@@ -124,7 +115,7 @@ def cache_figure(series: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
     """Hit rate (%) per cache over time, from :func:`swing_core.perf_views.cache_series`;
     buckets without lookups are gaps, not zeros."""
     if series.empty:
-        return _empty("No cache lookups in this window.", height=height)
+        return empty_figure("No cache lookups in this window.", height=height)
     fig = go.Figure()
     for i, (cache, rows) in enumerate(series.groupby("cache", sort=True)):
         custom = np.column_stack([rows["hits"], rows["misses"]])
@@ -146,7 +137,7 @@ def llm_cost_figure(daily: pd.DataFrame, *, height: int = 320,
     """Cost per UTC day (bars, USD, left axis) and tokens in + out (line, right axis), from
     :func:`swing_core.perf_views.llm_daily`; hover shows calls, cache hits and failures."""
     if daily.empty:
-        return _empty("No LLM calls in this window.", height=height)
+        return empty_figure("No LLM calls in this window.", height=height)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     days = pd.to_datetime(daily["day"], utc=True).dt.tz_localize(None)
     custom = np.column_stack([daily["api_calls"], daily["cache_hits"], daily["failures"]])
@@ -175,7 +166,7 @@ def selfbench_figure(guide: pd.DataFrame, *, height: int = 340,
     measured one, horizontal bars on a log axis (seconds; memory rows in MB on their own
     panel). ``guide``: columns operation, unit, guide_before, guide_after, swingdesk."""
     if guide.empty:
-        return _empty("Run the self-benchmark to compare.", height=height)
+        return empty_figure("Run the self-benchmark to compare.", height=height)
     units = list(dict.fromkeys(guide["unit"]))
     fig = make_subplots(rows=1, cols=len(units), subplot_titles=units, horizontal_spacing=0.18)
     for col, unit in enumerate(units, start=1):
