@@ -38,6 +38,18 @@ def _utc_stamp(value: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _utc_datetimes(values: Any) -> pd.DatetimeIndex:
+    """Timestamps of any form (naive = UTC) as a UTC DatetimeIndex; values that already have a
+    datetime dtype skip ``pd.to_datetime`` (which builds one Timestamp per value to decide on
+    caching)."""
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and (isinstance(dtype, pd.DatetimeTZDtype)
+                              or pd.api.types.is_datetime64_dtype(dtype)):
+        idx = pd.DatetimeIndex(values)
+        return idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="mixed"))
+
+
 def _py_datetimes(index: Any) -> list[Any]:
     """UTC python datetimes (None for NaT) for binding."""
     idx = pd.DatetimeIndex(index)
@@ -65,7 +77,7 @@ def _driver_datetimes(series: Any, dialect_name: str) -> list[Any]:
     """UTC timestamps as the driver stores them (no per-row SQLAlchemy processing): SQLite text
     in SQLAlchemy's own format (``YYYY-MM-DD HH:MM:SS.ffffff``, naive UTC, so text order is time
     order and equality holds), PostgreSQL aware datetimes. None for NaT."""
-    idx = pd.DatetimeIndex(pd.to_datetime(series, utc=True, format="mixed"))
+    idx = _utc_datetimes(series)
     if dialect_name != "sqlite":
         return _py_datetimes(idx)
     text = np.datetime_as_string(idx.tz_localize(None).to_numpy("datetime64[us]"), unit="us")
@@ -135,7 +147,7 @@ def _column_values(series: pd.Series, column: sa.Column, driver: str | None = No
     if isinstance(kind, UTCDateTime):
         if driver is not None:
             return _driver_datetimes(series, driver)
-        return _py_datetimes(pd.to_datetime(series, utc=True, format="mixed"))
+        return _py_datetimes(_utc_datetimes(series))
     if isinstance(kind, sa.Float):
         floats = pd.to_numeric(series, errors="coerce").astype("float64").tolist()
         return [None if v != v else v for v in floats]
@@ -360,7 +372,7 @@ def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
 def _pg_micros(series: pd.Series) -> np.ndarray:
     """Timestamps (naive = UTC) as PostgreSQL binary timestamptz: µs since 2000-01-01 UTC,
     INT64_MIN (= -infinity) for NaT."""
-    idx = pd.DatetimeIndex(pd.to_datetime(series, utc=True, format="mixed"))
+    idx = _utc_datetimes(series)
     micros = idx.as_unit("ns").asi8 // 1000 - PG_EPOCH_US
     return np.where(idx.isna(), INT64_MIN, micros)
 
