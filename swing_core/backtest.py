@@ -440,8 +440,40 @@ def _core_signals(signals: pd.DataFrame, closes: Mapping[str, pd.Series],
     time order) and their closes (chunked universe runs feed it from compact storage)."""
     signals = (attach_priors(signals, params=config.params, prior_fn=prior_fn, library=library)
                if config.priors else no_priors(signals))
-    taken = signals[signals["taken"].to_numpy(bool)].reset_index(drop=True)
-    candidates = taken[taken["filled"].to_numpy(bool)]
+    taken_mask = signals["taken"].to_numpy(bool)
+    out = _core_taken(signals[taken_mask].reset_index(drop=True), closes, config,
+                      buy_hold_return_pct=buy_hold_return_pct, n_invalid_plans=n_invalid_plans,
+                      n_signals=len(signals), n_skipped=int((~taken_mask).sum()))
+    return {"signals": signals, **out}
+
+
+#: Columns the portfolio simulation reads (it gets only these: no copies of the rest).
+_PORTFOLIO_COLUMNS = ("symbol", "entry_time", "exit_ts", "fill_pos", "exit_pos", "fill_price",
+                      "exit_price", "stop", "atr", "side_sign", "confidence", "stop_entry")
+#: Columns the statistics, breakdowns and calibration read from the closed trades.
+_STATS_COLUMNS = ("symbol", "setup", "trend", "vol_regime", "exit_reason", "entry_time",
+                  "exit_ts", "realized_r", "both_touched", "prior_win_rate", "fees", "pnl",
+                  "return_pct")
+
+
+def _subset(frame: pd.DataFrame, rows: np.ndarray | None, columns: Sequence[str]
+            ) -> pd.DataFrame:
+    """``frame.loc[rows, columns]`` (the columns it has) built column by column: a frame of
+    many unconsolidated columns is never copied whole."""
+    return pd.DataFrame({c: frame[c] if rows is None else frame[c][rows] for c in columns
+                         if c in frame.columns},
+                        index=frame.index if rows is None else frame.index[rows])
+
+
+def _core_taken(taken: pd.DataFrame, closes: Mapping[str, pd.Series], config: BacktestConfig,
+                *, buy_hold_return_pct: float, n_invalid_plans: int, n_signals: int,
+                n_skipped: int) -> dict[str, Any]:
+    """Portfolio and statistics of the taken signals (priors attached, index 0..n-1, in the
+    signals' order); ``taken`` gets the portfolio's columns in place and becomes the trades.
+    ``n_signals`` / ``n_skipped``: every signal of the run / those skipped for an open
+    position (the only figures of the untaken signals the statistics need)."""
+    filled = taken["filled"].to_numpy(bool)
+    candidates = _subset(taken, filled, _PORTFOLIO_COLUMNS)
     closes = dict(closes)
     start = config.start if config.start is not None else min(
         close.index[0] for close in closes.values())
@@ -449,27 +481,34 @@ def _core_signals(signals: pd.DataFrame, closes: Mapping[str, pd.Series],
                               initial_equity=config.initial_equity,
                               max_positions=config.max_positions, start=start)
     extra_cols = [c for c in port.trades.columns if c not in taken.columns]
-    trades = taken.join(
-        port.trades.set_index(candidates.index)[extra_cols], how="left")
+    extra = port.trades.set_index(candidates.index)[extra_cols]
+    equity, exposure = port.equity, port.exposure
+    del port, candidates
+    trades = taken
+    for col in extra_cols:  # in place: no copy of the (possibly large) taken frame
+        trades[col] = extra[col].reindex(taken.index).to_numpy()
+    del extra
     trades["qty"] = trades["qty"].fillna(0.0)
     trades["portfolio_status"] = trades["portfolio_status"].fillna("not_filled")
-    equity = port.equity
     peak = np.maximum.accumulate(equity.to_numpy()) if len(equity) else np.empty(0)
     equity_frame = pd.DataFrame({"Equity": equity, "DrawdownPct": 1 - equity / peak,
-                                 "Exposed": port.exposure})
-    closed = trades[(trades["qty"] > 0) & trades["exit_reason"].isin(["STOP", "TARGET", "TIME"])]
-    stats = compute_stats(closed, equity, exposure=port.exposure,
+                                 "Exposed": exposure})
+    is_closed = ((trades["qty"] > 0) & trades["exit_reason"].isin(["STOP", "TARGET", "TIME"])
+                 ).to_numpy(bool)
+    closed = _subset(trades, is_closed, _STATS_COLUMNS)
+    stats = compute_stats(closed, equity, exposure=exposure,
                           buy_hold_return_pct=buy_hold_return_pct,
-                          signals=trades, risk_free_rate=config.risk_free_rate,
+                          signals=_subset(trades, None, ("exit_reason", "portfolio_status",
+                                                         "taken")),
+                          risk_free_rate=config.risk_free_rate,
                           resolution="D" if config.interval == "1d" else "min",
                           initial_equity=config.initial_equity)
-    stats["# Signals"] = len(signals)
-    stats["# Skipped (Open Position)"] = int((~signals["taken"].to_numpy(bool)).sum())
+    stats["# Signals"] = n_signals
+    stats["# Skipped (Open Position)"] = n_skipped
     stats["# Invalid Plans"] = n_invalid_plans
     stats["# Symbols"] = len(closes)
     wins = (closed["realized_r"] > 0).to_numpy(float)
     return {
-        "signals": signals,
         "trades": trades,
         "equity": equity_frame,
         "stats": stats,

@@ -104,7 +104,10 @@ def save_result(engine: Any, result: Any, *, name: str | None = None,
     }
     trades = result.trades
     if trade_batch:
-        parts = (_trades_for_storage(trades.iloc[i:i + trade_batch])
+        # each slice built column by column: slicing the frame itself may consolidate (copy)
+        # all of a frame of many separately added columns at once
+        parts = (_trades_for_storage(pd.DataFrame(
+                     {c: trades[c].iloc[i:i + trade_batch] for c in trades.columns}))
                  for i in range(0, len(trades), trade_batch))
         return db.save_backtest_run(engine, run, parts)
     return db.save_backtest_run(engine, run, _trades_for_storage(trades))

@@ -49,7 +49,6 @@ from swing_core.backtest import (
     BacktestConfig,
     BacktestResult,
     ProgressFn,
-    _core_signals,
     _library_for,
     data_fingerprint,
     prepare_symbol,
@@ -73,7 +72,7 @@ _INTS = {"side_sign": np.int8, "fill_pos": np.int32, "exit_pos": np.int32,
          "hold_bars": np.int32}
 _TIMES = ("signal_ts", "fill_ts", "exit_ts")
 _NAT = np.iinfo(np.int64).min
-_TRADE_BATCH = 20_000
+_TRADE_BATCH = 5_000  # trades converted and written per slice (bounded memory)
 _PRIOR_BATCH = 16_384  # queries priced per pattern-engine call (bounds its working memory)
 
 
@@ -456,7 +455,9 @@ def run_universe(
     if result is None:
         _status("failed")
         raise BacktestError("No symbol could run: " + " | ".join(marker["errors"].values()))
+    _trim_memory()
     run_id = save_result(engine, result, name=name, trade_batch=_TRADE_BATCH)
+    _trim_memory()
     shutil.rmtree(spill, ignore_errors=True)
     return UniverseResult("done", digest, run_id, tuple(names), len(chunks), len(chunks),
                           resumed, dict(marker["errors"]), replace(result, run_id=run_id),
@@ -469,32 +470,315 @@ def _data_dir() -> Path:
     return get_settings().data_dir
 
 
+class _SpillColumns:
+    """The stored chunks read column by column (``np.load`` of an .npz is lazy per array):
+    only the columns a step needs are ever in memory, as compact numpy arrays; labels as
+    small-int codes over one vocabulary for the run."""
+
+    def __init__(self, spill: Path, n_chunks: int) -> None:
+        self.parts: list[tuple[Path, int]] = []
+        self.meta: list[dict[str, Any]] = []
+        counts = []
+        for k in range(n_chunks):
+            path = _spill_path(spill, k)
+            with np.load(path, allow_pickle=False) as data:
+                n = len({key.split("/", 1)[0] for key in data.keys()})
+                for i in range(n):
+                    symbol, fingerprint, source, bh, n_invalid = data[f"{i}/meta"].tolist()
+                    self.parts.append((path, i))
+                    self.meta.append({"symbol": symbol, "fingerprint": fingerprint,
+                                      "source": source, "buy_hold": float(bh),
+                                      "n_invalid": int(n_invalid)})
+                    counts.append(int(data[f"{i}/signal_ts"].shape[0]))
+        self.counts = np.asarray(counts, np.int64)
+        self.n = int(self.counts.sum())
+
+    def _each(self, *keys: str) -> Any:
+        """(part number, arrays of ``keys``) per symbol, in order, each file opened once."""
+        j = 0
+        while j < len(self.parts):
+            path = self.parts[j][0]
+            with np.load(path, allow_pickle=False) as data:
+                while j < len(self.parts) and self.parts[j][0] == path:
+                    yield j, *(data[f"{self.parts[j][1]}/{key}"] for key in keys)
+                    j += 1
+
+    def _bounds(self) -> np.ndarray:
+        return np.r_[0, np.cumsum(self.counts)]
+
+    def read(self, keys: Sequence[str] = (), labels: Sequence[str] = (),
+             rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Columns ``keys`` (as stored) and label columns ``labels`` (object arrays of
+        strings, one shared string per value) over every signal or the boolean mask ``rows``,
+        in one pass over the files."""
+        bounds = self._bounds()
+        wanted = [*keys, *(k for label in labels for k in (label, f"{label}__values"))]
+        pieces: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, *labels)}
+        vocab: dict[str, dict[str, int]] = {label: {} for label in labels}
+        for j, *arrays in self._each(*wanted):
+            got = dict(zip(wanted, arrays, strict=True))
+            sel = None if rows is None else rows[bounds[j]:bounds[j + 1]]
+            for key in keys:
+                pieces[key].append(got[key] if sel is None else got[key][sel])
+            for label in labels:
+                codes, values = got[label], got[f"{label}__values"]
+                seen = vocab[label]
+                local = np.array([seen.setdefault(str(v), len(seen)) for v in values.tolist()],
+                                 np.int16)
+                codes = codes if sel is None else codes[sel]
+                pieces[label].append(local[codes] if len(local) else np.empty(0, np.int16))
+        out = {key: np.concatenate(pieces[key]) if pieces[key] else np.empty(0)
+               for key in keys}
+        for label in labels:
+            codes = (np.concatenate(pieces[label]) if pieces[label]
+                     else np.empty(0, np.int16))
+            names = np.asarray(list(vocab[label]), dtype=object)
+            out[label] = names[codes] if len(names) else np.empty(0, object)
+        return out
+
+    def column(self, key: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """One column over every signal (or the boolean mask ``rows`` of them)."""
+        return self.read((key,), rows=rows)[key]
+
+    def symbols(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The symbol of every signal (or of the boolean mask ``rows``)."""
+        names = np.array([m["symbol"] for m in self.meta], dtype=object)
+        if rows is None:
+            return np.repeat(names, self.counts)
+        selected = np.r_[0, np.cumsum(rows, dtype=np.int64)][self._bounds()]
+        return np.repeat(names, np.diff(selected))
+
+    def closes(self) -> dict[str, pd.Series]:
+        out = {}
+        for j, close, ts in self._each("close", "close_ts"):
+            out[self.meta[j]["symbol"]] = pd.Series(close, index=_times(ts).rename("ts"),
+                                                    name="close")
+        return out
+
+
+def _trim_memory() -> None:
+    """Return freed memory to the OS between stages (glibc keeps freed arenas otherwise)."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def _outcome_frame(cols: dict[str, np.ndarray], keep: np.ndarray, interval: str
+                   ) -> pd.DataFrame:
+    """The run's outcomes ``keep`` as pattern rows (what ``outcome_rows`` makes of a frame)."""
+    frame = {"symbol": cols["symbol"][keep], "ts": _times(cols["signal_ts"][keep]),
+             "exit_ts": _times(cols["exit_ts"][keep]), "realized_r": cols["realized_r"][keep],
+             "hold_bars": cols["hold_bars"][keep], "exit_reason": cols["exit_reason"][keep],
+             "setup": cols["setup"][keep], "side": cols["side"][keep],
+             "vol_regime": cols["vol_regime"][keep]}
+    vectors = cols["vectors"][keep]
+    frame.update({name: vectors[:, j] for j, name in enumerate(VECTOR_COLUMNS)})
+    frame["interval"] = np.full(len(vectors), interval, dtype=object)
+    return pd.DataFrame(frame)
+
+
+def _take_batch(batch: Any, rows: np.ndarray) -> Any:
+    """The PriorBatch of the queries ``rows`` (a boolean mask) of ``batch``."""
+    from swing_core.patterns import PriorBatch
+
+    fields = {f: getattr(batch, f)[rows] for f in PriorBatch.__dataclass_fields__
+              if f != "exit_reason_names"}
+    return PriorBatch(**fields, exit_reason_names=batch.exit_reason_names)
+
+
+def _priced(data: _SpillColumns, taken: np.ndarray, config: BacktestConfig, *, library: Any,
+            batch: int) -> tuple[Any, np.ndarray]:
+    """The pattern engine's priors of the taken signals (``attach_priors``' ``prior_fn`` call
+    with the default engine), in batches of ``batch`` queries in as-of order: each batch
+    gets only the outcomes known by its last as-of time (the engine keeps the outcomes sorted
+    by exit time and searches only those known by each query's as-of, so the rows and their
+    order in the search are the same as with every outcome). Returns (PriorBatch in the taken
+    signals' order, the taken signals' as-of times in int64 ns)."""
+    from swing_core.backtest_priors import PriorQueries, pattern_priors
+    from swing_core.patterns import PriorBatch
+
+    delta = pd.Timedelta(INTERVAL_DELTA[config.interval]).value
+    prior_fn = pattern_priors(library, interval=config.interval)
+    exited = data.column("exit_pos") >= 0
+    out_cols = data.read(("signal_ts", "exit_ts", "realized_r", "hold_bars", "vectors"),
+                         ("exit_reason", "setup", "side", "vol_regime"), rows=exited)
+    out_cols["hold_bars"] = out_cols["hold_bars"].astype(np.int64)
+    out_cols["symbol"] = data.symbols(exited)
+    query = data.read(("signal_ts", "vectors"), ("vol_regime",), rows=taken)
+    q_asof, q_vectors = query["signal_ts"] + delta, query["vectors"]
+    q_regime = query["vol_regime"]
+    q_symbol = data.symbols(taken)
+    del query
+    m = len(q_asof)
+    # each symbol's first query / outcome (signals are stored symbol by symbol)
+    q_bounds = np.r_[0, np.cumsum(taken, dtype=np.int64)][data._bounds()]
+    o_bounds = np.r_[0, np.cumsum(exited, dtype=np.int64)][data._bounds()]
+    del exited
+    o_exit = out_cols["exit_ts"]
+
+    def price(sel: np.ndarray, outcomes_in: np.ndarray) -> Any:
+        known = outcomes_in & (o_exit <= int(q_asof[sel].max()))
+        outcomes = _outcome_frame(out_cols, known, config.interval)
+        queries = PriorQueries(vectors=np.ascontiguousarray(q_vectors[sel]),
+                               asof=_times(q_asof[sel]), symbol=q_symbol[sel],
+                               vol_regime=q_regime[sel])
+        return prior_fn(queries, outcomes, config.params)
+
+    # pass 1: symbols in groups of about ``batch`` signals, each group searching only its
+    # symbols' outcomes (a contiguous block: signals are stored symbol by symbol): what the
+    # engine searches first (the same symbol's outcomes) is all there, in the same order
+    positions, parts = [], []
+    redo = []
+    j = 0
+    n_parts = len(q_bounds) - 1
+    while j < n_parts:
+        k = j + 1
+        while k < n_parts and q_bounds[k + 1] - q_bounds[j] <= batch:
+            k += 1
+        sel = np.arange(q_bounds[j], q_bounds[k])
+        if sel.size:
+            block = np.zeros(len(o_exit), bool)
+            block[o_bounds[j]:o_bounds[k]] = True
+            got = price(sel, block)
+            mine = np.asarray(got.scope, dtype=object) == "symbol"
+            positions.append(sel[mine])
+            parts.append(_take_batch(got, mine))
+            redo.append(sel[~mine])
+        j = k
+    # pass 2: signals whose symbol had no outcome known yet search every symbol's outcomes
+    # (in as-of order, each batch with the outcomes known by its last as-of time)
+    rest = np.concatenate(redo) if redo else np.empty(0, np.int64)
+    rest = rest[np.argsort(q_asof[rest], kind="stable")]
+    everything = np.ones(len(o_exit), bool)
+    for i in range(0, len(rest), batch):
+        sel = rest[i:i + batch]
+        positions.append(sel)
+        parts.append(price(sel, everything))
+        _trim_memory()
+    order = np.concatenate(positions) if positions else np.empty(0, np.int64)
+    inverse = np.empty(m, np.int64)
+    inverse[order] = np.arange(m)
+    names = tuple(dict.fromkeys(n for p in parts for n in p.exit_reason_names))
+    counts = np.zeros((m, len(names)), np.int64)
+    row = 0
+    for p in parts:
+        for j, name in enumerate(p.exit_reason_names):
+            counts[row:row + len(p), names.index(name)] = p.exit_reason_counts[:, j]
+        row += len(p)
+    fields = {f: np.concatenate([getattr(p, f) for p in parts])[inverse] if parts
+              else np.empty(0)
+              for f in PriorBatch.__dataclass_fields__
+              if f not in ("exit_reason_names", "exit_reason_counts")}
+    return PriorBatch(**fields, exit_reason_names=names,
+                      exit_reason_counts=counts[inverse]), q_asof
+
+
+def _prior_columns(batch: Any, taken: dict[str, Any], asof_ns: np.ndarray,
+                   config: BacktestConfig) -> dict[str, np.ndarray]:
+    """``attach_priors``' columns for its priced rows (the taken signals), same formulas."""
+    from swing_core.backtest_priors import _BATCH_COLUMNS
+    from swing_core.calibration import calibrate_point_in_time
+    from swing_core.patterns import blend_confidence
+
+    m = len(asof_ns)
+    columns = {col: np.asarray(getattr(batch, f)).astype(float)
+               for f, col in _BATCH_COLUMNS.items()}
+    columns["prior_n"] = np.asarray(batch.n).astype(np.int64)
+    for reason in ("STOP", "TARGET", "TIME"):
+        names = batch.exit_reason_names
+        counts = (batch.exit_reason_counts[:, names.index(reason)] if reason in names
+                  else np.zeros(m, np.int64))
+        columns[f"prior_n_{reason.lower()}"] = counts.astype(float)
+    columns["prior_scope"] = np.asarray(batch.scope, dtype=object)
+    confidence = np.clip(np.asarray(taken["base_confidence"], float), 0.0, 1.0)
+    columns["confidence"] = blend_confidence(confidence, batch, params=config.params)
+    raw = columns["prior_win_rate"]
+    columns["prior_win_rate_raw"] = raw
+    out = raw.copy()
+    priced = np.flatnonzero(np.isfinite(raw))
+    pairs = priced[np.asarray(taken["exit_pos"])[priced] >= 0]
+    out[priced] = calibrate_point_in_time(
+        raw[pairs], np.asarray(taken["realized_r"], float)[pairs] > 0,
+        taken["exit_ts"][pairs], queries=raw[priced], asof=_times(asof_ns[priced]),
+        params=config.params)
+    columns["prior_win_rate"] = out
+    return columns
+
+
+def _taken_frame(data: _SpillColumns, taken: np.ndarray, interval: str) -> pd.DataFrame:
+    """The taken signals with ``_signals_frame``'s columns but the setup vectors."""
+    return pd.DataFrame(_taken_columns(data, taken, interval))
+
+
+def _taken_columns(data: _SpillColumns, taken: np.ndarray, interval: str) -> dict[str, Any]:
+    """:func:`_taken_frame`'s columns."""
+    delta = INTERVAL_DELTA[interval]
+    raw = data.read((*_TIMES, *_FLOATS, *_BOOLS, *_INTS), _LABELS, rows=taken)
+    cols: dict[str, Any] = {"symbol": data.symbols(taken)}
+    for col in _TIMES:
+        cols[col] = _times(raw.pop(col))
+    cols["asof"] = cols["signal_ts"] + delta
+    for col in _LABELS:
+        cols[col] = raw.pop(col)
+    for col in (*_FLOATS, *_BOOLS):
+        cols[col] = raw.pop(col)
+    for col in _INTS:
+        cols[col] = raw.pop(col).astype(np.int8 if col == "side_sign" else np.int64)
+    fill_ts = cols["fill_ts"]
+    cols["entry_time"] = fill_ts.where(cols["stop_entry"], fill_ts + delta)
+    return cols
+
+
 def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
                  marker: dict[str, Any], digest: str, *, library: Any,
                  prior_batch: int = _PRIOR_BATCH) -> BacktestResult | None:
-    """Priors, portfolio and statistics over every stored chunk (``run_backtest``'s stages)."""
-    parts: list[dict[str, Any]] = []
-    for k in range(len(chunks)):
-        parts.extend(_read_spill(spill, k))
-    if not parts:
+    """Priors, portfolio and statistics over every stored chunk (``run_backtest``'s stages).
+
+    Bounded memory: the chunks are read column by column; the priors are priced in as-of
+    ordered batches; only the taken signals (the trades) become a frame, without the setup
+    vectors (kept in the pattern library's rows, not in the trades). Same figures as
+    ``_core_signals`` on the full signal frame: every other signal only counts (# Signals,
+    # Skipped) or is an outcome the priors search."""
+    from swing_core.backtest import _core_taken
+    from swing_core.backtest_priors import no_priors
+
+    data = _SpillColumns(spill, len(chunks))
+    if not data.parts:
         return None
-    closes = {p["symbol"]: pd.Series(p["arrays"].pop("close"),
-                                     index=_times(p["arrays"].pop("close_ts")).rename("ts"),
-                                     name="close")
-              for p in parts}
-    bh = [p["buy_hold"] for p in parts if np.isfinite(p["buy_hold"])]
-    n_invalid = sum(p["n_invalid"] for p in parts)
-    symbols = tuple(p["symbol"] for p in parts)
-    sources = {p["symbol"]: p["source"] for p in parts}
-    fingerprints = {p["symbol"]: p["fingerprint"] for p in parts}
-    signals = _signals_frame(parts, config.interval)
-    del parts
-    prior_fn = _batched_priors(library, config.interval, prior_batch)
-    core = _core_signals(signals, closes, config, prior_fn=prior_fn, library=library,
-                         buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
-                         n_invalid_plans=n_invalid)
-    del signals
-    core.pop("signals")
+    meta = data.meta
+    bh = [m["buy_hold"] for m in meta if np.isfinite(m["buy_hold"])]
+    symbols = tuple(m["symbol"] for m in meta)
+    sources = {m["symbol"]: m["source"] for m in meta}
+    fingerprints = {m["symbol"]: m["fingerprint"] for m in meta}
+    taken = data.column("taken").astype(bool)
+    n_signals, n_skipped = data.n, int((~taken).sum())
+    if config.priors and taken.any():
+        batch, asof_ns = _priced(data, taken, config, library=library, batch=prior_batch)
+        _trim_memory()
+        cols = _taken_columns(data, taken, config.interval)
+        # attach_priors' columns, in its order, then one frame (one consolidation)
+        cols.update(_prior_columns(batch, cols, asof_ns, config))
+        del batch, asof_ns
+        frame = pd.DataFrame(index=pd.RangeIndex(len(cols["symbol"])))
+        for col in list(cols):  # column by column: never the columns and a copy at once
+            frame[col] = cols.pop(col)
+        del cols
+    else:
+        frame = no_priors(_taken_frame(data, taken, config.interval))
+    del taken
+    _trim_memory()
+    core = _core_taken(frame, data.closes(), config,
+                       buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
+                       n_invalid_plans=sum(m["n_invalid"] for m in meta),
+                       n_signals=n_signals, n_skipped=n_skipped)
+    del frame
+    _trim_memory()
     core["stats"]["Data Sources"] = ", ".join(sorted(set(sources.values())))
     return BacktestResult(
         run_hash=digest, config=config, symbols=symbols, stats=core["stats"],
