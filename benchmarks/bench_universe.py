@@ -64,7 +64,7 @@ def _child(mode: str, n: int, n_bars: int, chunk: int, workers: int) -> dict:
                            max_workers=workers, bars_loader=loader,
                            spill_dir=Path(tmp) / "spill")
         assert res.status == "done", res.status
-        out = {"trades": len(res.result.trades), "signals": int(res.result.stats["# Signals"]),
+        out = {"trades": res.summary.n_trades, "signals": int(res.summary.stats["# Signals"]),
                "worker_peak_rss_mb": round(res.worker_peak_rss_mb, 1),
                "chunks": res.chunks_total}
     wall = time.perf_counter() - start

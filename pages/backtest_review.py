@@ -126,8 +126,10 @@ def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
     try:
         out = run_universe(symbols, config=config, engine=engine, chunk_size=chunk_size,
                            progress=progress, cancel=job["cancel"], offline=ui.is_offline())
+        # the result carries no trades (they are stored): the page loads the stored run
         job.update(status=out.status, run_hash=out.run_hash, errors=out.errors,
-                   chunks=(out.chunks_done, out.chunks_total))
+                   chunks=(out.chunks_done, out.chunks_total),
+                   n_trades=out.summary.n_trades if out.summary is not None else None)
     except Exception as exc:  # noqa: BLE001 - shown on the page, not raised in a thread
         job.update(status="failed", message=str(exc))
 
@@ -197,7 +199,9 @@ def _universe_status() -> None:
         st.session_state[_RESULT] = load_run(ui.database_engine(), job["run_hash"])
         st.rerun(scope="app")
     elif status == "done":
-        st.success("Universe backtest done: its results are in the tabs below.")
+        n_trades = job.get("n_trades")
+        trades = f" ({n_trades:,} trades stored)" if n_trades is not None else ""
+        st.success(f"Universe backtest done{trades}: its results are in the tabs below.")
 
 
 # --------------------------------------------------------------------------- result tabs

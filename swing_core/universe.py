@@ -15,7 +15,10 @@ every symbol's bars and signal frame at once:
    chunk is finished when its marker is stored, never half-written;
 3. after the last chunk: priors (the pattern engine's ``query_many`` over the run's outcomes),
    portfolio and statistics exactly as ``run_backtest`` computes them (same functions, same
-   signal order), the stored trades replaced by the final ones, status ``"done"``.
+   signal order), the stored trades replaced by the final ones, status ``"done"``. The result
+   (:class:`UniverseResult`) carries a :class:`UniverseSummary` (statistics, equity,
+   breakdowns, calibration, trade count), not the trades: load them with
+   :func:`swing_core.backtest.load_run` (or :meth:`UniverseResult.load`).
 
 Cancel (``cancel``: a ``threading.Event`` or a callable returning True) is checked before each
 chunk: the run stops with status ``"cancelled"`` and its finished chunks stored. Calling
@@ -25,8 +28,16 @@ finished chunk; a finished run is served from storage.
 The run hash covers the symbols, the configuration, the bar source (``bars_loader``'s name or
 the market layer's mode), ``chunk_size`` and ENGINE_VERSION, not the bars themselves (they are
 only loaded chunk by chunk): resuming assumes the data did not change, and each symbol's data
-fingerprint is stored with its chunk. Memory: the parent holds O(signals) compact arrays
-(about 170 bytes per signal), never O(bars x frame columns).
+fingerprint is stored with its chunk.
+
+Memory: stage 1 keeps O(signals) compact arrays (about 170 bytes per signal) in the spill
+files on disk; the parent never holds O(bars x frame columns). The final stage reads them column by column, prices the
+priors in batches (``prior_batch``), builds one frame of the taken signals only, with the
+columns the portfolio, the statistics and the stored trades read (labels as categoricals, no
+setup vectors), writes the trades in slices and drops them. Measured
+(``benchmarks/bench_universe.py``, 2,000 daily demo bars a symbol, chunks of 50, 2 workers):
+parent peak about 270 MB at 100 symbols, 371-378 MB at 500 symbols (375k signals, 219k
+trades; the interpreter and imports alone: 156 MB); stage-1 workers about 136 MB each.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import resource
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +71,7 @@ from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA
 from swing_core.errors import BacktestError, SwingError
 from swing_core.frame import VECTOR_COLUMNS
 
-__all__ = ["MarketBarsLoader", "UniverseResult", "run_universe"]
+__all__ = ["MarketBarsLoader", "UniverseResult", "UniverseSummary", "run_universe"]
 
 BarsLoader = Callable[[str], pd.DataFrame]
 CancelFlag = threading.Event | Callable[[], bool] | None
@@ -71,18 +82,38 @@ _BOOLS = ("filled", "stop_entry", "both_touched", "taken")
 _INTS = {"side_sign": np.int8, "fill_pos": np.int32, "exit_pos": np.int32,
          "hold_bars": np.int32}
 _TIMES = ("signal_ts", "fill_ts", "exit_ts")
-_NAT = np.iinfo(np.int64).min
 _TRADE_BATCH = 5_000  # trades converted and written per slice (bounded memory)
 _PRIOR_BATCH = 16_384  # queries priced per pattern-engine call (bounds its working memory)
 
 
 @dataclass(frozen=True)
+class UniverseSummary:
+    """A finished universe run without its trades: they are stored with the run (load them
+    with :func:`swing_core.backtest.load_run` or :meth:`UniverseResult.load`). Fields as in
+    :class:`~swing_core.backtest.BacktestResult`; ``n_trades``: the run's trades (every taken
+    signal, NOT_FILLED and PENDING included)."""
+
+    config: BacktestConfig
+    symbols: tuple[str, ...]
+    stats: pd.Series
+    equity: pd.DataFrame
+    breakdowns: dict[str, pd.DataFrame]
+    calibration: pd.DataFrame
+    n_trades: int
+    data_fingerprints: dict[str, str] = field(default_factory=dict)
+    data_sources: dict[str, str] = field(default_factory=dict)
+    from_storage: bool = False
+
+
+@dataclass(frozen=True)
 class UniverseResult:
-    """A chunked universe run: ``status`` "done" (``result`` holds the finished run) or
-    "cancelled" (``result`` None; call :func:`run_universe` again to resume). ``chunks_done``
-    of ``chunks_total`` are stored; ``resumed_chunks``: chunks found finished at the start;
-    ``errors``: symbols that could not run and why; ``worker_peak_rss_mb``: the largest peak
-    resident memory a stage-1 task reported (its process's, MiB)."""
+    """A chunked universe run: ``status`` "done" (``summary`` holds the finished run's
+    statistics, equity, breakdowns, calibration and trade count; its trades are stored, see
+    :meth:`load`) or "cancelled" (``summary`` None; call :func:`run_universe` again to
+    resume). ``chunks_done`` of ``chunks_total`` are stored; ``resumed_chunks``: chunks found
+    finished at the start; ``errors``: symbols that could not run and why;
+    ``worker_peak_rss_mb``: the largest peak resident memory a stage-1 task reported (its
+    process's, MiB)."""
 
     status: str
     run_hash: str
@@ -92,8 +123,15 @@ class UniverseResult:
     chunks_done: int
     resumed_chunks: int = 0
     errors: dict[str, str] = field(default_factory=dict)
-    result: BacktestResult | None = None
+    summary: UniverseSummary | None = None
     worker_peak_rss_mb: float = 0.0
+
+    def load(self, engine: Any) -> BacktestResult | None:
+        """The stored run with its trades (:func:`swing_core.backtest.load_run`); None when
+        the run is not finished."""
+        from swing_core.backtest import load_run
+
+        return load_run(engine, self.run_hash) if self.status == "done" else None
 
 
 @dataclass(frozen=True)
@@ -181,22 +219,6 @@ def _write_spill(spill_dir: Path, k: int, parts: list[dict[str, Any]]) -> None:
     os.replace(tmp, _spill_path(spill_dir, k))
 
 
-def _read_spill(spill_dir: Path, k: int) -> list[dict[str, Any]]:
-    with np.load(_spill_path(spill_dir, k), allow_pickle=False) as data:
-        keys = list(data.keys())
-        n = len({key.split("/", 1)[0] for key in keys})
-        parts = []
-        for i in range(n):
-            symbol, fingerprint, source, bh, n_invalid = data[f"{i}/meta"].tolist()
-            prefix = f"{i}/"
-            arrays = {key[len(prefix):]: data[key] for key in keys
-                      if key.startswith(prefix) and key != f"{i}/meta"}
-            parts.append({"symbol": symbol, "fingerprint": fingerprint, "source": source,
-                          "buy_hold": float(bh), "n_invalid": int(n_invalid),
-                          "arrays": arrays})
-    return parts
-
-
 # --------------------------------------------------------------------------- frames
 
 
@@ -204,82 +226,27 @@ def _times(values: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True))
 
 
-def _signals_frame(parts: list[dict[str, Any]], interval: str) -> pd.DataFrame:
-    """The signals of ``parts`` (in order) with the columns ``run_backtest``'s stages use."""
-    if not parts:
-        return pd.DataFrame()
-    delta = INTERVAL_DELTA[interval]
-    cols: dict[str, Any] = {}
-    counts = [len(p["arrays"]["signal_ts"]) for p in parts]
-    cols["symbol"] = np.repeat(np.array([p["symbol"] for p in parts], dtype=object), counts)
-    for col in _TIMES:
-        cols[col] = _times(np.concatenate([p["arrays"][col] for p in parts]))
-    cols["asof"] = cols["signal_ts"] + delta
-    for col in _LABELS:
-        labels = []
-        for p in parts:
-            values = p["arrays"][f"{col}__values"].astype(object)
-            labels.append(values[p["arrays"][col]] if len(values) else
-                          np.empty(0, dtype=object))
-        cols[col] = np.concatenate(labels) if labels else np.empty(0, dtype=object)
-    for col in (*_FLOATS, *_BOOLS):
-        cols[col] = np.concatenate([p["arrays"][col] for p in parts])
-    for col in _INTS:
-        cols[col] = np.concatenate([p["arrays"][col] for p in parts]).astype(
-            np.int8 if col == "side_sign" else np.int64)
-    fill_ts = cols["fill_ts"]
-    cols["entry_time"] = fill_ts.where(cols["stop_entry"], fill_ts + delta)
-    vectors = np.concatenate([p["arrays"]["vectors"] for p in parts])
-    frame = pd.DataFrame(cols)
-    vec = pd.DataFrame(vectors, columns=list(VECTOR_COLUMNS))
-    return pd.concat([frame, vec], axis=1)
-
-
-def _stage1_trades(parts: list[dict[str, Any]], interval: str) -> pd.DataFrame:
+def _stage1_trades(parts: list[dict[str, Any]]) -> pd.DataFrame:
     """A chunk's taken signals as ``backtest_trades`` rows (before priors and sizing)."""
-    sig = _signals_frame(parts, interval)
-    if sig.empty:
-        return sig
     from swing_core.backtest_store import _trades_for_storage
 
-    return _trades_for_storage(sig[sig["taken"].to_numpy(bool)])
-
-
-# --------------------------------------------------------------------------- priors
-
-
-def _batched_priors(library: Any, interval: str, batch: int = _PRIOR_BATCH) -> Any:
-    """The default prior function (:func:`~swing_core.backtest_priors.pattern_priors`), called
-    on ``batch`` queries at a time and the results stacked: each query is priced on its own
-    (point in time), so the rows equal one big call's while the engine's working memory stays
-    bounded whatever the universe's size."""
-    from swing_core.backtest_priors import PriorQueries, pattern_priors
-    from swing_core.patterns import PriorBatch
-
-    single = pattern_priors(library, interval=interval)
-
-    def prior_fn(queries: Any, outcomes: pd.DataFrame, params: Any) -> Any:
-        m = len(queries)
-        if m <= batch:
-            return single(queries, outcomes, params)
-        parts = [single(PriorQueries(vectors=queries.vectors[i:i + batch],
-                                     asof=queries.asof[i:i + batch],
-                                     symbol=queries.symbol[i:i + batch],
-                                     vol_regime=queries.vol_regime[i:i + batch]),
-                        outcomes, params) for i in range(0, m, batch)]
-        names = tuple(dict.fromkeys(n for p in parts for n in p.exit_reason_names))
-        counts = np.zeros((m, len(names)), np.int64)
-        row = 0
-        for p in parts:
-            for j, name in enumerate(p.exit_reason_names):
-                counts[row:row + len(p), names.index(name)] = p.exit_reason_counts[:, j]
-            row += len(p)
-        fields = {f: np.concatenate([getattr(p, f) for p in parts])
-                  for f in PriorBatch.__dataclass_fields__
-                  if f not in ("exit_reason_names", "exit_reason_counts")}
-        return PriorBatch(**fields, exit_reason_names=names, exit_reason_counts=counts)
-
-    return prior_fn
+    if not parts:
+        return pd.DataFrame()
+    taken = np.concatenate([p["arrays"]["taken"] for p in parts]).astype(bool)
+    counts = [int(p["arrays"]["taken"].sum()) for p in parts]
+    cols: dict[str, Any] = {
+        "symbol": np.repeat(np.array([p["symbol"] for p in parts], dtype=object), counts)}
+    for col in _TIMES:
+        cols[col] = _times(np.concatenate([p["arrays"][col] for p in parts])[taken])
+    for col in _LABELS:
+        labels = [p["arrays"][f"{col}__values"].astype(object)[p["arrays"][col]]
+                  if len(p["arrays"][f"{col}__values"]) else np.empty(0, dtype=object)
+                  for p in parts]
+        cols[col] = np.concatenate(labels)[taken]
+    for col in (*_FLOATS, *_BOOLS, *_INTS):
+        cols[col] = np.concatenate([p["arrays"][col] for p in parts])[taken]
+    cols["hold_bars"] = cols["hold_bars"].astype(np.int64)
+    return _trades_for_storage(pd.DataFrame(cols))
 
 
 # --------------------------------------------------------------------------- the run
@@ -364,7 +331,7 @@ def run_universe(
     Raises :class:`BacktestError` for an empty universe or when no symbol can run.
     """
     from swing_core import db
-    from swing_core.backtest_store import load_result, save_result
+    from swing_core.backtest_store import load_result
     from swing_core.executor import map_tasks, open_executor
 
     if engine is None:
@@ -387,11 +354,15 @@ def run_universe(
     total = len(names)
     stored = db.load_backtest_run(engine, digest)
     if stored is not None and stored.run.get("status") == "done":
+        del stored
         progress(total, total, "served from storage")
         result = load_result(engine, digest)
         return UniverseResult("done", digest, result.run_id, tuple(names), len(chunks),
-                              len(chunks), len(chunks), dict(result.errors), result)
+                              len(chunks), len(chunks), dict(result.errors), _summary(result))
     marker = _marker(stored)
+    run_id = int(stored.run["id"]) if stored is not None else None
+    del stored  # the stored stage-1 trades: not needed (the spill files hold the chunks)
+    _trim_memory()
     done_chunks = set(int(k) for k in marker.get("done", []))
     spill = Path(spill_dir) if spill_dir is not None else (
         Path(_data_dir()) / "universe" / digest)
@@ -401,7 +372,6 @@ def run_universe(
               "fingerprints": dict(marker.get("fingerprints") or {}),
               "sources": dict(marker.get("sources") or {})}
     resumed = len(done_chunks)
-    run_id = int(stored.run["id"]) if stored is not None else None
     worker_rss = 0.0
     finished = sum(len(chunks[k]) for k in done_chunks)
     if finished:
@@ -441,7 +411,7 @@ def run_universe(
                     marker["fingerprints"][symbol] = outcome["fingerprint"]
                     marker["sources"][symbol] = outcome["source"]
             _write_spill(spill, k, parts)
-            trades = _stage1_trades(parts, config.interval)
+            trades = _stage1_trades(parts)
             del parts, outcomes
             marker["done"] = sorted({*marker["done"], k})
             row = _run_row(digest, names, config, marker, status="running", name=name)
@@ -450,18 +420,25 @@ def run_universe(
     if _cancelled(cancel):
         return _status("cancelled")
     progress(total, total, "priors, portfolio and statistics")
-    result = _final_stage(chunks, spill, config, marker, digest, library=library,
-                          prior_batch=prior_batch)
-    if result is None:
+    _trim_memory()
+    out = _final_stage(chunks, spill, config, marker, digest, engine=engine, name=name,
+                       library=library, prior_batch=prior_batch)
+    if out is None:
         _status("failed")
         raise BacktestError("No symbol could run: " + " | ".join(marker["errors"].values()))
-    _trim_memory()
-    run_id = save_result(engine, result, name=name, trade_batch=_TRADE_BATCH)
-    _trim_memory()
+    run_id, summary = out
     shutil.rmtree(spill, ignore_errors=True)
     return UniverseResult("done", digest, run_id, tuple(names), len(chunks), len(chunks),
-                          resumed, dict(marker["errors"]), replace(result, run_id=run_id),
-                          worker_rss)
+                          resumed, dict(marker["errors"]), summary, worker_rss)
+
+
+def _summary(result: BacktestResult) -> UniverseSummary:
+    """A stored run's summary (its trades counted, not kept)."""
+    return UniverseSummary(
+        config=result.config, symbols=result.symbols, stats=result.stats,
+        equity=result.equity, breakdowns=result.breakdowns, calibration=result.calibration,
+        n_trades=len(result.trades), data_fingerprints=dict(result.data_fingerprints),
+        data_sources=dict(result.data_sources), from_storage=result.from_storage)
 
 
 def _data_dir() -> Path:
@@ -507,10 +484,10 @@ class _SpillColumns:
         return np.r_[0, np.cumsum(self.counts)]
 
     def read(self, keys: Sequence[str] = (), labels: Sequence[str] = (),
-             rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             rows: np.ndarray | None = None, *, categorical: bool = False) -> dict[str, Any]:
         """Columns ``keys`` (as stored) and label columns ``labels`` (object arrays of
-        strings, one shared string per value) over every signal or the boolean mask ``rows``,
-        in one pass over the files."""
+        strings, one shared string per value; pandas Categoricals when ``categorical``) over
+        every signal or the boolean mask ``rows``, in one pass over the files."""
         bounds = self._bounds()
         wanted = [*keys, *(k for label in labels for k in (label, f"{label}__values"))]
         pieces: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, *labels)}
@@ -533,7 +510,10 @@ class _SpillColumns:
             codes = (np.concatenate(pieces[label]) if pieces[label]
                      else np.empty(0, np.int16))
             names = np.asarray(list(vocab[label]), dtype=object)
-            out[label] = names[codes] if len(names) else np.empty(0, object)
+            if categorical:
+                out[label] = pd.Categorical.from_codes(codes, categories=pd.Index(names))
+            else:
+                out[label] = names[codes] if len(names) else np.empty(0, object)
         return out
 
     def column(self, key: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -549,10 +529,15 @@ class _SpillColumns:
         return np.repeat(names, np.diff(selected))
 
     def closes(self) -> dict[str, pd.Series]:
+        """Each symbol's closes; symbols with the same bar times share one index."""
         out = {}
+        shared: dict[tuple[int, int, int], pd.DatetimeIndex] = {}
         for j, close, ts in self._each("close", "close_ts"):
-            out[self.meta[j]["symbol"]] = pd.Series(close, index=_times(ts).rename("ts"),
-                                                    name="close")
+            key = (len(ts), int(ts[0]), int(ts[-1])) if len(ts) else (0, 0, 0)
+            index = shared.get(key)
+            if index is None or not np.array_equal(index.asi8, ts):
+                index = shared[key] = _times(ts).rename("ts")
+            out[self.meta[j]["symbol"]] = pd.Series(close, index=index, name="close")
         return out
 
 
@@ -681,25 +666,18 @@ def _priced(data: _SpillColumns, taken: np.ndarray, config: BacktestConfig, *, l
 
 def _prior_columns(batch: Any, taken: dict[str, Any], asof_ns: np.ndarray,
                    config: BacktestConfig) -> dict[str, np.ndarray]:
-    """``attach_priors``' columns for its priced rows (the taken signals), same formulas."""
+    """The columns of ``attach_priors`` the final stage uses (``confidence`` for the portfolio,
+    ``prior_win_rate`` and ``expected_r`` for the statistics and the stored trades) for its
+    priced rows (the taken signals), same formulas."""
     from swing_core.backtest_priors import _BATCH_COLUMNS
     from swing_core.calibration import calibrate_point_in_time
     from swing_core.patterns import blend_confidence
 
-    m = len(asof_ns)
-    columns = {col: np.asarray(getattr(batch, f)).astype(float)
-               for f, col in _BATCH_COLUMNS.items()}
-    columns["prior_n"] = np.asarray(batch.n).astype(np.int64)
-    for reason in ("STOP", "TARGET", "TIME"):
-        names = batch.exit_reason_names
-        counts = (batch.exit_reason_counts[:, names.index(reason)] if reason in names
-                  else np.zeros(m, np.int64))
-        columns[f"prior_n_{reason.lower()}"] = counts.astype(float)
-    columns["prior_scope"] = np.asarray(batch.scope, dtype=object)
+    fields = {col: f for f, col in _BATCH_COLUMNS.items()}
+    columns = {"expected_r": np.asarray(getattr(batch, fields["expected_r"])).astype(float)}
     confidence = np.clip(np.asarray(taken["base_confidence"], float), 0.0, 1.0)
     columns["confidence"] = blend_confidence(confidence, batch, params=config.params)
-    raw = columns["prior_win_rate"]
-    columns["prior_win_rate_raw"] = raw
+    raw = np.asarray(getattr(batch, fields["prior_win_rate"])).astype(float)
     out = raw.copy()
     priced = np.flatnonzero(np.isfinite(raw))
     pairs = priced[np.asarray(taken["exit_pos"])[priced] >= 0]
@@ -711,19 +689,16 @@ def _prior_columns(batch: Any, taken: dict[str, Any], asof_ns: np.ndarray,
     return columns
 
 
-def _taken_frame(data: _SpillColumns, taken: np.ndarray, interval: str) -> pd.DataFrame:
-    """The taken signals with ``_signals_frame``'s columns but the setup vectors."""
-    return pd.DataFrame(_taken_columns(data, taken, interval))
-
-
 def _taken_columns(data: _SpillColumns, taken: np.ndarray, interval: str) -> dict[str, Any]:
-    """:func:`_taken_frame`'s columns."""
+    """The taken signals' columns (``_signals_frame``'s in ``run_backtest``, without the setup
+    vectors and ``asof``): what the portfolio, the statistics and the stored trades read, and
+    ``base_confidence`` (for the confidence)."""
     delta = INTERVAL_DELTA[interval]
-    raw = data.read((*_TIMES, *_FLOATS, *_BOOLS, *_INTS), _LABELS, rows=taken)
+    raw = data.read((*_TIMES, *_FLOATS, *_BOOLS, *_INTS), _LABELS, rows=taken,
+                    categorical=True)
     cols: dict[str, Any] = {"symbol": data.symbols(taken)}
     for col in _TIMES:
         cols[col] = _times(raw.pop(col))
-    cols["asof"] = cols["signal_ts"] + delta
     for col in _LABELS:
         cols[col] = raw.pop(col)
     for col in (*_FLOATS, *_BOOLS):
@@ -736,17 +711,20 @@ def _taken_columns(data: _SpillColumns, taken: np.ndarray, interval: str) -> dic
 
 
 def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
-                 marker: dict[str, Any], digest: str, *, library: Any,
-                 prior_batch: int = _PRIOR_BATCH) -> BacktestResult | None:
-    """Priors, portfolio and statistics over every stored chunk (``run_backtest``'s stages).
+                 marker: dict[str, Any], digest: str, *, engine: Any, name: str | None,
+                 library: Any, prior_batch: int = _PRIOR_BATCH
+                 ) -> tuple[int, UniverseSummary] | None:
+    """Priors, portfolio and statistics over every stored chunk (``run_backtest``'s stages),
+    then the run stored (status "done", its final trades). Returns (run id, summary).
 
-    Bounded memory: the chunks are read column by column; the priors are priced in as-of
-    ordered batches; only the taken signals (the trades) become a frame, without the setup
-    vectors (kept in the pattern library's rows, not in the trades). Same figures as
+    Bounded memory: the chunks are read column by column; the priors are priced in batches;
+    only the taken signals (the trades) become a frame, with only the columns the portfolio,
+    the statistics and the stored trades read (no setup vectors, no prior details); the
+    trades are written in slices and dropped (the summary keeps their count). Same figures as
     ``_core_signals`` on the full signal frame: every other signal only counts (# Signals,
     # Skipped) or is an outcome the priors search."""
     from swing_core.backtest import _core_taken
-    from swing_core.backtest_priors import no_priors
+    from swing_core.backtest_store import save_result
 
     data = _SpillColumns(spill, len(chunks))
     if not data.parts:
@@ -762,26 +740,34 @@ def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
         batch, asof_ns = _priced(data, taken, config, library=library, batch=prior_batch)
         _trim_memory()
         cols = _taken_columns(data, taken, config.interval)
-        # attach_priors' columns, in its order, then one frame (one consolidation)
         cols.update(_prior_columns(batch, cols, asof_ns, config))
         del batch, asof_ns
-        frame = pd.DataFrame(index=pd.RangeIndex(len(cols["symbol"])))
-        for col in list(cols):  # column by column: never the columns and a copy at once
-            frame[col] = cols.pop(col)
-        del cols
-    else:
-        frame = no_priors(_taken_frame(data, taken, config.interval))
-    del taken
+    else:  # no_priors: no prior figures, the base confidence
+        cols = _taken_columns(data, taken, config.interval)
+        n = len(cols["symbol"])
+        cols.update(prior_win_rate=np.full(n, np.nan), expected_r=np.full(n, np.nan),
+                    confidence=np.asarray(cols["base_confidence"], float))
+    del taken, cols["base_confidence"]
+    frame = pd.DataFrame(index=pd.RangeIndex(len(cols["symbol"])))
+    for col in list(cols):  # column by column: never the columns and a copy at once
+        frame[col] = cols.pop(col)
+    del cols
     _trim_memory()
     core = _core_taken(frame, data.closes(), config,
                        buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
                        n_invalid_plans=sum(m["n_invalid"] for m in meta),
                        n_signals=n_signals, n_skipped=n_skipped)
-    del frame
-    _trim_memory()
+    del frame  # core["trades"] is the same frame, with the portfolio's columns
     core["stats"]["Data Sources"] = ", ".join(sorted(set(sources.values())))
-    return BacktestResult(
+    result = BacktestResult(
         run_hash=digest, config=config, symbols=symbols, stats=core["stats"],
-        trades=core["trades"], equity=core["equity"], breakdowns=core["breakdowns"],
+        trades=core.pop("trades"), equity=core["equity"], breakdowns=core["breakdowns"],
         calibration=core["calibration"], errors=dict(marker["errors"]),
         data_fingerprints=fingerprints, data_sources=sources)
+    del core
+    _trim_memory()
+    run_id = save_result(engine, result, name=name, trade_batch=_TRADE_BATCH)
+    summary = _summary(result)
+    del result
+    _trim_memory()
+    return run_id, summary

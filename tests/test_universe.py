@@ -72,22 +72,27 @@ def test_chunked_run_equals_run_backtest(reference, sqlite_engine, tmp_path) -> 
                        executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill",
                        prior_batch=50)
     assert out.status == "done" and out.chunks_done == out.chunks_total == 3
-    result = out.result
-    _stats_equal(reference.stats, result.stats)
-    ref_trades = reference.trades.rename(columns={"fill_ts": "entry_ts",
-                                                  "fill_price": "entry_price",
-                                                  "prior_win_rate": "predicted_winrate"})
-    got = result.trades.rename(columns={"fill_ts": "entry_ts", "fill_price": "entry_price",
-                                        "prior_win_rate": "predicted_winrate"})
-    _same_trades(ref_trades, got)
-    pd.testing.assert_frame_equal(reference.equity, result.equity)
-    # stored: status done, the final trades, served from storage on a second call
+    summary = out.summary
+    _stats_equal(reference.stats, summary.stats)
+    pd.testing.assert_frame_equal(reference.equity, summary.equity)
+    for by, table in reference.breakdowns.items():
+        pd.testing.assert_frame_equal(table, summary.breakdowns[by])
+    pd.testing.assert_frame_equal(reference.calibration, summary.calibration)
+    # the trades are not kept in memory: the stored ones are the final trades, exactly
+    assert summary.n_trades == len(reference.trades)
     stored = db.load_backtest_run(sqlite_engine, out.run_hash)
     assert stored.run["status"] == "done"
-    assert len(stored.trades) == len(result.trades)
+    assert len(stored.trades) == len(reference.trades)
+    _same_trades(_stored_like(reference.trades), stored.trades)
+    loaded = out.load(sqlite_engine)
+    assert loaded is not None and loaded.run_id == out.run_id
+    _same_trades(_stored_like(reference.trades), _stored_like(loaded.trades))
+    # served from storage on a second call
     again = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
                          executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill")
-    assert again.result.from_storage and again.run_id == out.run_id
+    assert again.summary.from_storage and again.run_id == out.run_id
+    assert again.summary.n_trades == summary.n_trades
+    _stats_equal(summary.stats, again.summary.stats)
     assert not (tmp_path / "spill").exists()  # spill files removed once done
 
 
@@ -104,7 +109,8 @@ def test_cancel_after_first_chunk_then_resume(reference, sqlite_engine, tmp_path
     out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
                        executor="inline", bars_loader=LOADER, progress=progress,
                        cancel=cancel, spill_dir=spill)
-    assert out.status == "cancelled" and out.result is None
+    assert out.status == "cancelled" and out.summary is None
+    assert out.load(sqlite_engine) is None
     assert out.chunks_done == 1 and out.chunks_total == 3
     stored = db.load_backtest_run(sqlite_engine, out.run_hash)
     assert stored.run["status"] == "cancelled"
@@ -129,7 +135,7 @@ def test_cancel_after_first_chunk_then_resume(reference, sqlite_engine, tmp_path
     assert resumed.status == "done" and resumed.resumed_chunks == 1
     assert resumed.run_id == out.run_id
     assert "AAA" not in calls and "BBB" not in calls and "CCC" in calls
-    _stats_equal(reference.stats, resumed.result.stats)
+    _stats_equal(reference.stats, resumed.summary.stats)
     loaded = load_result(sqlite_engine, out.run_hash)
     assert len(loaded.trades) == len(reference.trades)
     _same_trades(_stored_like(reference.trades), _stored_like(loaded.trades))
@@ -158,10 +164,11 @@ def test_unknown_symbol_is_reported_and_the_others_run(sqlite_engine, tmp_path) 
                        spill_dir=tmp_path / "spill")
     assert out.status == "done"
     assert set(out.errors) == {"NOPE"} and "unknown symbol" in out.errors["NOPE"]
-    assert out.result.symbols == ("AAA", "BBB")
-    assert set(out.result.trades["symbol"]) <= {"AAA", "BBB"}
+    assert out.summary.symbols == ("AAA", "BBB")
     loaded = load_result(sqlite_engine, out.run_hash)
     assert "NOPE" in loaded.errors
+    assert set(loaded.trades["symbol"]) <= {"AAA", "BBB"}
+    assert len(loaded.trades) == out.summary.n_trades
 
 
 def test_process_pool_matches_inline(reference, sqlite_engine, tmp_path) -> None:
@@ -170,4 +177,4 @@ def test_process_pool_matches_inline(reference, sqlite_engine, tmp_path) -> None
     ref = run_backtest(SYMBOLS[:4], config=_config(), bars={s: _bars(s) for s in SYMBOLS[:4]},
                        executor="inline", save=False)
     assert out.status == "done" and out.worker_peak_rss_mb > 0
-    _stats_equal(ref.stats, out.result.stats)
+    _stats_equal(ref.stats, out.summary.stats)
