@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-import os
 
 
 def median_seconds(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 1) -> dict[str, float]:

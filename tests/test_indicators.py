@@ -46,11 +46,11 @@ def _ref_wilder(values, period):
 
 
 def _ref_rsi(closes, period):
-    gains = [None] + [max(b - a, 0.0) for a, b in zip(closes, closes[1:])]
-    losses = [None] + [max(a - b, 0.0) for a, b in zip(closes, closes[1:])]
+    gains = [None] + [max(b - a, 0.0) for a, b in zip(closes, closes[1:], strict=False)]
+    losses = [None] + [max(a - b, 0.0) for a, b in zip(closes, closes[1:], strict=False)]
     avg_gain, avg_loss = _ref_wilder(gains, period), _ref_wilder(losses, period)
     out = []
-    for g, lo in zip(avg_gain, avg_loss):
+    for g, lo in zip(avg_gain, avg_loss, strict=True):
         if math.isnan(g):
             out.append(math.nan)
         elif lo == 0:
