@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from swing_core import market
-from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams, validate_interval
+from swing_core.config import StrategyParams, validate_interval
 from swing_core.errors import SwingError
 from swing_core.features import VECTOR_COLUMNS, VECTOR_FIELDS, VECTOR_VERSION
 from swing_core.frame import MTF_INTERVALS, FrameContext, build_signal_frame, min_bars_required
@@ -36,8 +36,9 @@ __all__ = [
     "scan",
 ]
 
-#: Default history per interval (calendar days): enough for every indicator and Yahoo's limits.
-DEFAULT_LOOKBACK_DAYS: dict[str, int] = {"15m": 30, "30m": 59, "1h": 180, "1d": 730}
+#: History an analysis loads by default (calendar days): enough for every indicator, within
+#: Yahoo's limits, and shorter than the market layer's fetch default (its maximum history).
+ANALYZE_LOOKBACK_DAYS: dict[str, int] = {"15m": 30, "30m": 59, "1h": 180, "1d": 730}
 
 
 class TrendState(BaseModel):
@@ -444,7 +445,7 @@ def analyze(
     params = params or StrategyParams()
     validate_interval(interval)
     symbol = market.normalize_symbol(symbol)
-    lookback = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
+    lookback = lookback_days or ANALYZE_LOOKBACK_DAYS[interval]
     needed = min_bars_required(params)
     bars = market.fetch_bars(symbol, interval, lookback_days=None if provider else lookback,
                              engine=engine, offline=offline, provider=provider, min_bars=needed)
@@ -500,12 +501,4 @@ def scan_table(results: list[ScanResult]) -> pd.DataFrame:
         table = table.sort_values("confidence", ascending=False, na_position="last")
     return table.reset_index(drop=True)
 
-
-def known_at(ts: pd.Timestamp | datetime, interval: str) -> pd.Timestamp:
-    """When the bar labelled ``ts`` is known: its close."""
-    return pd.Timestamp(ts) + INTERVAL_DELTA[interval]
-
-
-def hold_days(bars: float | None, interval: str) -> float | None:
-    return None if bars is None else bars / BARS_PER_DAY[interval]
 

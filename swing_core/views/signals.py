@@ -97,7 +97,7 @@ def signal_view(
         raise MarketDataError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
     if bars_from not in BAR_SOURCES:
         raise MarketDataError(f"Unknown bar source {bars_from!r}: choose auto or cache.")
-    lookback = lookback_days or agent.DEFAULT_LOOKBACK_DAYS[interval]
+    lookback = lookback_days or agent.ANALYZE_LOOKBACK_DAYS[interval]
     if bars_from == "cache":
         bars = _cached_bars(engine, symbol, interval, lookback_days)
     else:
