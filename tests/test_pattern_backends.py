@@ -15,6 +15,7 @@ from swing_core.errors import ConfigError
 from swing_core.patterns import PatternIndex, VectorIndex, exact_topk, make_vector_index
 from swing_core.patterns.backends import BACKENDS, recall_at_k
 from swing_core.patterns.int8_backend import Int8VectorIndex
+from tests.test_patterns import setup_like_vectors
 
 VEC = [f"vec_{i:02d}" for i in range(16)]
 T0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")
@@ -25,18 +26,6 @@ APPROX = ("faiss-ivf", "faiss-hnsw", "int8")
 STATED_RECALL = {"faiss-ivf": 0.95, "faiss-hnsw": 0.9, "int8": 0.6}
 
 faiss = pytest.importorskip("faiss")
-
-
-def setup_like_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Vectors shaped like the v1 layout: a few binary bits, small continuous values, 1."""
-    trend = rng.integers(0, 3, n)
-    cols = [rng.normal(0, 0.02, n), rng.uniform(0.2, 0.8, n), rng.lognormal(-4.8, 0.5, n),
-            rng.integers(0, 2, n), rng.lognormal(-4.6, 0.5, n), rng.normal(0, 0.002, n),
-            rng.uniform(0, 1, n), rng.integers(0, 2, n), rng.uniform(0, 1.2, n),
-            trend == 0, trend == 1, trend == 2, rng.integers(0, 2, n), rng.integers(0, 2, n),
-            np.where(rng.random(n) < 0.3, rng.uniform(0.4, 0.9, n), 0.0), np.ones(n)]
-    x = np.column_stack(cols).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def backend(name: str) -> VectorIndex:

@@ -67,17 +67,25 @@ def save_backtest_run(engine: Engine, run: dict[str, Any],
     record = _run_record(run)
     t_run, t_trade = BacktestRun.__table__, BacktestTrade.__table__
     with write_transaction(engine) as conn:
-        run_id = conn.execute(sa.select(t_run.c.id).where(
-            t_run.c.run_hash == record["run_hash"])).scalar()
-        if run_id is None:
-            run_id = conn.execute(sa.insert(t_run).returning(t_run.c.id), record).scalar_one()
-        else:  # same inputs again: replace in place, keep the id and the first created_at
+        run_id, existed = _insert_run_once(conn, record)
+        if existed:  # same inputs again: replace in place, keep the id and the first created_at
             if "created_at" not in run:
                 record.pop("created_at")
             conn.execute(sa.update(t_run).where(t_run.c.id == run_id).values(record))
             conn.execute(sa.delete(t_trade).where(t_trade.c.run_id == run_id))
         _insert_trades(conn, engine, int(run_id), trades)
     return int(run_id)
+
+
+def _insert_run_once(conn: Any, record: dict[str, Any]) -> tuple[int, bool]:
+    """The id of the run row with ``record``'s run_hash, inserting ``record`` when there is
+    none; the flag says whether the row existed already."""
+    t_run = BacktestRun.__table__
+    run_id = conn.execute(sa.select(t_run.c.id).where(
+        t_run.c.run_hash == record["run_hash"])).scalar()
+    if run_id is not None:
+        return int(run_id), True
+    return int(conn.execute(sa.insert(t_run).returning(t_run.c.id), record).scalar_one()), False
 
 
 def _insert_trades(conn: Any, engine: Engine, run_id: int,
@@ -102,11 +110,8 @@ def save_backtest_chunk(engine: Engine, run: dict[str, Any], trades: pd.DataFram
     record = _run_record(run)
     t_run, t_trade = BacktestRun.__table__, BacktestTrade.__table__
     with write_transaction(engine) as conn:
-        run_id = conn.execute(sa.select(t_run.c.id).where(
-            t_run.c.run_hash == record["run_hash"])).scalar()
-        if run_id is None:
-            run_id = conn.execute(sa.insert(t_run).returning(t_run.c.id), record).scalar_one()
-        else:
+        run_id, existed = _insert_run_once(conn, record)
+        if existed:
             given = {k: v for k, v in record.items() if k in _run_record_keys(run)}
             conn.execute(sa.update(t_run).where(t_run.c.id == run_id).values(given))
         if replace_symbols:
