@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import charts, views
+from swing_core import charts, clock, views
 from swing_core.config import INTERVALS, StrategyParams
 
 ui.require_router()
@@ -63,7 +63,7 @@ def _form(engine: Any) -> None:
             max_chars=400, help="Tickers separated by commas or spaces (at most 20).")
         interval = cols[1].selectbox("Interval", INTERVALS,
                                      index=INTERVALS.index(interval_default), key="bt_interval")
-        today = dt.date.today()
+        today = clock.exchange_today()
         start = cols[2].date_input("Start", value=today - dt.timedelta(
             days=_DEFAULT_DAYS[interval_default]), key="bt_start", max_value=today)
         end = cols[3].date_input("End (optional)", value=None, key="bt_end", max_value=today)

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import charts, views
+from swing_core import charts, clock, views
 from swing_core.config import INTERVALS
 
 ui.require_router()
@@ -28,7 +28,7 @@ def _filters() -> dict[str, Any]:
     status = cols[2].segmented_control("Status", list(_STATUS), default="all", key="j_status")
     trend = cols[3].selectbox("Trend", _TRENDS, key="j_trend")
     since = cols[4].date_input("Signals since", value=None, key="j_since",
-                               max_value=dt.date.today() + dt.timedelta(days=1))
+                               max_value=clock.exchange_today() + dt.timedelta(days=1))
     symbol = None
     if symbol_text.strip():
         valid, errors = views.parse_symbols(symbol_text, limit=1)

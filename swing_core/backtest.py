@@ -40,6 +40,7 @@ import pandas as pd
 
 from swing_core.backtest_lookahead import LookaheadReport, cut_fractions, lookahead_check
 from swing_core.backtest_priors import PriorFn, attach_priors, no_priors
+from swing_core.clock import warmup_lookback_days
 from swing_core.config import (
     BARS_PER_DAY,
     ENGINE_VERSION,
@@ -538,9 +539,8 @@ def _gather_bars(symbols: Sequence[str], config: BacktestConfig,
 
         lookback = None
         if config.start is not None:
-            now = pd.Timestamp.now(tz="UTC")
-            warm_days = math.ceil(config.warmup / BARS_PER_DAY[config.interval] * 7 / 5) + 5
-            lookback = max(1, (now - config.start).days + warm_days)
+            lookback = warmup_lookback_days(config.start, warmup_bars=config.warmup,
+                                            bars_per_day=BARS_PER_DAY[config.interval])
         fetched = market.fetch_many(list(symbols), config.interval, lookback_days=lookback,
                                     engine=engine, offline=offline)
         for s in symbols:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from swing_core import clock as _clock_mod
 from swing_core import db
 from swing_core.config import Settings, StrategyParams, get_settings
 from swing_core.errors import DatabaseError, LLMError
@@ -321,20 +322,12 @@ def call_cost_usd(model: str, tokens_in: int, tokens_out: int, settings: Setting
     return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
 
 
-def _month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _next_month(now: datetime) -> date:
-    start = _month_start(now)
-    return (start + timedelta(days=32)).replace(day=1).date()
-
-
 def spend_this_month(engine: sa.Engine, *, now: datetime | None = None) -> float:
-    """USD spent on LLM calls since the first of the current calendar month (UTC)."""
-    now = now or datetime.now(UTC)
+    """USD spent on LLM calls in ``now``'s calendar month (UTC; default: the system clock's)."""
+    now = _clock_mod.utc_now() if now is None else now
     stmt = sa.select(sa.func.coalesce(sa.func.sum(LLMCall.cost_usd), 0.0)).where(
-        LLMCall.ts >= _month_start(now))
+        LLMCall.ts >= _clock_mod.month_start(now),
+        LLMCall.ts < _clock_mod.next_month_start(now))
     try:
         with engine.connect() as conn:
             return float(conn.execute(stmt).scalar_one())
@@ -350,7 +343,8 @@ def _usd(amount: float) -> str:
 
 def _budget_note(spent: float, budget: float, now: datetime) -> str:
     return (f"monthly LLM budget reached ({_usd(spent)} of {_usd(budget)} spent); no calls "
-            f"until {_next_month(now):%d %b %Y} unless SWING_LLM_MONTHLY_BUDGET_USD is raised")
+            f"until {_clock_mod.next_month_start(now):%d %b %Y} unless "
+            "SWING_LLM_MONTHLY_BUDGET_USD is raised")
 
 
 # --------------------------------------------------------------------------- circuit breaker
@@ -427,8 +421,13 @@ def circuit_breaker_for(base_url: str | None) -> CircuitBreaker:
         return _BREAKERS.setdefault(key, CircuitBreaker())
 
 
-def advisor_status(settings: Settings | None = None, *, engine: sa.Engine | None = None) -> str:
-    """One line for the UI/CLI: off and why, or on with model, endpoint, budget and state."""
+def advisor_status(settings: Settings | None = None, *, engine: sa.Engine | None = None,
+                   clock: _clock_mod.Clock | None = None) -> str:
+    """One line for the UI/CLI: off and why, or on with model, endpoint, budget and state.
+
+    "This month" is the calendar month (UTC) of ``clock`` (default: the system clock), the
+    same clock the :class:`Advisor` uses for its budget stop.
+    """
     settings = settings or get_settings()
     if not settings.openai_api_key:
         return "no OPENAI_API_KEY set: the advisor is off"
@@ -436,7 +435,7 @@ def advisor_status(settings: Settings | None = None, *, engine: sa.Engine | None
     text = (f"advisor on: {settings.llm_model} at {_host(settings.openai_base_url)}, "
             f"budget {_usd(budget)}/month")
     if engine is not None:
-        now = datetime.now(UTC)
+        now = _clock_mod.utc_now(clock)
         try:
             spent = spend_this_month(engine, now=now)
         except DatabaseError:
@@ -466,7 +465,7 @@ def _fact(value: Any) -> Any:
         pass
     if hasattr(value, "isoformat"):  # datetime, pandas Timestamp
         if getattr(value, "tzinfo", None) is not None:
-            value = value.astimezone(UTC)
+            value = value.astimezone(_clock_mod.UTC)
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalar
         value = value.item()
@@ -609,14 +608,14 @@ class Advisor:
     def __init__(self, settings: Settings | None = None, engine: sa.Engine | None = None, *,
                  breaker: CircuitBreaker | None = None, max_retries: int = 2,
                  retry_base_s: float = 0.5, use_cache: bool = True,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: _clock_mod.Clock | None = None) -> None:
         self.settings = settings or get_settings()
         self._engine = engine
         self.breaker = breaker or circuit_breaker_for(self.settings.openai_base_url)
         self.max_retries = max(0, min(2, max_retries))
         self.retry_base_s = retry_base_s
         self.use_cache = use_cache and self.settings.llm_cache_ttl_s > 0
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or _clock_mod.system_clock
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
 

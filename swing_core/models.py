@@ -16,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from swing_core.clock import utc_now
+
 #: Constraint names that Alembic can reproduce on every dialect (SQLite batch migrations need
 #: named constraints to alter them later).
 SQLModel.metadata.naming_convention = {
@@ -32,11 +34,6 @@ VECTOR_DIM = 16
 VECTOR_BYTES = VECTOR_DIM * 4
 
 _KNOWN_OUTCOME = sa.text("realized_r IS NOT NULL")
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class UTCDateTime(sa.types.TypeDecorator):

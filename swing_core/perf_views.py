@@ -29,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from swing_core import perf
+from swing_core.clock import utc_now
 from swing_core.config import EXCHANGE_TZ
 
 __all__ = [
@@ -307,7 +308,7 @@ def load_llm_calls(engine: sa.Engine, since: datetime | timedelta | None = None)
                       table.c.tokens_in, table.c.tokens_out, table.c.cost_usd,
                       table.c.latency_ms, table.c.outcome)
     if isinstance(since, timedelta):
-        since = datetime.now(UTC) - since
+        since = utc_now() - since
     if since is not None:
         query = query.where(table.c.ts >= since)
     query = query.order_by(table.c.ts, table.c.id)
@@ -396,7 +397,7 @@ def load_overview(engine: sa.Engine, *, window: timedelta, role: str | None = No
     :class:`~swing_core.errors.DatabaseError` when the database cannot be read."""
     from swing_core.errors import DatabaseError
 
-    until = now or datetime.now(UTC)
+    until = now or utc_now()
     since = until - window
     freq = bucket_for(window)
     try:

@@ -21,12 +21,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from swing_core.clock import utc_now
 from swing_core.errors import SwingError
 
 __all__ = [
@@ -158,7 +159,7 @@ def parse_report(doc: dict[str, Any], *, seconds: float | None = None) -> SelfBe
         figures=pd.DataFrame(figures, columns=FIGURE_COLUMNS),
         mode=str(doc.get("mode", "?")),
         seconds=float(seconds if seconds is not None else doc.get("seconds", float("nan"))),
-        finished_at=datetime.now(UTC), errors=errors + tuple(doc.get("errors", ())), raw=doc)
+        finished_at=utc_now(), errors=errors + tuple(doc.get("errors", ())), raw=doc)
 
 
 # --------------------------------------------------------------------------- running it

@@ -67,6 +67,7 @@ from swing_core.backtest import (
     trim_bars,
     validate_config,
 )
+from swing_core.clock import warmup_lookback_days
 from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA
 from swing_core.errors import BacktestError, SwingError
 from swing_core.frame import VECTOR_COLUMNS
@@ -273,9 +274,8 @@ def _default_loader(config: BacktestConfig, engine: Any, offline: bool | None
                     ) -> MarketBarsLoader:
     lookback = None
     if config.start is not None:
-        now = pd.Timestamp.now(tz="UTC")
-        warm_days = math.ceil(config.warmup / BARS_PER_DAY[config.interval] * 7 / 5) + 5
-        lookback = max(1, (now - config.start).days + warm_days)
+        lookback = warmup_lookback_days(config.start, warmup_bars=config.warmup,
+                                        bars_per_day=BARS_PER_DAY[config.interval])
     url = engine.url.render_as_string(hide_password=False) if engine is not None else None
     return MarketBarsLoader(config.interval, lookback, offline, url)
 

@@ -1,4 +1,12 @@
-"""Shared fixtures: migrated databases for storage tests.
+"""Shared fixtures: a hermetic environment for every test, migrated databases for storage tests.
+
+- Hermetic by default (so the README's plain ``python3 -m pytest -q`` is the same run as CI's):
+  at import, before any test module, ``SWING_OFFLINE=1`` and the variables of the developer's
+  environment that would reach a real service or a real file are removed; each test then gets
+  its own empty ``SWING_DATA_DIR`` (so the default SQLite database is a fresh file in the test's
+  temp folder, never the checkout's ``data/``), and the performance recorders and memory
+  sampler that an in-process app run (AppTest) started are stopped after the test.
+  ``SWING_TEST_DATABASE_URL`` is kept: it only adds the PostgreSQL variants of storage tests.
 
 - ``sqlite_engine``: a fresh SQLite file in the test's temp folder, at the head revision (a
   template migrated once per session is copied, so each test starts empty and fast).
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +30,40 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from swing_core import db, models
+from swing_core import db, models, perf
 
 PG_ENV = "SWING_TEST_DATABASE_URL"
+
+#: Variables of the developer's environment a test must never see (real database, real LLM
+#: endpoint and key, a Dask cluster, a data folder, non-default performance settings).
+_FOREIGN_ENV = ("SWING_DATABASE_URL", "SWING_DATA_DIR", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                "SWING_DASK_ADDRESS", "SWING_PATTERN_BACKEND", "SWING_PERF", "SWING_PERF_ROLE",
+                "SWING_LLM_MODEL", "SWING_LLM_MONTHLY_BUDGET_USD", "SWING_SLOW_QUERY_MS")
+for _name in _FOREIGN_ENV:
+    os.environ.pop(_name, None)
+os.environ["SWING_OFFLINE"] = "1"  # never Yahoo: yfinance is replaced at the boundary in tests
+# Anything that runs before the per-test fixture (collection, session fixtures) writes into a
+# throw-away folder, never into the checkout's data/.
+os.environ["SWING_DATA_DIR"] = tempfile.mkdtemp(prefix="swing-pytest-session-")
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path_factory: pytest.TempPathFactory,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test: its own empty data folder (and so default database); afterwards, every
+    performance recorder and sampler thread started in this process is stopped."""
+    data_dir = tmp_path_factory.mktemp("swing_data")
+    monkeypatch.setenv("SWING_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("SWING_OFFLINE", "1")
+    yield data_dir
+    perf.stop_recorders(flush=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dispose_engines_at_end() -> Iterator[None]:
+    yield
+    perf.stop_recorders(flush=False)
+    db.dispose_engines()
 
 
 def _pg_url() -> str | None:

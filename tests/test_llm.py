@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,9 @@ import pytest
 import sqlalchemy as sa
 from openai_stub_server import ChatStubServer, completion, error, json_completion
 
+from swing_core import clock as clock_mod
 from swing_core import llm
+from swing_core.clock import FixedClock
 from swing_core.config import Settings, StrategyParams
 from swing_core.errors import LLMError
 from swing_core.llm import (
@@ -249,12 +250,11 @@ def test_exhausted_quota_and_bad_key_are_not_retried(stub, make_advisor):
 
 def test_timeout_is_retried_then_gives_a_note(stub, make_advisor):
     stub.enqueue(*[replace(json_completion(GOOD_VOTE), delay_s=3.0) for _ in range(3)])
-    started = time.perf_counter()
     result = make_advisor(stub, llm_timeout_s=0.3).vote(SIGNAL)
-    elapsed = time.perf_counter() - started
+    # "timeout" comes from the client giving up, which it cannot report after a full answer
     assert result.vote is None and result.outcome == "timeout"
     assert result.note == "advisor unavailable: no answer within 0.3 s after 3 tries"
-    assert len(stub.chat_requests) == 3 and elapsed < 2.5
+    assert len(stub.chat_requests) == 3
 
 
 def test_unreachable_server_never_raises(make_advisor):
@@ -315,7 +315,8 @@ def test_budget_cap_stops_calls_and_says_so(stub, make_advisor_any_db, db_engine
     assert "01 Dec 2026" in stopped.note and "SWING_LLM_MONTHLY_BUDGET_USD" in stopped.note
     assert len(stub.chat_requests) == 1 and delta(LLM_CALL_STATS, before)["budget_stops"] == 1
     assert [r.outcome for r in calls(db_engine)] == ["ok", "budget"]
-    assert "monthly LLM budget reached" in advisor_status(advisor.settings, engine=db_engine)
+    assert "monthly LLM budget reached" in advisor_status(advisor.settings, engine=db_engine,
+                                                          clock=lambda: NOW)
 
     # a new calendar month (UTC) starts from zero
     december = make_advisor_any_db(stub, llm_monthly_budget_usd=0.002,
@@ -323,6 +324,39 @@ def test_budget_cap_stops_calls_and_says_so(stub, make_advisor_any_db, db_engine
     stub.enqueue(json_completion(GOOD_VOTE))
     assert december.vote({**SIGNAL, "symbol": "MSFT"}).ok
     assert spend_this_month(db_engine, now=datetime(2026, 12, 1, 1, tzinfo=UTC)) < 0.002
+
+
+@pytest.mark.parametrize("calls_at", [
+    datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC),  # the last second of a month
+    datetime(2026, 12, 31, 23, 0, tzinfo=UTC),       # the year's last month
+    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),        # a leap day
+])
+def test_budget_month_boundaries_follow_the_one_clock(stub, make_advisor_any_db, db_engine,
+                                                      calls_at):
+    """Spend counts in the calendar month (UTC) of the clock, for the advisor's stop and the
+    status line alike; the first of the next month and a year later start from zero."""
+    clock = FixedClock(calls_at)
+    stub.enqueue(json_completion(GOOD_VOTE, prompt_tokens=10_000, completion_tokens=1_000))
+    advisor = make_advisor_any_db(stub, llm_monthly_budget_usd=0.002, clock=clock)
+    assert advisor.vote(SIGNAL).ok
+    assert advisor.vote({**SIGNAL, "symbol": "MSFT"}).outcome == "budget"
+    status = advisor_status(advisor.settings, engine=db_engine, clock=clock)
+    assert "$0.0021 spent this month" in status and "budget reached" in status
+    first_of_next = clock_mod.next_month_start(calls_at)
+    assert f"until {first_of_next:%d %b %Y}" in status
+
+    a_year_later = calls_at.replace(year=calls_at.year + 1, day=28)
+    for later in (first_of_next, a_year_later):
+        clock.set(later)
+        assert spend_this_month(db_engine, now=later) == 0.0
+        assert "$0.00 spent this month" in advisor_status(advisor.settings, engine=db_engine,
+                                                          clock=clock)
+    clock.set(first_of_next)
+    stub.enqueue(json_completion(GOOD_VOTE))
+    assert advisor.vote({**SIGNAL, "symbol": "NVDA"}).ok  # a new month: asked again
+    assert 0 < spend_this_month(db_engine, now=first_of_next) < 0.002
+    assert spend_this_month(db_engine, now=calls_at) == pytest.approx(0.0021)  # unchanged
+    assert len(stub.chat_requests) == 2
 
 
 def test_cache_hit_costs_nothing_and_is_counted(stub, make_advisor_any_db, db_engine):

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -798,17 +797,10 @@ def test_demo_has_trends_ranges_clustering_and_gaps():
     assert gap[first].mean() > 3 * gap[~first].mean()  # overnight gaps
 
 
-def test_demo_is_fast():
-    demo_bars("WARM", "30m", 100, end="2026-06-30")
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        demo_bars("BENCH", "30m", 5000, end="2026-06-30")
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.05, timings
-    start = time.perf_counter()
+def test_demo_makes_long_histories():  # its speed is measured in benchmarks/bench_engine.py
     big = demo_bars("BENCH", "15m", 100_000, end="2026-06-30")
-    assert len(big) == 100_000 and time.perf_counter() - start < 1.5
+    assert len(big) == 100_000 and big.index.is_unique and big.index.is_monotonic_increasing
+    assert big.index[-1] <= pd.Timestamp("2026-07-01", tz="UTC")
 
 
 def test_demo_provider_covers_the_lookback():

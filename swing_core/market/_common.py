@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pandas as pd
 
+from swing_core.clock import utc_timestamp
 from swing_core.config import INTERVAL_DELTA, INTERVALS, YAHOO_MAX_DAYS
 from swing_core.errors import MarketDataError
 
@@ -75,7 +76,7 @@ def last_bar_complete(index: pd.DatetimeIndex, interval: str, *, now: pd.Timesta
     """True when the last bar has closed: ``now >= last open + INTERVAL_DELTA[interval]``."""
     if len(index) == 0:
         return True
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = utc_timestamp() if now is None else pd.Timestamp(now)
     return bool(now >= index[-1] + INTERVAL_DELTA[interval])
 
 

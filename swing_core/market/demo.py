@@ -32,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from swing_core.clock import utc_timestamp
 from swing_core.config import BARS_PER_DAY, EXCHANGE_TZ, INTERVAL_DELTA
 from swing_core.market._common import DEFAULT_LOOKBACK_DAYS, check_interval, label
 
@@ -139,7 +140,7 @@ def demo_anchor(now: pd.Timestamp | None = None, *, holidays: bool = True) -> _d
 
     Derived from the date only, so every call on the same (New York) day gives the same frames.
     """
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = utc_timestamp() if now is None else pd.Timestamp(now)
     if now.tzinfo is None:
         now = now.tz_localize("UTC")
     yesterday = now.tz_convert(EXCHANGE_TZ).date() - _dt.timedelta(days=1)

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from swing_core.clock import utc_timestamp
 from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS, get_settings
 from swing_core.errors import DatabaseError, MarketDataError
 from swing_core.market._common import (
@@ -120,7 +121,7 @@ def _resolve_provider(provider: BarProvider | str | None) -> BarProvider:
 
 def _utc_now(now: Any) -> pd.Timestamp:
     if now is None:
-        return pd.Timestamp.now(tz="UTC")
+        return utc_timestamp()
     ts = pd.Timestamp(now)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 

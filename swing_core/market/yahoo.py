@@ -41,6 +41,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from swing_core.clock import utc_timestamp
 from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, YAHOO_MAX_DAYS
 from swing_core.errors import MarketDataError
 from swing_core.market._common import (
@@ -355,7 +356,7 @@ class YahooProvider:
 
 
 def _now(now: pd.Timestamp | None) -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC") if now is None else _utc(now)
+    return utc_timestamp() if now is None else _utc(now)
 
 
 def _utc(value: Any) -> pd.Timestamp:

@@ -42,6 +42,7 @@ from swing_core.perf.storage import (
     process_name,
     prune,
     start_recorder,
+    stop_recorders,
 )
 from swing_core.perf.timers import (
     CACHE_COLUMNS,
@@ -105,6 +106,7 @@ __all__ = [
     "snapshot",
     "start_monitoring",
     "start_recorder",
+    "stop_recorders",
     "stats",
     "timed",
     "timed_fn",

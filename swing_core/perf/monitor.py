@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from swing_core.clock import utc_now
 from swing_core.perf.storage import PerfRecorder, process_name, prune, start_recorder
 from swing_core.perf.timers import cache_hit, cache_miss
 
@@ -93,5 +94,5 @@ def start_monitoring(engine: sa.Engine, *, role: str | None = None, interval_s: 
                      "memory only. Restart the app once the database is reachable.")
     return MonitoringStatus(recorder=recorder,
                             process=recorder.process if recorder else process_name(role),
-                            started_at=datetime.now(UTC), pruned=pruned,
+                            started_at=utc_now(), pruned=pruned,
                             caches=connect_cache_counters(), notes=tuple(notes))

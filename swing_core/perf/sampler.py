@@ -9,11 +9,12 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import psutil
 
+from swing_core.clock import utc_now
 from swing_core.perf import timers as _timers
 from swing_core.perf.timers import _REGISTRY, _SEQUENCE
 
@@ -71,7 +72,7 @@ class MemorySampler:
         """Measure now, keep the sample in the history, and return it."""
         with self._lock:
             rss_mb = self._proc.memory_info().rss / _MB
-            result = MemorySample(ts=datetime.now(UTC), rss_mb=rss_mb,
+            result = MemorySample(ts=utc_now(), rss_mb=rss_mb,
                                   peak_rss_mb=_peak_rss_mb(self._proc, rss_mb),
                                   cpu_pct=float(self._proc.cpu_percent(None)))
             self._history.append((next(_SEQUENCE), result))
@@ -82,7 +83,7 @@ class MemorySampler:
         the time since the previous peek (0.0 on the first one)."""
         with self._lock:
             rss_mb = self._peek_proc.memory_info().rss / _MB
-            return MemorySample(ts=datetime.now(UTC), rss_mb=rss_mb,
+            return MemorySample(ts=utc_now(), rss_mb=rss_mb,
                                 peak_rss_mb=_peak_rss_mb(self._peek_proc, rss_mb),
                                 cpu_pct=float(self._peek_proc.cpu_percent(None)))
 
@@ -122,7 +123,7 @@ class MemorySampler:
         frame = pd.DataFrame([s.__dict__ for s in samples],
                              columns=["ts", "rss_mb", "peak_rss_mb", "cpu_pct"])
         if window_s is not None and len(frame):
-            frame = frame[frame["ts"] >= datetime.now(UTC) - timedelta(seconds=window_s)]
+            frame = frame[frame["ts"] >= utc_now() - timedelta(seconds=window_s)]
         return frame.reset_index(drop=True)
 
     def _since(self, seq: int) -> tuple[int, list[MemorySample]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from swing_core.clock import utc_now
 from swing_core.config import get_settings
 from swing_core.perf import timers as _timers
 from swing_core.perf.timers import _REGISTRY, _SUPPRESS, PerfRegistry, SlowQueryRecord, _now_ns
@@ -58,7 +58,7 @@ def install_slow_query_hooks(engine: sa.Engine, *, threshold_ms: float | None = 
             elapsed = _now_ns() - t0
             context._swing_perf_t0 = 0
             if elapsed >= threshold_ns:
-                target.add_slow_query(SlowQueryRecord(datetime.now(UTC), elapsed / 1e6,
+                target.add_slow_query(SlowQueryRecord(utc_now(), elapsed / 1e6,
                                                       _clip(statement), dialect))
 
     event.listen(engine, "before_cursor_execute", before)

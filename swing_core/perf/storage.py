@@ -16,13 +16,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from swing_core.clock import Clock, utc_now
 from swing_core.perf import timers as _timers
 from swing_core.perf.sampler import _SAMPLER, MemorySampler
 from swing_core.perf.sqlhooks import _HOOKS, install_slow_query_hooks, remove_slow_query_hooks
@@ -166,7 +167,7 @@ class PerfRecorder:
         self.flush()
 
     def _collect(self) -> dict[str, list[dict[str, Any]]]:
-        now = datetime.now(UTC)
+        now = utc_now()
         proc = self.process
         timings = []
         for op, (count, total_ms, tail) in sorted(
@@ -231,10 +232,24 @@ def start_recorder(engine: sa.Engine, *, role: str | None = None,
         return recorder.start()
 
 
-def prune(engine: sa.Engine, *, keep_days: float = 7) -> dict[str, int]:
-    """Delete performance rows older than ``keep_days`` days: one DELETE per table, one
-    transaction. Returns rows deleted per table."""
-    cutoff = datetime.now(UTC) - timedelta(days=keep_days)
+def stop_recorders(*, flush: bool = True) -> int:
+    """Stop every recorder this process started with :func:`start_recorder` (flushing what is
+    left unless ``flush=False``) and the memory sampler they started; returns how many were
+    running. For a clean shutdown, and for tests that ran the app in-process (AppTest)."""
+    with _RECORDERS_LOCK:
+        recorders = [r for (pid, _), r in _RECORDERS.items() if pid == os.getpid()]
+        _RECORDERS.clear()
+    for recorder in recorders:
+        recorder.stop(flush=flush)
+    _SAMPLER.stop()
+    return len(recorders)
+
+
+def prune(engine: sa.Engine, *, keep_days: float = 7,
+          clock: Clock | None = None) -> dict[str, int]:
+    """Delete performance rows older than ``keep_days`` days before ``clock``'s now (default:
+    the system clock): one DELETE per table, one transaction. Returns rows deleted per table."""
+    cutoff = utc_now(clock) - timedelta(days=keep_days)
     deleted = {}
     with _suppressed(), _write_transaction(engine) as conn:
         for key, table in _tables().items():
@@ -249,7 +264,7 @@ def _since(since: datetime | pd.Timestamp | timedelta | None) -> datetime | None
     if since is None:
         return None
     if isinstance(since, timedelta):
-        return datetime.now(UTC) - since
+        return utc_now() - since
     ts = pd.Timestamp(since)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.to_pydatetime()

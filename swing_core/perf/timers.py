@@ -138,7 +138,11 @@ class PerfRegistry:
     whichever is shorter; lifetime counts and totals are exact.
     """
 
-    def __init__(self, *, max_samples: int = 20_000, max_slow_queries: int = 500) -> None:
+    def __init__(self, *, max_samples: int = 20_000, max_slow_queries: int = 500,
+                 monotonic_ns: Callable[[], int] = time.perf_counter_ns) -> None:
+        # ``monotonic_ns``: the clock of sample times and windows (nanoseconds; injectable so a
+        # window can be tested without sleeping).
+        self._now_ns = monotonic_ns
         self._max_samples = max_samples
         self._max_slow = max_slow_queries
         self._reinit()
@@ -163,7 +167,7 @@ class PerfRegistry:
     def record(self, operation: str, duration_ms: float) -> None:
         """Add one duration (milliseconds) measured elsewhere, e.g. an API-reported latency."""
         if _enabled:
-            self._add(operation, _now_ns(), float(duration_ms))
+            self._add(operation, self._now_ns(), float(duration_ms))
 
     def timed(self, operation: str) -> _Timer | _NullTimer:
         """Context manager timing its block into this registry (see :func:`timed`)."""
@@ -194,7 +198,7 @@ class PerfRegistry:
             return np.empty(0)
         arr = np.asarray(samples, dtype=np.float64)
         if window_s is not None:
-            arr = arr[arr[:, 0] >= _now_ns() - window_s * 1e9]
+            arr = arr[arr[:, 0] >= self._now_ns() - window_s * 1e9]
         return arr[:, 1]
 
     def stats(self, operation: str, *, window_s: float | None = 300.0) -> OpStats:
@@ -292,12 +296,12 @@ class _Timer:
         self._t0 = 0
 
     def __enter__(self) -> _Timer:
-        self._t0 = _now_ns()
+        self._t0 = self._registry._now_ns()
         return self
 
     def __exit__(self, *exc: object) -> Literal[False]:
         # Failed calls are timed too: a slow failure is still time the user waited.
-        end = _now_ns()
+        end = self._registry._now_ns()
         self._registry._add(self._operation, end, (end - self._t0) / 1e6)
         return False
 

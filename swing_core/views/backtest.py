@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core.clock import warmup_lookback_days
 from swing_core.config import BARS_PER_DAY
 from swing_core.views.formatting import format_number, local_times
 
@@ -110,10 +111,8 @@ def backtest_bars(symbols: Sequence[str], *, interval: str, start: Any = None,
 
     lookback = None
     if start is not None:
-        begin = pd.Timestamp(start)
-        begin = begin.tz_localize("UTC") if begin.tzinfo is None else begin
-        warm_days = math.ceil(warmup_bars / BARS_PER_DAY[interval] * 7 / 5) + 5
-        lookback = max(1, (pd.Timestamp.now(tz="UTC") - begin).days + warm_days)
+        lookback = warmup_lookback_days(start, warmup_bars=warmup_bars,
+                                        bars_per_day=BARS_PER_DAY[interval])
     fetched = market.fetch_many(list(symbols), interval, lookback_days=lookback, engine=engine,
                                 offline=offline)
     bars: dict[str, pd.DataFrame] = {}
