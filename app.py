@@ -44,8 +44,11 @@ def build_navigation() -> st.Page:
 page = build_navigation()
 _shared.follow_switch()
 st.sidebar.title("SwingDesk")
-_shared.offline_badge()
+badge = st.sidebar.empty()  # filled after the page ran: it tells what this run saw of Yahoo
 _shared.shared_controls()
 st.sidebar.caption("1–2 day swing signals · not investment advice")
 _monitoring.start()  # performance recorder, once per process (st.cache_resource)
-page.run()
+try:
+    page.run()
+finally:
+    _shared.status_badge(badge)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from swing_core import views
+from swing_core import market, views
 from swing_core.config import INTERVALS, StrategyParams, get_settings
 from swing_core.errors import DatabaseError, MarketDataError, SwingError
 
@@ -249,6 +249,40 @@ def current_symbol() -> str:
     return _valid_symbol(st.session_state.get("symbol") or DEFAULT_SYMBOL) or DEFAULT_SYMBOL
 
 
+def current_source() -> str:
+    """Where bars come from (sidebar "Bars from", bound to ``?source=``): "auto", "yahoo",
+    "local" or "demo". Every page passes it to the engine."""
+    value = st.session_state.get("source") or "auto"
+    return value if value in market.SOURCES else "auto"
+
+
+def _source_control() -> None:
+    """The sidebar's "Bars from", kept in ``?source=`` by hand rather than with ``bind``: a bound
+    selectbox keeps its display label in the URL and drops plain values such as
+    ``source=local``. A link or bookmark (a URL value this session did not write) wins over the
+    widget; older spellings (``cache``) are accepted; an unknown value falls back to automatic
+    with a visible note."""
+    raw = st.query_params.get("source")
+    if raw is not None and raw != st.session_state.get("_source_in_url"):
+        try:
+            st.session_state["source"] = market.check_source(raw)
+        except MarketDataError:
+            st.sidebar.warning(f"Unknown source {plain(str(raw)[:20])} in the link; using "
+                               "automatic.")
+            st.session_state["source"] = "auto"
+    if st.session_state.get("source") not in market.SOURCES:
+        st.session_state["source"] = "auto"
+    st.selectbox("Bars from", market.SOURCES, key="source",
+                 format_func=market.SOURCE_LABELS.get,
+                 help="Where every page gets its bars: Yahoo Finance, your local bar library "
+                      "(files imported on the Data page and earlier fetches), or demo data. "
+                      "Automatic tries them in that order.")
+    value = st.session_state["source"]
+    if raw != value:
+        st.query_params["source"] = value
+    st.session_state["_source_in_url"] = value
+
+
 def current_interval() -> str:
     value = st.session_state.get("interval") or DEFAULT_INTERVAL
     return value if value in INTERVALS else DEFAULT_INTERVAL
@@ -272,6 +306,7 @@ def shared_controls() -> None:
         if raw and _valid_symbol(raw) is None:
             st.error(f"{plain(str(raw)[:40])} is not a valid ticker; showing "
                      f"{current_symbol()}.")
+        _source_control()
 
 
 def selected_rows(key: str) -> list[int]:
@@ -309,13 +344,12 @@ def source_banner(source: str | None, *, notes: tuple[str, ...] | list[str] = ()
     """Say plainly where the bars came from; demo data gets a warning everyone sees."""
     text = views.describe_source(source)
     if source == "demo":
-        why = ("offline mode (SWING_OFFLINE=1)" if is_offline()
-               else "Yahoo Finance was unreachable")
-        st.warning(f"**DEMO DATA** — synthetic prices, not the market ({why}).",
-                   icon=":material/science:")
-    elif source == "cache":
-        st.info(f"Showing {text}; Yahoo was not asked or not reachable.",
-                icon=":material/database:")
+        why = next((n for n in notes if "DEMO DATA" in n), "")
+        reason = why.split(":", 1)[1].split(";")[0].strip() if ":" in why else ""
+        st.warning(f"**DEMO DATA** — synthetic prices, not the market"
+                   f"{' (' + plain(reason) + ')' if reason else ''}.", icon=":material/science:")
+    elif source in ("cache", "local"):
+        st.info(f"Showing {text}.", icon=":material/database:")
     else:
         st.caption(f"Data: {text}.")
     extra = [n for n in notes if "DEMO DATA" not in n]
@@ -325,19 +359,38 @@ def source_banner(source: str | None, *, notes: tuple[str, ...] | list[str] = ()
                 st.caption(plain(note))
 
 
-def offline_note(what: str) -> None:
-    """On pages that load no bars up front: say that offline mode means demo data."""
-    if is_offline():
-        st.warning(f"Offline mode (SWING_OFFLINE=1): {what} use DEMO data, synthetic prices, "
-                   "not the market.", icon=":material/science:")
+def source_note(what: str) -> None:
+    """On pages that load no bars up front: say where their bars will come from."""
+    source = current_source()
+    if source == "demo":
+        st.warning(f"Bars from: demo data. {what} use DEMO data, synthetic prices, not the "
+                   "market.", icon=":material/science:")
+    elif is_offline() and source == "auto":
+        st.info(f"Offline mode (SWING_OFFLINE=1): {what} use your local bars where you have "
+                "them, else DEMO data (labelled).", icon=":material/cloud_off:")
 
 
-def offline_badge() -> None:
-    """The sidebar's data-mode line."""
-    if is_offline():
-        st.sidebar.badge("Offline · demo data", icon=":material/science:", color="orange")
+def status_badge(slot: Any = None) -> None:
+    """The sidebar's data-mode line (into ``slot``, e.g. an ``st.sidebar.empty()`` filled after
+    the page ran, so it reflects this run's fetches), telling the truth about Yahoo: switched
+    off, not asked yet, reachable, or unreachable (then local bars or demo are used)."""
+    source = current_source()
+    status = market.yahoo_status()
+    target = slot if slot is not None else st.sidebar
+    if source == "demo":
+        target.badge("Demo data (chosen)", icon=":material/science:", color="orange")
+    elif source == "local":
+        target.badge("Local bar library", icon=":material/folder:", color="blue")
+    elif is_offline():
+        target.badge("Offline · local bars, else demo", icon=":material/cloud_off:",
+                         color="orange")
+    elif status.state == "unreachable":
+        target.badge("Yahoo unreachable · local bars, else demo", icon=":material/cloud_off:",
+                         color="red")
+    elif status.state == "reachable":
+        target.badge("Yahoo Finance reachable", icon=":material/cloud_done:", color="green")
     else:
-        st.sidebar.badge("Online · Yahoo Finance", icon=":material/cloud:", color="green")
+        target.badge("Yahoo Finance · not asked yet", icon=":material/cloud:", color="gray")
 
 
 # --------------------------------------------------------------------------- the error edge
@@ -364,12 +417,13 @@ def error_edge(what: str = "This page") -> Iterator[None]:
 # --------------------------------------------------------------------------- cached engine calls
 
 
-def _signal_view_uncached(symbol: str, interval: str, lookback_days: int | None,
-                          bars_from: str, key: str) -> views.SignalView:
+def _analysis_uncached(symbol: str, interval: str, lookback_days: int | None, source: str,
+                       key: str) -> Any:
+    from swing_core import agent
+
     svc = _services(key, interval)
-    return views.signal_view(symbol, interval, lookback_days=lookback_days,
-                             params=StrategyParams(), engine=svc.engine,
-                             prior_provider=svc.prior_provider, bars_from=bars_from)
+    return agent.analysis(symbol, interval, lookback_days=lookback_days, params=StrategyParams(),
+                          engine=svc.engine, prior_provider=svc.prior_provider, source=source)
 
 
 def _per_interval_cache(fn: Callable[..., T], name: str) -> dict[str, Callable[..., T]]:
@@ -386,15 +440,17 @@ def _per_interval_cache(fn: Callable[..., T], name: str) -> dict[str, Callable[.
     return cached
 
 
-_SIGNAL_VIEWS = _per_interval_cache(_signal_view_uncached, "signal_view")
+_ANALYSES = _per_interval_cache(_analysis_uncached, "analysis")
 
 
 def signal_view(symbol: str, interval: str, lookback_days: int | None = None,
-                bars_from: str = "auto") -> views.SignalView:
-    """The cached signal view (frame + signal) of ``symbol`` on ``interval``."""
+                source: str | None = None) -> views.SignalView:
+    """The cached :class:`~swing_core.agent.Analysis` (frame + signal + notes) of ``symbol`` on
+    ``interval``, from ``source`` (default: the sidebar's "Bars from")."""
     if interval not in INTERVALS:
         raise MarketDataError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
-    return _SIGNAL_VIEWS[interval](symbol, interval, lookback_days, bars_from, db_key())
+    return _ANALYSES[interval](symbol, interval, lookback_days, source or current_source(),
+                               db_key())
 
 
 def signal_views(symbols: list[str], interval: str, lookback_days: int | None = None, *,
@@ -424,9 +480,12 @@ def scan(symbols: list[str], interval: str, lookback_days: int | None = None, *,
             else ScanResult(symbol=s, signal=None, error=v) for s, v in found.items()]
 
 
-def _chart_bars_uncached(symbol: str, interval: str, start: str | None, key: str) -> Any:
-    bars, errors = views.backtest_bars([symbol], interval=interval, start=start,
-                                       engine=_database(key)[0])
+def _chart_bars_uncached(symbol: str, interval: str, start: str | None, source: str,
+                         key: str) -> Any:
+    from swing_core.backtest import BacktestConfig, gather_bars
+
+    config = BacktestConfig(interval=interval, start=start)
+    bars, errors = gather_bars([symbol], config, engine=_database(key)[0], source=source)
     if symbol not in bars:
         raise MarketDataError(errors.get(symbol) or f"No bars for {symbol} {interval}.")
     return bars[symbol]
@@ -435,7 +494,9 @@ def _chart_bars_uncached(symbol: str, interval: str, start: str | None, key: str
 _CHART_BARS = _per_interval_cache(_chart_bars_uncached, "chart_bars")
 
 
-def chart_bars(symbol: str, interval: str, start: Any = None) -> Any:
-    """Cached bars of ``symbol`` from ``start`` (minus warm-up) for drawing a backtest's trades."""
+def chart_bars(symbol: str, interval: str, start: Any = None, source: str | None = None) -> Any:
+    """Cached bars of ``symbol`` from ``start`` (minus warm-up) for drawing a backtest's trades,
+    from ``source`` (default: the sidebar's "Bars from")."""
     start_text = None if start is None else str(start)
-    return _CHART_BARS[interval](symbol, interval, start_text, db_key())
+    return _CHART_BARS[interval](symbol, interval, start_text, source or current_source(),
+                                 db_key())

@@ -24,6 +24,8 @@ _HEADLINE = (("Return [%]", "{:+.0f} %"), ("Sharpe Ratio", "{:.2f}"),
 _METRICS = ("SQN", "Sharpe Ratio", "Avg. R", "Total R", "Return [%]", "Profit Factor",
             "Win Rate [%]")
 _DEFAULT_DAYS = {"15m": 40, "30m": 50, "1h": 180, "1d": 365}
+#: The earliest date the form accepts (Streamlit's default refuses more than ten years back).
+_EARLIEST = dt.date(1900, 1, 1)
 
 
 def _progress_bar(label: str) -> tuple[Any, Any]:
@@ -54,48 +56,82 @@ def _params_inputs() -> dict[str, Any]:
     return values
 
 
+def _date_inputs(symbols: list[str], interval: str, engine: Any) -> tuple[Any, Any]:
+    """Start and End: any past date; they follow the chosen symbols' own data range (the local
+    library's bars) whenever the symbols or the interval change, else the last few months."""
+    today = clock.exchange_today()
+    known = views.library_date_range(engine, symbols, interval) if engine is not None else None
+    default = known or (today - dt.timedelta(days=_DEFAULT_DAYS[interval]), None)
+    if st.session_state.get("_bt_range_for") != (tuple(symbols), interval):
+        st.session_state["_bt_range_for"] = (tuple(symbols), interval)
+        st.session_state["bt_start"], st.session_state["bt_end"] = default
+    cols = st.columns(2)
+    start = cols[0].date_input("Start", key="bt_start", min_value=_EARLIEST, max_value=today,
+                               help="First signal date. Any past date; bars before it serve as "
+                                    "indicator warm-up.")
+    end = cols[1].date_input("End (optional)", key="bt_end", min_value=_EARLIEST,
+                             max_value=today, help="Last bar date; empty: up to the newest bar.")
+    if known is not None:
+        st.caption(f"Your local {interval} bars of {', '.join(symbols)} cover "
+                   f"{known[0]:%Y-%m-%d} – {known[1]:%Y-%m-%d}.")
+    return start, end
+
+
+def _form_problems(symbols: list[str], symbol_errors: list[str], start: Any, end: Any
+                   ) -> list[str]:
+    """Why the form cannot run as filled in (empty: it can)."""
+    problems = [ui.plain(e) for e in symbol_errors]
+    if not symbols:
+        problems.append("Type at least one valid ticker, e.g. AAPL.")
+    if start is None:
+        problems.append("Pick a start date.")
+    if start is not None and end is not None and end < start:
+        problems.append(f"The end date {end:%Y-%m-%d} is before the start date "
+                        f"{start:%Y-%m-%d}.")
+    return problems
+
+
 def _form(engine: Any) -> None:
     interval_default = ui.current_interval()
-    with st.form("bt_form"):
-        cols = st.columns([3, 1, 1, 1])
-        symbols_text = cols[0].text_input(
-            "Symbols", value=", ".join(views.load_watchlist()[:3]), key="bt_symbols",
-            max_chars=400, help="Tickers separated by commas or spaces (at most 20).")
-        interval = cols[1].selectbox("Interval", INTERVALS,
-                                     index=INTERVALS.index(interval_default), key="bt_interval")
-        today = clock.exchange_today()
-        start = cols[2].date_input("Start", value=today - dt.timedelta(
-            days=_DEFAULT_DAYS[interval_default]), key="bt_start", max_value=today)
-        end = cols[3].date_input("End (optional)", value=None, key="bt_end", max_value=today)
-        cols = st.columns(5)
-        equity = cols[0].number_input("Initial equity $", 1_000.0, 1e9, 100_000.0, 1_000.0,
-                                      key="bt_initial_equity")
-        risk = cols[1].number_input("Risk per trade %", 0.1, 20.0, 1.0, 0.1, key="bt_risk")
-        fee = cols[2].number_input("Fee per fill $", 0.0, 100.0, 1.0, 0.5, key="bt_fee")
-        slippage = cols[3].number_input("Slippage (bps)", 0.0, 200.0, 5.0, 1.0, key="bt_slip")
-        max_positions = cols[4].number_input("Max positions", 1, 100, 10, 1, key="bt_maxpos")
-        cols = st.columns(4)
-        priors = cols[0].toggle("Pattern priors", value=True, key="bt_priors")
-        library = cols[1].toggle("Use stored library", value=False, key="bt_library",
-                                 help="Also learn from the stored setup vectors, point in time.")
-        one_pos = cols[2].toggle("One position per symbol", value=True, key="bt_onepos")
-        lookahead = cols[3].toggle("Look-ahead check", value=False, key="bt_lookahead",
-                                   help="Re-run on truncated histories and compare (slower).")
-        params = _params_inputs()
-        name = st.text_input("Run name (optional)", key="bt_name", max_chars=80)
-        submitted = st.form_submit_button("Run backtest", type="primary", icon=":material/play_arrow:")
-    if not submitted:
-        return
-    symbols, errors = views.parse_symbols(symbols_text, limit=20)
-    for error in errors:
-        st.warning(ui.plain(error))
-    if not symbols:
-        st.error("Type at least one valid ticker, e.g. AAPL.")
+    source = ui.current_source()
+    default_symbols = ([ui.current_symbol()] if source == "local"
+                       else views.load_watchlist()[:3])
+    cols = st.columns([3, 1])
+    symbols_text = cols[0].text_input(
+        "Symbols", value=", ".join(default_symbols), key="bt_symbols", max_chars=400,
+        help="Tickers separated by commas or spaces (at most 20).")
+    interval = cols[1].selectbox("Interval", INTERVALS, index=INTERVALS.index(interval_default),
+                                 key="bt_interval")
+    symbols, symbol_errors = views.parse_symbols(symbols_text, limit=20)
+    start, end = _date_inputs(symbols, interval, engine)
+    cols = st.columns(5)
+    equity = cols[0].number_input("Initial equity $", 1_000.0, 1e9, 100_000.0, 1_000.0,
+                                  key="bt_initial_equity")
+    risk = cols[1].number_input("Risk per trade %", 0.1, 20.0, 1.0, 0.1, key="bt_risk")
+    fee = cols[2].number_input("Fee per fill $", 0.0, 100.0, 1.0, 0.5, key="bt_fee")
+    slippage = cols[3].number_input("Slippage (bps)", 0.0, 200.0, 5.0, 1.0, key="bt_slip")
+    max_positions = cols[4].number_input("Max positions", 1, 100, 10, 1, key="bt_maxpos")
+    cols = st.columns(4)
+    priors = cols[0].toggle("Pattern priors", value=True, key="bt_priors")
+    library = cols[1].toggle("Use stored library", value=False, key="bt_library",
+                             help="Also learn from the stored setup vectors, point in time.")
+    one_pos = cols[2].toggle("One position per symbol", value=True, key="bt_onepos")
+    lookahead = cols[3].toggle("Look-ahead check", value=False, key="bt_lookahead",
+                               help="Re-run on truncated histories and compare (slower).")
+    params = _params_inputs()
+    name = st.text_input("Run name (optional)", key="bt_name", max_chars=80)
+    problems = _form_problems(symbols, symbol_errors, start, end)
+    for problem in problems:
+        st.error(problem, icon=":material/block:")
+    submitted = st.button("Run backtest", type="primary", icon=":material/play_arrow:",
+                          key="bt_run", disabled=bool(problems),
+                          help=f"Bars from: {ui.current_source()} (sidebar).")
+    if not submitted or problems:
         return
     from swing_core.backtest import BacktestConfig, run_backtest
 
     config = BacktestConfig(
-        interval=interval, start=pd.Timestamp(start) if start else None,
+        interval=interval, start=pd.Timestamp(start),
         end=pd.Timestamp(end) + pd.Timedelta(days=1) if end else None,
         params={**StrategyParams().to_dict(), **params, "risk_per_trade": risk / 100.0,
                 "fee_per_fill": fee, "slippage_bps": slippage},
@@ -105,7 +141,7 @@ def _form(engine: Any) -> None:
     bar, progress = _progress_bar(f"Backtesting {len(symbols)} symbol(s)…")
     result = run_backtest(symbols, config=config, engine=engine, save=engine is not None,
                           executor="inline" if len(symbols) <= 4 else None, progress=progress,
-                          lookahead=lookahead, name=name.strip() or None)
+                          lookahead=lookahead, name=name.strip() or None, source=source)
     bar.empty()
     st.session_state[_RESULT] = result
 
@@ -116,7 +152,7 @@ _UNIVERSE = "bt_universe_job"
 
 
 def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
-                  job: dict[str, Any]) -> None:
+                  job: dict[str, Any], source: str) -> None:
     """Background thread body: run the chunked backtest, report into ``job`` (no st calls)."""
     from swing_core.universe import run_universe
 
@@ -125,7 +161,8 @@ def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
 
     try:
         out = run_universe(symbols, config=config, engine=engine, chunk_size=chunk_size,
-                           progress=progress, cancel=job["cancel"], offline=ui.is_offline())
+                           progress=progress, cancel=job["cancel"], offline=ui.is_offline(),
+                           source=source)
         # the result carries no trades (they are stored): the page loads the stored run
         job.update(status=out.status, run_hash=out.run_hash, errors=out.errors,
                    chunks=(out.chunks_done, out.chunks_total),
@@ -163,7 +200,8 @@ def _universe_form(engine: Any) -> None:
                        "message": "starting", "status": "running"}
                 job["thread"] = threading.Thread(
                     target=_universe_job, args=(symbols, BacktestConfig(interval=interval),
-                                                engine, int(chunk), job), daemon=True)
+                                                engine, int(chunk), job,
+                                                ui.current_source()), daemon=True)
                 job["thread"].start()
                 st.session_state[_UNIVERSE] = job
             else:
@@ -263,7 +301,10 @@ def _trades_tab(result: Any) -> None:
                        "symbol to zoom to it.")
         else:
             focus = views.trade_window(chosen.to_dict(), result.config.interval)
-    bars = ui.chart_bars(symbol, result.config.interval, result.config.start)
+    # the bars the run used: from the source its data came from, not today's sidebar choice
+    ran_on = result.data_sources.get(symbol)
+    source = {"local": "local", "file": "local", "demo": "demo"}.get(str(ran_on), "auto")
+    bars = ui.chart_bars(symbol, result.config.interval, result.config.start, source)
     if focus is None and result.config.start is not None and len(bars):
         focus = (result.config.start, result.config.end or bars.index[-1])  # the run's period
     st.plotly_chart(
@@ -273,16 +314,18 @@ def _trades_tab(result: Any) -> None:
                                   "loss)"),
         key="bt_price_chart", config={"scrollZoom": True, "displaylogo": False})
     st.caption(f"{len(shown)} of {len(trades)} trades · click a row to zoom the chart to it")
+    daily = result.config.interval == "1d"
+    when = ((lambda title: st.column_config.TextColumn(title)) if daily else  # trading dates
+            (lambda title: st.column_config.DatetimeColumn(f"{title} (NY)",
+                                                           format="YYYY-MM-DD HH:mm")))
     st.dataframe(
-        views.for_display(shown), hide_index=True, key="bt_trades", on_select="rerun",
-        selection_mode="single-row",
+        views.for_display(shown, interval=result.config.interval), hide_index=True,
+        key="bt_trades", on_select="rerun", selection_mode="single-row",
         column_config={
             "symbol": "Symbol", "side": "Side", "setup": "Setup", "trend": "Trend",
             "vol_regime": "Vol.", "exit_reason": "Exit",
             "hold_bars": st.column_config.NumberColumn("Bars held", format="%d"),
-            "signal_ts": st.column_config.DatetimeColumn("Signal (NY)", format="YYYY-MM-DD HH:mm"),
-            "entry_ts": st.column_config.DatetimeColumn("Entry (NY)", format="YYYY-MM-DD HH:mm"),
-            "exit_ts": st.column_config.DatetimeColumn("Exit (NY)", format="YYYY-MM-DD HH:mm"),
+            "signal_ts": when("Signal"), "entry_ts": when("Entry"), "exit_ts": when("Exit"),
             "entry_price": st.column_config.NumberColumn("Entry", format="%.2f"),
             "exit_price": st.column_config.NumberColumn("Exit", format="%.2f"),
             "stop": st.column_config.NumberColumn("Stop", format="%.2f"),
@@ -348,12 +391,11 @@ def _search_tab(result: Any | None) -> None:
                                                                         int)),
                 y: views.parse_grid_values(y_values, integer=isinstance(getattr(defaults, y),
                                                                         int))}
+        from swing_core.backtest import gather_bars
         from swing_core.backtest_search import grid_search
 
-        bars, errors = views.backtest_bars(list(result.symbols), interval=result.config.interval,
-                                           start=result.config.start,
-                                           warmup_bars=result.config.warmup,
-                                           engine=ui.database_engine())
+        bars, errors = gather_bars(list(result.symbols), result.config,
+                                   engine=ui.database_engine(), source=ui.current_source())
         for symbol, error in errors.items():
             st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
         bar, progress = _progress_bar(f"Searching {len(grid[x]) * len(grid[y])} combinations…")
@@ -414,7 +456,7 @@ def _saved_tab(engine: Any) -> None:
 
 def main() -> None:
     st.title("Backtest Review")
-    ui.offline_note("backtests")
+    ui.source_note("backtests")
     engine = ui.database_engine() if ui.database_banner() else None
     with ui.error_edge("The backtest"):
         _form(engine)

@@ -1,137 +1,178 @@
-"""Data: upload CSV/Parquet bars (the file provider) into the bar cache, see what the cache
-holds per symbol and interval, refresh or clear it."""
+"""Data: the local bar library. Import CSV/Parquet files (one, many, or a .zip of them) into it,
+see what it holds per symbol and interval (trading dates for daily bars), open a series in the
+Signal Explorer or Backtest Review on those bars, refresh from Yahoo, export, delete."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import charts, views
+from swing_core import charts, market, views
 from swing_core.config import INTERVALS
 from swing_core.errors import MarketDataError
 
 ui.require_router()
 
 _MAX_MB = views.MAX_UPLOAD_BYTES // (1024 * 1024)
+#: A .zip of many files may be larger than one file (each file inside keeps the per-file limit).
+_MAX_ARCHIVE_MB = 200
+_REPORT = "data_import_report"
 
 
-def _parse_upload(uploaded: Any, symbol_text: str, interval: str) -> pd.DataFrame:
-    from swing_core import market
-
-    symbol = None
-    if symbol_text.strip():
-        symbol = market.normalize_symbol(symbol_text)
-    return market.read_bars_file(
-        uploaded.getvalue(), filename=uploaded.name, symbol=symbol,
-        interval=None if interval == "infer" else interval,
-        max_bytes=views.MAX_UPLOAD_BYTES, max_rows=views.MAX_UPLOAD_ROWS,
-    )
+def _explorer_link(symbol: str, interval: str) -> None:
+    st.page_link(ui.PAGE_FILES["explorer"], label=f"Open {symbol} {interval} in the Signal "
+                 "Explorer (local bars)", icon=":material/candlestick_chart:",
+                 query_params={"symbol": symbol, "interval": interval, "source": "local"})
 
 
-def _upload(engine: Any) -> None:
-    st.subheader("Upload bars")
-    st.caption(f"A CSV or Parquet file with Date/Datetime, Open, High, Low, Close and Volume "
-               f"columns; at most {_MAX_MB} MB and {views.MAX_UPLOAD_ROWS:,} rows. Naive "
-               "intraday times are read as New York time.")
-    cols = st.columns([3, 1, 1])
-    uploaded = cols[0].file_uploader("Bars file", type=["csv", "txt", "parquet", "pq"],
-                                     key="upload_file", max_upload_size=_MAX_MB)
-    symbol_text = cols[1].text_input("Symbol", key="upload_symbol", max_chars=15,
-                                     placeholder="from file name",
-                                     validate=(ui.SYMBOL_PATTERN, "Use a ticker such as AAPL."))
-    interval = cols[2].selectbox("Interval", ("infer", *INTERVALS), key="upload_interval")
-    if uploaded is None:
-        st.info("Choose a file to preview it; then store it in the bar cache and open it in the "
-                "Signal Explorer with the 'Local bar cache' source.")
-        return
+def _preview(uploaded: Any, symbol_text: str, interval: str) -> None:
+    """One CSV/Parquet file: read it as the import will, and chart it before storing."""
+    symbol = market.normalize_symbol(symbol_text) if symbol_text.strip() else None
     try:
-        bars = _parse_upload(uploaded, symbol_text, interval)
+        bars = market.read_bars_file(
+            uploaded.getvalue(), filename=uploaded.name, symbol=symbol,
+            interval=None if interval == "infer" else interval,
+            max_bytes=views.MAX_UPLOAD_BYTES, max_rows=views.MAX_UPLOAD_ROWS)
     except MarketDataError as exc:
         st.error(f"{ui.plain(exc)}  \nFix the file and upload it again.")
         return
     symbol, interval = bars.attrs["symbol"], bars.attrs["interval"]
-    first, last = (views.exchange_time_text(t) for t in (bars.index[0], bars.index[-1]))
-    st.success(f"{len(bars):,} {interval} bars of {symbol}, {first} → {last} (New York).")
+    first, last = (views.bar_time_text(t, interval) for t in (bars.index[0], bars.index[-1]))
+    st.success(f"{len(bars):,} {interval} bars of {symbol}, {first} → {last}.")
     for note in bars.attrs.get("notes", []):
         st.caption(ui.plain(note))
     st.plotly_chart(charts.price_figure(bars, interval=interval, show_fib=False,
                                         show_indicators=False, height=360,
-                                        title=f"{symbol} {interval} (uploaded)"),
+                                        title=f"{symbol} {interval} (preview)"),
                     key="upload_chart")
+
+
+def _import(engine: Any) -> None:
+    st.subheader("Import bars")
+    st.caption(f"CSV or Parquet files with Date/Datetime, Open, High, Low, Close and Volume "
+               f"columns (at most {_MAX_MB} MB and {views.MAX_UPLOAD_ROWS:,} rows each), several "
+               f"at once, or a .zip of them (up to {_MAX_ARCHIVE_MB} MB). The symbol comes from a "
+               "Symbol/Ticker column or the file name (AAPL.csv, AAPL_1d.csv). Naive intraday "
+               "times are read as New York time. From a terminal: "
+               "`python -m swing_core data import FOLDER`.")
+    cols = st.columns([3, 1, 1])
+    uploaded = cols[0].file_uploader(
+        "Bars files", type=["csv", "txt", "tsv", "parquet", "pq", "zip"],
+        accept_multiple_files=True, key="upload_file", max_upload_size=_MAX_ARCHIVE_MB)
+    symbol_text = cols[1].text_input("Symbol", key="upload_symbol", max_chars=15,
+                                     placeholder="from the file",
+                                     validate=(ui.SYMBOL_PATTERN, "Use a ticker such as AAPL."),
+                                     help="Label a single-symbol file with this symbol instead.")
+    interval = cols[2].selectbox("Interval", ("infer", *INTERVALS), key="upload_interval")
+    files = list(uploaded or [])
+    if not files:
+        st.info("Choose files to import them into your local bar library; every page can then "
+                "use them (sidebar: Bars from → Local bar library, or Automatic).")
+        return
+    single = len(files) == 1 and not files[0].name.lower().endswith(".zip")
+    if single:
+        _preview(files[0], symbol_text, interval)
     if engine is None:
-        st.warning("The database is unavailable, so the file cannot be stored.")
+        st.warning("The database is unavailable, so files cannot be stored.")
         return
-    if st.button(f"Store {len(bars):,} bars of {symbol} {interval} in the cache", type="primary",
-                 key="store_upload", icon=":material/upload:"):
-        from swing_core import db
-
-        written = db.upsert_bars(engine, symbol, interval, bars, source="file")
+    label = (f"Import {files[0].name}" if len(files) == 1
+             else f"Import {len(files)} files")
+    if st.button(label, type="primary", key="store_upload", icon=":material/upload:"):
+        with st.spinner("Importing…"):
+            report = market.import_bars(
+                files, engine=engine, symbol=symbol_text.strip() or None,
+                interval=None if interval == "infer" else interval,
+                max_bytes=views.MAX_UPLOAD_BYTES, max_rows=views.MAX_UPLOAD_ROWS)
+        market.clear_cache_state()
         ui.clear_caches()
-        st.success(f"Stored {written:,} bars.")
-        st.page_link(ui.PAGE_FILES["explorer"], label=f"Open {symbol} {interval} in the "
-                     "Signal Explorer", icon=":material/candlestick_chart:",
-                     query_params={"symbol": symbol, "interval": interval, "source": "cache"})
+        st.session_state[_REPORT] = report
+    report = st.session_state.get(_REPORT)
+    if report is not None:
+        _report(report)
 
 
-def _cache(engine: Any) -> None:
-    from swing_core import db, market
+def _report(report: Any) -> None:
+    if report.imported:
+        total = sum(item.bars for item in report.imported)
+        st.success(f"Imported {total:,} bars: {len(report.imported)} series.")
+        st.dataframe(pd.DataFrame([{
+            "Symbol": i.symbol, "Interval": i.interval, "Bars": i.bars,
+            "First bar": views.bar_time_text(i.first_ts, i.interval),
+            "Last bar": views.bar_time_text(i.last_ts, i.interval), "File": i.name,
+        } for i in report.imported]), hide_index=True, key="import_table")
+        first = report.imported[0]
+        _explorer_link(first.symbol, first.interval)
+    for failed in report.failed:
+        st.error(f"{ui.plain(failed.name)}: {ui.plain(failed.error)}")
+    if report.skipped:
+        st.caption("Skipped: " + ui.plain(", ".join(report.skipped[:20])))
 
-    st.subheader("Bar cache")
-    summary = db.bar_cache_summary(engine)
-    if summary.empty:
-        hint = ("Offline mode serves demo bars, which are never cached: upload a file above."
-                if ui.is_offline() else "Open a symbol in the Signal Explorer or run a scan: "
-                "fetched bars are cached here.")
-        st.info(f"The cache is empty. {hint}")
+
+def _export(engine: Any, symbol: str, interval: str) -> bytes:
+    buffer = io.BytesIO()
+    market.export_bars(engine, symbol, interval, buffer, fmt="csv")
+    return buffer.getvalue()
+
+
+def _library(engine: Any) -> None:
+    st.subheader("Local bar library")
+    held = market.list_library(engine)
+    if held.empty:
+        st.info("The library is empty. Import files above; bars fetched from Yahoo are kept "
+                "here too (demo bars never are).")
         return
-    shown = summary.copy()
-    for column in ("first_ts", "last_ts", "fetched_at"):
-        shown[column] = shown[column].dt.tz_convert("America/New_York").dt.tz_localize(None)
+    shown = held.copy()
+    for column in ("first_ts", "last_ts"):
+        shown[column] = [views.bar_time_text(t, i)
+                         for t, i in zip(held[column], held["interval"], strict=True)]
+    shown["stored_at"] = [views.bar_time_text(t, "1h") for t in held["stored_at"]]
     st.dataframe(shown, hide_index=True, key="cache_table", column_config={
-        "bars": st.column_config.NumberColumn("Bars", format="%d"),
-        "first_ts": st.column_config.DatetimeColumn("First bar (NY)", format="YYYY-MM-DD HH:mm"),
-        "last_ts": st.column_config.DatetimeColumn("Last bar (NY)", format="YYYY-MM-DD HH:mm"),
-        "fetched_at": st.column_config.DatetimeColumn("Written (NY)", format="YYYY-MM-DD HH:mm"),
+        "symbol": "Symbol", "interval": "Interval",
+        "bars": st.column_config.NumberColumn("Bars", format="localized"),
+        "first_ts": "First bar", "last_ts": "Last bar", "source": "From",
+        "stored_at": "Stored",
     })
-    pairs = sorted({(s, i) for s, i in zip(summary["symbol"], summary["interval"], strict=True)})
+    pairs = list(zip(held["symbol"], held["interval"], strict=True))
     options = ["all", *[f"{s} · {i}" for s, i in pairs]]
-    cols = st.columns([2, 1, 1, 1])
-    choice = cols[0].selectbox("Cached series", options, key="cache_choice")
+    cols = st.columns([2, 1, 1, 1, 1])
+    choice = cols[0].selectbox("Series", options, key="cache_choice")
     target = None if choice == "all" else pairs[options.index(choice) - 1]
-    if cols[1].button("Refresh from Yahoo", key="cache_refresh", disabled=ui.is_offline()
+    if target is not None:
+        with cols[1]:
+            _explorer_link(*target)
+        cols[2].download_button(
+            "Export CSV", data=_export(engine, *target),
+            file_name=f"{target[0]}_{target[1]}.csv", mime="text/csv", key="cache_export",
+            icon=":material/download:")
+    if cols[3].button("Refresh from Yahoo", key="cache_refresh", disabled=ui.is_offline()
                       or target is None, icon=":material/refresh:",
                       help="Fetch the newest bars of the chosen series (not in offline mode)."):
-        market.clear_cache_state()
         bars = market.fetch_bars(target[0], target[1], engine=engine, offline=False,
-                                 demo_fallback=False)
+                                 source="yahoo")
         ui.clear_caches()
         st.success(f"{target[0]} {target[1]}: {len(bars):,} bars, source {bars.attrs['source']}.")
-    confirm = cols[2].checkbox("Confirm", key="cache_confirm",
-                               help="Tick to enable clearing.")
-    if cols[3].button("Clear", key="cache_clear", disabled=not confirm,
-                      icon=":material/delete:"):
-        deleted = db.delete_bars(engine, symbol=target[0] if target else None,
-                                 interval=target[1] if target else None)
-        market.clear_cache_state()
-        ui.clear_caches()
-        st.toast(f"Deleted {deleted:,} cached bars ({choice}).", icon=":material/delete:")
-        st.rerun()
+    with cols[4]:
+        confirm = st.checkbox("Confirm", key="cache_confirm", help="Tick to enable deleting.")
+        if st.button("Delete", key="cache_clear", disabled=not confirm, icon=":material/delete:"):
+            deleted = market.delete_from_library(engine, target[0] if target else None,
+                                                 interval=target[1] if target else None)
+            ui.clear_caches()
+            st.toast(f"Deleted {deleted:,} bars ({choice}).", icon=":material/delete:")
+            st.rerun()
 
 
 def main() -> None:
     st.title("Data")
-    if ui.is_offline():
-        st.warning("Offline mode (SWING_OFFLINE=1): charts use DEMO data unless you choose the "
-                   "local bar cache in the Signal Explorer.", icon=":material/science:")
     with ui.error_edge("The Data page"):
         usable = ui.database_banner()
         engine = ui.database_engine() if usable else None
-        _upload(engine)
+        _import(engine)
         if engine is not None:
-            _cache(engine)
+            _library(engine)
 
 
 main()

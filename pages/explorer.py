@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages import _shared as ui
 from swing_core import charts, views
-from swing_core.config import YAHOO_MAX_DAYS, StrategyParams, get_settings
+from swing_core.config import YAHOO_MAX_DAYS, get_settings
 
 ui.require_router()
 
@@ -71,8 +71,8 @@ def _trend_card(signal: Any, frame: Any) -> None:
                 f"{_fmt(levels.get('golden_pocket_high'))} · 1.272 ext "
                 f"{_fmt(levels.get('fib_ext_1272'))} · 1.618 ext {_fmt(levels.get('fib_ext_1618'))}"
             )
-        asof = views.exchange_time_text(signal.asof, daily=signal.interval == "1d")
-        where = " (daily bar)" if signal.interval == "1d" else " New York"
+        asof = views.bar_time_text(signal.asof, signal.interval)
+        where = " (daily bar)" if signal.interval == "1d" else ""
         complete = "" if signal.last_bar_complete else ", still forming"
         st.caption(f"Signal bar {asof}{where}{complete}; {len(frame):,} bars analysed.")
 
@@ -153,34 +153,38 @@ def _advisor(signal: Any, engine: Any) -> None:
             return
         key = f"advice:{signal.symbol}:{signal.interval}:{signal.asof.isoformat()}"
         if st.button("Ask the advisor", key="ask_advisor", icon=":material/psychology:"):
+            from swing_core import agent
+
             with st.spinner("Asking the advisor…"), llm.Advisor(settings, engine) as advisor:
-                flat = signal.flat()
-                st.session_state[key] = (advisor.vote(flat, force=True),
-                                         advisor.action_plan(flat))
-        answer = st.session_state.get(key)
-        if not answer:
+                # the one advisor path: vote applied to confidence and vector, plan attached
+                st.session_state[key] = agent.advise(signal, advisor, plan=True, force=True)
+        advised = st.session_state.get(key)
+        if advised is None:
             return
-        vote, plan = answer
-        if vote.vote is not None:
-            v = vote.vote
-            adjusted = llm.apply_vote(signal.confidence, v, StrategyParams(),
-                                      side=signal.entry.side)
-            st.markdown(f"**Vote:** {v.entry_bias} · trend {v.trend_label.replace('_', ' ')} · "
-                        f"confidence {v.confidence:.0%} → signal confidence "
-                        f"{signal.confidence:.0%} becomes **{adjusted:.0%}**")
-            st.caption(ui.plain(v.rationale))
-        else:
-            st.warning(ui.plain(vote.note or "The advisor gave no vote."))
-        if plan.plan is not None:
+        vote = advised.llm_vote
+        if vote:
+            st.markdown(f"**Vote:** {vote.get('entry_bias')} · trend "
+                        f"{str(vote.get('trend_label', '')).replace('_', ' ')} · confidence "
+                        f"{float(vote.get('confidence', 0)):.0%} → signal confidence "
+                        f"{signal.confidence:.0%} becomes **{advised.confidence:.0%}**")
+            st.caption(ui.plain(advised.llm_explanation or ""))
+        if advised.action_plan:
             st.markdown("**Action plan**")
-            st.text(plan.plan.action_plan)
+            st.text(advised.action_plan)
             st.markdown("**Risk notes**")
-            st.text(plan.plan.risk_notes)
-            for scenario in plan.plan.scenarios:
+            st.text(advised.risk_notes or "—")
+            for scenario in advised.scenarios or []:
                 st.text(f"• {scenario}")
-        st.caption(f"cost ${vote.cost_usd + plan.cost_usd:.4f} · "
-                   f"{vote.latency_ms + plan.latency_ms:.0f} ms"
-                   + (" · from cache" if vote.from_cache else ""))
+        for note in advised.notes[len(signal.notes):]:
+            st.warning(ui.plain(note))
+        st.caption("Saving to the journal now stores the advised signal (vote, plan and the "
+                   "setup vector's advisor slot).")
+
+
+def _advised(signal: Any) -> Any:
+    """The advised version of ``signal`` when the advisor was asked about it in this session."""
+    key = f"advice:{signal.symbol}:{signal.interval}:{signal.asof.isoformat()}"
+    return st.session_state.get(key) or signal
 
 
 def _save(view: views.SignalView, engine: Any) -> None:
@@ -191,7 +195,8 @@ def _save(view: views.SignalView, engine: Any) -> None:
                  help="Store this signal; evaluate it later on the Journal page."):
         from swing_core import journal
 
-        signal_id = journal.record_signal(engine, view.signal)  # with its setup vector
+        # the advised signal when the advisor was asked: its vote and vector are what is kept
+        signal_id = journal.record_signal(engine, _advised(view.signal))
         st.success(f"Saved signal #{signal_id} for {view.signal.symbol}. Open the Journal to "
                    "evaluate it once its outcome is known.", icon=":material/check:")
 
@@ -199,21 +204,17 @@ def _save(view: views.SignalView, engine: Any) -> None:
 def main() -> None:
     symbol, interval = ui.current_symbol(), ui.current_interval()
     st.title(f"Signal Explorer · {symbol} {interval}")
-    top = st.columns([3, 3, 2])
+    top = st.columns([5, 2])
     choice = top[0].select_slider(
         "Lookback (calendar days)", options=LOOKBACK_OPTIONS, value="auto", key="lookback",
         bind="query-params", help="History to fetch; 'auto' picks the interval's default.")
-    bars_from = top[1].selectbox(
-        "Bars from", list(views.BAR_SOURCES), format_func=views.BAR_SOURCES.get, key="source",
-        bind="query-params", help="Automatic: Yahoo through the cache (demo data offline). "
-        "Local bar cache: what is stored, e.g. a file uploaded on the Data page.")
-    show_fib = top[2].toggle("Fibonacci levels", value=True, key="show_fib")
+    show_fib = top[1].toggle("Fibonacci levels", value=True, key="show_fib")
     lookback, clip_note = _lookback_days(choice, interval)
     if clip_note:
         st.caption(clip_note)
     with ui.error_edge("The Signal Explorer"):
         with st.spinner(f"Analysing {symbol}…"):
-            view = ui.signal_view(symbol, interval, lookback, bars_from)
+            view = ui.signal_view(symbol, interval, lookback)
         signal = view.signal
         ui.source_banner(view.source, notes=view.notes)
         _metrics(signal)

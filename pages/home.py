@@ -67,7 +67,8 @@ def _watchlist(interval: str) -> list[str | None]:
             "r_multiple": st.column_config.NumberColumn("R", format="%.2f"),
             "trend": "Trend",
             "price": st.column_config.NumberColumn("Price", format="%.2f"),
-            "asof": st.column_config.DatetimeColumn("Signal bar (NY)", format="YYYY-MM-DD HH:mm"),
+            "asof": (st.column_config.TextColumn("Signal bar") if interval == "1d" else
+                     st.column_config.DatetimeColumn("Signal bar (NY)", format="YYYY-MM-DD HH:mm")),
             "source": "Data",
             "error": "Problem",
         },

@@ -63,8 +63,8 @@ def _table(table: pd.DataFrame) -> None:
     shown = views.journal_table(table)
     st.dataframe(shown, hide_index=True, key="journal_table", column_config={
         "id": st.column_config.NumberColumn("#", format="%d"),
-        "asof": st.column_config.DatetimeColumn("Signal bar (NY)", format="YYYY-MM-DD HH:mm"),
-        "exit_ts": st.column_config.DatetimeColumn("Exit (NY)", format="YYYY-MM-DD HH:mm"),
+        "asof": st.column_config.TextColumn("Signal bar"),  # a date (daily) or NY time
+        "exit_ts": st.column_config.TextColumn("Exit"),
         "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0,
                                                       max_value=1.0, format="percent"),
         "expected_winrate": st.column_config.NumberColumn("Pred. win", format="percent"),
@@ -86,7 +86,7 @@ def _table(table: pd.DataFrame) -> None:
 
 def main() -> None:
     st.title("Journal")
-    ui.offline_note("signals saved and evaluated now")
+    ui.source_note("signals saved and evaluated now")
     with ui.error_edge("The Journal"):
         if not ui.database_banner():
             return

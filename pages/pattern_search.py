@@ -42,12 +42,20 @@ def _stats(neighbors: Any) -> None:
                f"{' · same volatility regime' if stats.regime_filtered else ''}")
 
 
+def _time_column(label: str, interval: str) -> Any:
+    """Daily bar times come as trading-date text, intraday ones as New York times."""
+    if interval == "1d":
+        return st.column_config.TextColumn(label)
+    return st.column_config.DatetimeColumn(f"{label} (NY)", format="YYYY-MM-DD HH:mm")
+
+
 def _projection(library: views.Library, signal: Any, neighbors: Any) -> None:
     xy, current = views.project_2d(library.matrix, extra=np.asarray(signal.vector)[None, :])
     rows = library.rows
-    hover = [f"{s} {views.exchange_time_text(t)[:16]} {side} {setup} · {r:+.2f}R"
-             for s, t, side, setup, r in zip(rows["symbol"], rows["ts"], rows["side"],
-                                              rows["setup"], rows["realized_r"], strict=True)]
+    hover = [f"{s} {views.bar_time_text(t, iv)} {side} {setup} · {r:+.2f}R"
+             for s, t, iv, side, setup, r in zip(rows["symbol"], rows["ts"], rows["interval"],
+                                                 rows["side"], rows["setup"], rows["realized_r"],
+                                                 strict=True)]
     marked = views.library_positions(library, neighbors.frame)
     st.plotly_chart(
         charts.projection_figure(xy, outcome_r=rows["realized_r"].to_numpy(float),
@@ -76,7 +84,7 @@ def main() -> None:
         st.markdown(
             f"**Current setup:** {entry.side + ' · ' + entry.setup.replace('_', ' ') if entry else 'no setup'}"
             f" · trend {signal.trend.label.replace('_', ' ')} · volatility {signal.vol_regime} · "
-            f"signal bar {views.exchange_time_text(signal.asof)} New York")
+            f"signal bar {views.bar_time_text(signal.asof, signal.interval)}")
         if len(library) == 0:
             st.info("The library has no setup with a known outcome yet. Save signals from the "
                     "Signal Explorer (or the Scanner's symbols) and evaluate them on the Journal "
@@ -110,10 +118,8 @@ def main() -> None:
         st.subheader("Nearest neighbours")
         st.dataframe(views.neighbor_table(neighbors), hide_index=True, key="ps_table",
                      column_config={
-                         "ts": st.column_config.DatetimeColumn("Signal bar (NY)",
-                                                               format="YYYY-MM-DD HH:mm"),
-                         "exit_ts": st.column_config.DatetimeColumn("Known (NY)",
-                                                                    format="YYYY-MM-DD HH:mm"),
+                         "ts": _time_column("Signal bar", interval),
+                         "exit_ts": _time_column("Exit", interval),
                          "similarity": st.column_config.NumberColumn("Cosine", format="%.4f"),
                          "realized_r": st.column_config.NumberColumn("R", format="%+.2f"),
                          "symbol": "Symbol", "side": "Side", "setup": "Setup",

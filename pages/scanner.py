@@ -113,8 +113,9 @@ def _results(scan: dict) -> None:
             "mtf_alignment": st.column_config.NumberColumn("MTF", format="%+d"),
             "rs_sector": st.column_config.NumberColumn("RS sector", format="%.2f"),
             "time_bucket": "Session",
-            "asof": st.column_config.DatetimeColumn("Signal bar (NY)",
-                                                    format="YYYY-MM-DD HH:mm"),
+            "asof": (st.column_config.TextColumn("Signal bar") if interval == "1d" else
+                     st.column_config.DatetimeColumn("Signal bar (NY)",
+                                                     format="YYYY-MM-DD HH:mm")),
             "error": "Problem",
         },
     )
@@ -141,7 +142,7 @@ def main() -> None:
             _run_scan(symbols, interval)
         scan = st.session_state.get("scan")
         if scan is None:
-            ui.offline_note("scans")
+            ui.source_note("scans")
             st.info(f"Press **Scan** to analyse the {len(symbols)} symbols of your watchlist on "
                     f"{interval} bars (edit the list above; change the interval in the sidebar).")
             return

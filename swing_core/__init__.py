@@ -24,6 +24,8 @@ __version__ = ENGINE_VERSION
 #: public name -> module that defines it (imported on first use)
 _LAZY: dict[str, str] = {
     "analyze": "swing_core.agent",
+    "analysis": "swing_core.agent",
+    "Analysis": "swing_core.agent",
     "scan": "swing_core.agent",
     "Signal": "swing_core.agent",
     "ScanResult": "swing_core.agent",
@@ -32,6 +34,7 @@ _LAZY: dict[str, str] = {
     "fetch_bars": "swing_core.market",
     "fetch_many": "swing_core.market",
     "demo_bars": "swing_core.market",
+    "SOURCES": "swing_core.market",
     "simulate_exits": "swing_core.exits",
     "PatternIndex": "swing_core.patterns",
     "PriorStats": "swing_core.patterns",

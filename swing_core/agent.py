@@ -25,11 +25,13 @@ from swing_core.frame import MTF_INTERVALS, FrameContext, build_signal_frame, mi
 from swing_core.perf import timed_fn
 
 __all__ = [
+    "Analysis",
     "EntryPlan",
     "ScanResult",
     "Signal",
     "TrendState",
     "advise",
+    "analysis",
     "analyze",
     "analyze_frame",
     "load_context",
@@ -313,9 +315,12 @@ def load_context(
     offline: bool | None = None,
     main_source: str = "demo",
 ) -> tuple[FrameContext, list[str]]:
-    """Benchmark and other-timeframe bars for ``symbol``; what cannot be had is left out and
-    noted (the signal then carries NaN relative strength / zero alignment).  Demo context is
-    never mixed into a signal computed on real bars (``main_source`` other than "demo")."""
+    """Benchmark and other-timeframe bars for ``symbol``, from the same source as its own bars
+    (``main_source``, the ``source`` attr of those bars: local bars get local benchmarks, demo
+    bars demo ones, Yahoo or cached bars Yahoo's with the automatic fallbacks); what cannot be
+    had is left out and noted (the signal then carries NaN relative strength / zero alignment).
+    Demo context is never mixed into a signal computed on real bars."""
+    context_source = {"local": "local", "demo": "demo"}.get(main_source, "auto")
     notes: list[str] = []
     wanted: dict[str, tuple[str, str]] = {}
     if symbol != params.sector_symbol:
@@ -331,7 +336,7 @@ def load_context(
         try:
             bars = market.fetch_bars(
                 other_symbol, other_interval, lookback_days=lookback_days, engine=engine,
-                offline=offline,
+                offline=offline, source=context_source,
             )
         except SwingError as exc:
             notes.append(f"{other_symbol} {other_interval} unavailable ({exc}); left out")
@@ -424,7 +429,64 @@ def analyze_frame(
     return signal
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """One symbol analysed: the signal frame (bars ≤ the signal bar, with context columns),
+    the signal of its last row (with priors when a provider was given), and the notes about
+    the data (where the bars came from, what context was left out and why)."""
+
+    frame: pd.DataFrame
+    signal: Signal
+    notes: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """Where the bars came from: "yahoo", "cache", "local", "file" or "demo"."""
+        return str(self.frame.attrs.get("source", self.signal.data_source))
+
+
 @timed_fn("analyze")
+def analysis(
+    symbol: str,
+    interval: str = "30m",
+    *,
+    params: StrategyParams | None = None,
+    lookback_days: int | None = None,
+    engine: Any = None,
+    offline: bool | None = None,
+    prior_provider: PriorProvider | None = None,
+    provider: Any = None,
+    source: str | None = None,
+) -> Analysis:
+    """Analyze ``symbol`` on ``interval`` bars: the signal frame and the signal of its last bar.
+
+    The one signal path of the engine: the dashboard, the scanner and the CLI all come here.
+    ``source`` says where bars come from ("auto", "yahoo", "local", "demo"; see
+    :mod:`swing_core.market.fetch`), for the symbol's bars and for its context (benchmarks,
+    other timeframes) alike; ``provider`` (e.g. ``market.FileProvider`` for the user's
+    CSV/Parquet file) overrides it for the symbol's own bars. The lookback counts back from
+    now (Yahoo, demo) or from the newest stored bar (local library).
+    Raises ``MarketDataError`` for an unknown symbol, no data, a malformed file or too few bars.
+    """
+    params = params or StrategyParams()
+    validate_interval(interval)
+    symbol = market.normalize_symbol(symbol)
+    source = market.check_source(source)
+    lookback = lookback_days or ANALYZE_LOOKBACK_DAYS[interval]
+    needed = min_bars_required(params)
+    bars = market.fetch_bars(symbol, interval, lookback_days=None if provider else lookback,
+                             engine=engine, offline=offline, provider=provider, min_bars=needed,
+                             source=source)
+    main_source = str(bars.attrs.get("source", ""))
+    context, notes = load_context(symbol, interval, params=params, lookback_days=lookback,
+                                  engine=engine, offline=offline, main_source=main_source)
+    notes = list(dict.fromkeys([*bars.attrs.get("notes", []), *notes]))
+    frame = build_signal_frame(bars, params=params, interval=interval, context=context)
+    signal = analyze_frame(frame, symbol=symbol, interval=interval, params=params,
+                           prior_provider=prior_provider, notes=notes)
+    return Analysis(frame=frame, signal=signal, notes=tuple(notes))
+
+
 def analyze(
     symbol: str,
     interval: str = "30m",
@@ -435,27 +497,12 @@ def analyze(
     offline: bool | None = None,
     prior_provider: PriorProvider | None = None,
     provider: Any = None,
+    source: str | None = None,
 ) -> Signal:
-    """Analyze ``symbol`` on ``interval`` bars: the signal of its last bar.
-
-    Bars come through the bar cache (Yahoo, or demo data when offline — the signal says which),
-    or from ``provider`` (e.g. ``market.FileProvider`` for the user's CSV/Parquet file).
-    Raises ``MarketDataError`` for an unknown symbol, no data, a malformed file or too few bars.
-    """
-    params = params or StrategyParams()
-    validate_interval(interval)
-    symbol = market.normalize_symbol(symbol)
-    lookback = lookback_days or ANALYZE_LOOKBACK_DAYS[interval]
-    needed = min_bars_required(params)
-    bars = market.fetch_bars(symbol, interval, lookback_days=None if provider else lookback,
-                             engine=engine, offline=offline, provider=provider, min_bars=needed)
-    context, notes = load_context(symbol, interval, params=params, lookback_days=lookback,
-                                  engine=engine, offline=offline,
-                                  main_source=str(bars.attrs.get("source", "")))
-    notes = list(bars.attrs.get("notes", [])) + notes
-    frame = build_signal_frame(bars, params=params, interval=interval, context=context)
-    return analyze_frame(frame, symbol=symbol, interval=interval, params=params,
-                         prior_provider=prior_provider, notes=notes)
+    """The signal of :func:`analysis` (same arguments), for callers that need no frame."""
+    return analysis(symbol, interval, params=params, lookback_days=lookback_days,
+                    engine=engine, offline=offline, prior_provider=prior_provider,
+                    provider=provider, source=source).signal
 
 
 @timed_fn("scan")
@@ -469,6 +516,7 @@ def scan(
     offline: bool | None = None,
     prior_provider: PriorProvider | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    source: str | None = None,
 ) -> list[ScanResult]:
     """Analyze every symbol; one result per symbol, in input order. A failing symbol's error is
     in its result and the scan goes on. ``progress(done, total, symbol)`` is called after each."""
@@ -477,7 +525,8 @@ def scan(
     for done, symbol in enumerate(symbols, start=1):
         try:
             signal = analyze(symbol, interval, params=params, lookback_days=lookback_days,
-                             engine=engine, offline=offline, prior_provider=prior_provider)
+                             engine=engine, offline=offline, prior_provider=prior_provider,
+                             source=source)
             results.append(ScanResult(symbol=symbol, signal=signal))
         except (SwingError, ValueError) as exc:
             results.append(ScanResult(symbol=symbol, signal=None, error=str(exc)))

@@ -65,6 +65,7 @@ __all__ = [
     "WalkForwardResult",
     "attach_priors",
     "data_fingerprint",
+    "gather_bars",
     "list_runs",
     "load_run",
     "lookahead_check",
@@ -523,11 +524,15 @@ def _progress_noop(done: int, total: int, message: str) -> None:
     return None
 
 
-def _gather_bars(symbols: Sequence[str], config: BacktestConfig,
-                 bars: Mapping[str, pd.DataFrame] | None, engine: Any,
-                 offline: bool | None = None
-                 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Bars per symbol (given, or fetched through the market layer) and per-symbol errors."""
+def gather_bars(symbols: Sequence[str], config: BacktestConfig, *,
+                bars: Mapping[str, pd.DataFrame] | None = None, engine: Any = None,
+                offline: bool | None = None, source: str | None = None
+                ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The bars a run of ``config`` uses per symbol, and per-symbol error messages.
+
+    Given ``bars``, or fetched through the market layer from ``source`` ("auto", "yahoo",
+    "local", "demo"): enough history for ``config.start`` plus the warm-up bars; a still-forming
+    last bar is dropped (its close is not known); then :func:`trim_bars`."""
     errors: dict[str, str] = {}
     if bars is not None:
         found = {s: bars[s] for s in symbols if s in bars}
@@ -542,7 +547,7 @@ def _gather_bars(symbols: Sequence[str], config: BacktestConfig,
             lookback = warmup_lookback_days(config.start, warmup_bars=config.warmup,
                                             bars_per_day=BARS_PER_DAY[config.interval])
         fetched = market.fetch_many(list(symbols), config.interval, lookback_days=lookback,
-                                    engine=engine, offline=offline)
+                                    engine=engine, offline=offline, source=source)
         for s in symbols:
             value = fetched.get(s, fetched.get(_normalized(s)))
             if isinstance(value, pd.DataFrame):
@@ -619,6 +624,7 @@ def run_backtest(
     lookahead: bool | Sequence[float] = False,
     name: str | None = None,
     offline: bool | None = None,
+    source: str | None = None,
 ) -> BacktestResult:
     """Walk-forward backtest of ``symbols`` as one portfolio.
 
@@ -629,8 +635,8 @@ def run_backtest(
     instead of recomputed; with ``save`` the run is stored. ``executor``: None (process pool
     or ``SWING_DASK_ADDRESS``), "inline", or any concurrent.futures Executor. ``progress``:
     called as ``progress(done, total, message)``. ``lookahead``: True or cut fractions to run
-    :func:`lookahead_check` and report it with the run. ``offline``: passed to the market
-    layer (True: demo bars).
+    :func:`lookahead_check` and report it with the run. ``offline`` and ``source`` ("auto",
+    "yahoo", "local", "demo"): where fetched bars come from (see :func:`gather_bars`).
     """
     config = config or BacktestConfig()
     validate_config(config)
@@ -640,7 +646,8 @@ def run_backtest(
         raise BacktestError("No symbols given: name at least one, e.g. AAPL.")
     if bars is not None:
         bars = {k.strip().upper(): v for k, v in bars.items()}
-    ready, errors = _gather_bars(names, config, bars, engine, offline)
+    ready, errors = gather_bars(names, config, bars=bars, engine=engine, offline=offline,
+                                source=source)
     if not ready:
         raise BacktestError("No symbol could run: " + " | ".join(errors.values()))
     library, library_fp = _library_for(config, engine)

@@ -5,10 +5,11 @@ a trade list or a result computed elsewhere. Long histories are thinned *for dra
 (:func:`downsample_bars`, at most :data:`MAX_CANDLES` candles): the inputs are never changed, so
 no statistic shown next to a chart depends on how it was drawn.
 
-Time: frames are indexed by UTC bar open times; figures show them as New York wall-clock times
-(:data:`~swing_core.config.EXCHANGE_TZ`), with nights and weekends folded away when the data has
-none. The figures set no template: Streamlit's theme (light or dark) styles them, and the colours
-below are mid-tones that read on both.
+Time: frames are indexed by UTC bar open times; figures place them by the one bar-time rule of
+:mod:`swing_core.timefmt` (:func:`~swing_core.timefmt.bar_times`): daily bars at their trading
+date (axis and hover show dates), intraday bars at New York wall-clock times, with nights and
+weekends folded away when the data has none. The figures set no template: Streamlit's theme
+(light or dark) styles them, and the colours below are mid-tones that read on both.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from swing_core.config import INTERVAL_DELTA
-from swing_core.views import local_times
+from swing_core.timefmt import bar_times, is_daily, looks_daily
 
 __all__ = [
     "COLORS",
@@ -40,7 +41,6 @@ __all__ = [
     "price_figure",
     "projection_figure",
     "reliability_figure",
-    "to_exchange_time",
 ]
 
 #: The most candles a price chart draws; longer histories are aggregated into wider candles.
@@ -81,6 +81,9 @@ _FIB_LABELS = {
     "fib_ext_1618": "1.618 ext",
 }
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+#: Hover labels of the time axis: a daily bar's trading date, an intraday bar's New York time.
+_DATE_HOVER = "%Y-%m-%d"
+_CLOCK_HOVER = "%Y-%m-%d %H:%M ET"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -92,13 +95,6 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def to_exchange_time(index: pd.Index | pd.Series | Sequence[Any], *, daily: bool | None = None
-                     ) -> pd.DatetimeIndex:
-    """UTC timestamps as the naive wall-clock times the axes show: New York time for intraday
-    bars, the trading date for daily bars (labelled 00:00 UTC); see ``views.local_times``."""
-    return local_times(index, daily=daily)
 
 
 def outcome_color(realized_r: Any) -> str:
@@ -294,8 +290,7 @@ def _trade_hover(trades: pd.DataFrame) -> list[str]:
     return [text(row) for _, row in trades.iterrows()]
 
 
-def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None, *,
-                daily: bool | None = None) -> None:
+def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None) -> None:
     """Entry markers shaped by direction (▲ long, ▼ short), exit markers (✕), both coloured by
     outcome; the hover names the setup and the exit reason."""
     if trades is None or trades.empty or "entry_ts" not in trades:
@@ -309,7 +304,7 @@ def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None, *,
     hover = _trade_hover(trades)
     fig.add_trace(
         go.Scatter(
-            x=to_exchange_time(trades["entry_ts"], daily=daily), y=trades["entry_price"],
+            x=bar_times(trades["entry_ts"], interval), y=trades["entry_price"],
             mode="markers",
             name="entries", marker={"symbol": np.where(long, "triangle-up", "triangle-down"),
                                     "size": 11, "color": colors,
@@ -324,9 +319,10 @@ def _add_trades(fig: go.Figure, trades: pd.DataFrame, interval: str | None, *,
     exits = trades[has_exit]
     if exits.empty:
         return
-    # exit_ts is the close time of the exit bar; the candle is drawn at its open time
+    # exit_ts is the close time of the exit bar; the marker sits on that bar's candle (its
+    # open time; for a daily bar its trading date, never the next day)
     delta = INTERVAL_DELTA.get(interval or "", pd.Timedelta(0))
-    exit_x = to_exchange_time(pd.to_datetime(exits["exit_ts"], utc=True) - delta, daily=daily)
+    exit_x = bar_times(pd.to_datetime(exits["exit_ts"], utc=True) - delta, interval)
     fig.add_trace(
         go.Scatter(
             x=exit_x, y=exits["exit_price"], mode="markers", name="exits",
@@ -369,8 +365,9 @@ def price_figure(
     if frame.empty:
         return empty_figure("No bars to draw.")
     drawn = downsample_bars(frame, max_bars)
-    daily = None if interval is None else interval == "1d"
-    x = to_exchange_time(drawn.index, daily=daily)
+    if interval is None:  # not told: daily when every bar is labelled 00:00 UTC
+        interval = "1d" if looks_daily(drawn.index) else None
+    x = bar_times(drawn.index, interval)
     rows = 4 if show_indicators else 2
     heights = [0.58, 0.12, 0.15, 0.15] if show_indicators else [0.8, 0.2]
     titles = ("", "volume", "RSI 14", "ATR %")[:rows]
@@ -387,7 +384,7 @@ def price_figure(
     if plan is not None:
         lines += _plan_lines(plan)
     if trades is not None:
-        _add_trades(fig, trades, interval, daily=daily)
+        _add_trades(fig, trades, interval)
     up = (drawn["close"] >= drawn["open"]).to_numpy()
     fig.add_trace(go.Bar(x=x, y=drawn["volume"], name="volume", showlegend=False,
                          marker={"color": np.where(up, COLORS["volume_up"], COLORS["volume_down"]),
@@ -409,14 +406,15 @@ def price_figure(
     breaks = _rangebreaks(x, interval)
     if breaks:
         fig.update_xaxes(rangebreaks=breaks)
-    fig.update_xaxes(rangeslider_visible=False)
+    fig.update_xaxes(rangeslider_visible=False,
+                     hoverformat=_DATE_HOVER if is_daily(interval) else _CLOCK_HOVER)
     if focus is None and initial_bars is not None and len(frame) > initial_bars:
         focus = (frame.index[-initial_bars], frame.index[-1])
         extra = [_finite((plan or {}).get(k)) for k in ("entry", "stop", "target")]
     else:
         extra = []
     if focus is not None:
-        _zoom(fig, frame, focus, daily=daily, levels=[v for v in extra if v is not None])
+        _zoom(fig, frame, focus, interval=interval, levels=[v for v in extra if v is not None])
     note = ""
     if "downsampled_from" in drawn.attrs:
         note = f" · {len(drawn):,} of {len(frame):,} bars drawn (merged for display)"
@@ -428,14 +426,14 @@ def price_figure(
     return fig
 
 
-def _zoom(fig: go.Figure, frame: pd.DataFrame, focus: tuple[Any, Any], *, daily: bool | None,
+def _zoom(fig: go.Figure, frame: pd.DataFrame, focus: tuple[Any, Any], *, interval: str | None,
           levels: Sequence[float] = ()) -> None:
     """Set the x range to ``focus`` (UTC) and fit the price axis to the bars in it and to
     ``levels`` (e.g. the plan's entry, stop and target)."""
     start, end = (pd.Timestamp(t) for t in focus)
     start = start.tz_localize("UTC") if start.tzinfo is None else start
     end = end.tz_localize("UTC") if end.tzinfo is None else end
-    x0, x1 = to_exchange_time([start, end], daily=daily)
+    x0, x1 = bar_times([start, end], interval)
     fig.update_xaxes(range=[x0, x1])
     window = frame.loc[start:end]
     if window.empty:
@@ -590,7 +588,9 @@ def equity_figure(
     for name, curve in curves.items():
         x = curve.index
         if isinstance(x, pd.DatetimeIndex):
-            x = to_exchange_time(x)
+            daily = looks_daily(x)
+            x = bar_times(x, "1d" if daily else None)
+            fig.update_xaxes(hoverformat=_DATE_HOVER if daily else _CLOCK_HOVER)
         thin = downsample_series(pd.Series(curve.to_numpy(dtype=float), index=x))
         fig.add_trace(go.Scatter(x=thin.index, y=thin.values, mode="lines", name=str(name),
                                  line={"width": 1.6, **({"color": COLORS["equity"]} if single

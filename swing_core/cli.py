@@ -1,5 +1,8 @@
 """Headless commands: ``python -m swing_core analyze AAPL --interval 30m`` and friends.
 
+``data import PATH…`` / ``data list`` / ``data delete SYMBOL`` / ``data export SYMBOL``: the local
+bar library (:mod:`swing_core.market.library`).
+
 Every command prints a clean one-line message and exits with status 2 on bad input (unknown
 symbol, too few bars, unreachable database, …): no traceback for errors a user can act on.
 """
@@ -16,6 +19,7 @@ import pandas as pd
 
 from swing_core.config import INTERVALS
 from swing_core.errors import SwingError
+from swing_core.timefmt import bar_time_text
 
 EXIT_USER_ERROR = 2
 
@@ -24,9 +28,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", default="30m", choices=INTERVALS, help="bar interval")
     parser.add_argument("--lookback-days", type=int, default=None,
                         help="calendar days of history (default depends on the interval)")
-    parser.add_argument("--offline", action="store_true",
-                        help="use deterministic demo data (also SWING_OFFLINE=1)")
+    add_source_option(parser)
     parser.add_argument("--no-priors", action="store_true", help="skip pattern priors")
+
+
+def add_source_option(parser: argparse.ArgumentParser) -> None:
+    """``--source`` (where bars come from) and ``--offline`` (never ask Yahoo), for every command
+    that loads bars."""
+    from swing_core.market import SOURCES
+
+    parser.add_argument("--source", default="auto", choices=SOURCES,
+                        help="where bars come from: auto (Yahoo, else your local bars, else "
+                             "demo), yahoo, local (imported files and earlier fetches) or demo")
+    parser.add_argument("--offline", action="store_true",
+                        help="never ask Yahoo (also SWING_OFFLINE=1): local bars, else demo")
 
 
 def _services(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,7 +62,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         provider = FileProvider(args.file)
     signal = analyze(args.symbol, args.interval, lookback_days=args.lookback_days,
                      engine=services["engine"], offline=args.offline or None,
-                     prior_provider=services["prior_provider"], provider=provider)
+                     prior_provider=services["prior_provider"], provider=provider,
+                     source=args.source)
     payload = signal.model_dump(mode="json", exclude={"vector"})
     if signal.is_demo and not any("DEMO" in note for note in payload["notes"]):
         payload["notes"].insert(0, "DEMO DATA: synthetic bars, not the market.")
@@ -61,7 +77,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     services = _services(args)
     results = scan(args.symbols, args.interval, lookback_days=args.lookback_days,
                    engine=services["engine"], offline=args.offline or None,
-                   prior_provider=services["prior_provider"])
+                   prior_provider=services["prior_provider"], source=args.source)
     table = scan_table(results)
     columns = [c for c in ("symbol", "data_source", "trend_label", "setup", "side", "entry",
                            "stop", "target", "r_multiple", "confidence", "expected_r",
@@ -70,9 +86,119 @@ def cmd_scan(args: argparse.Namespace) -> int:
                            "display.float_format", "{:.3f}".format):
         print(table[columns].to_string(index=False))
     if any(r.signal is not None and r.signal.is_demo for r in results):
-        print("\nDEMO DATA: Yahoo was not used (offline); prices are synthetic.")
+        print("\nDEMO DATA for some symbols: no Yahoo and no local bars for them; prices are "
+              "synthetic.")
     failed = [r for r in results if not r.ok]
     return EXIT_USER_ERROR if failed and len(failed) == len(results) else 0
+
+
+# --------------------------------------------------------------------------- data (bar library)
+
+
+def _library_engine() -> Any:
+    """The migrated database engine (no pattern priors: the library commands need none)."""
+    from swing_core.services import open_services
+
+    return open_services(use_priors=False, monitor="cli").engine
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from swing_core.market import ImportedItem, import_bars
+
+    def show(item: Any) -> None:  # each stored series as it happens; failures at the end
+        if isinstance(item, ImportedItem):
+            print(f"  imported  {item.name}: {item.symbol} {item.interval}, {item.bars:,} bars, "
+                  f"{bar_time_text(item.first_ts, item.interval)} to "
+                  f"{bar_time_text(item.last_ts, item.interval)}")
+
+    report = import_bars(args.paths, engine=_library_engine(), symbol=args.symbol,
+                         interval=args.interval, progress=show)
+    if not report.ok and len(report.failed) == 1:
+        failure = report.failed[0]
+        print(f"error: {failure.name}: {failure.error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    for failure in report.failed:
+        which = f" [{failure.symbol}]" if failure.symbol else ""
+        print(f"  failed    {failure.name}{which}: {failure.error}", file=sys.stderr)
+    if not report.ok:
+        skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+        print(f"error: nothing imported ({len(report.failed)} failed{skipped}): see the "
+              "messages above.", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(report.summary())
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from swing_core.market import list_library
+
+    table = list_library(_library_engine())
+    if table.empty:
+        print("The local bar library is empty: import bars with "
+              "`python -m swing_core data import PATH` (files, folders or .zip archives).")
+        return 0
+    shown = pd.DataFrame({
+        "symbol": table["symbol"], "interval": table["interval"],
+        "bars": table["bars"].map("{:,}".format),
+        "first bar": [bar_time_text(t, i) for t, i in zip(table["first_ts"], table["interval"],
+                                                      strict=True)],
+        "last bar": [bar_time_text(t, i) for t, i in zip(table["last_ts"], table["interval"],
+                                                     strict=True)],
+        "source": table["source"],
+        "stored": [bar_time_text(t, "1h") for t in table["stored_at"]],
+    })
+    print(shown.to_string(index=False))
+    print(f"\n{len(table):,} series, {int(table['bars'].sum()):,} bars. Intraday times are New "
+          "York bar open times.")
+    return 0
+
+
+def cmd_data_delete(args: argparse.Namespace) -> int:
+    from swing_core.market import delete_from_library, normalize_symbol
+
+    symbol = normalize_symbol(args.symbol)
+    deleted = delete_from_library(_library_engine(), symbol, interval=args.interval)
+    print(f"Deleted {deleted:,} bars of {symbol}{' ' + args.interval if args.interval else ''}.")
+    return 0
+
+
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from swing_core.market import export_bars, normalize_symbol
+
+    symbol = normalize_symbol(args.symbol)
+    out = args.out or f"{symbol}_{args.interval}.{args.format or 'csv'}"
+    written = export_bars(_library_engine(), symbol, args.interval, out, fmt=args.format)
+    print(f"Wrote {written:,} {symbol} {args.interval} bars to {out}.")
+    return 0
+
+
+def _add_data_commands(sub: Any) -> None:
+    data = sub.add_parser("data", help="the local bar library: import, list, delete, export bars")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    imp = data_sub.add_parser(
+        "import", help="store CSV/Parquet bars files, folders of them or .zip archives")
+    imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.add_argument("--symbol", default=None,
+                     help="label single-symbol files with it, pick it from multi-symbol ones "
+                          "(default: the Symbol column, else the file name)")
+    imp.add_argument("--interval", default=None, choices=INTERVALS,
+                     help="bar interval (default: inferred per file; finer bars are aggregated)")
+    imp.set_defaults(func=cmd_data_import)
+    listing = data_sub.add_parser("list", help="what the library holds per symbol and interval")
+    listing.set_defaults(func=cmd_data_list)
+    delete = data_sub.add_parser("delete", help="delete a symbol's stored bars")
+    delete.add_argument("symbol")
+    delete.add_argument("--interval", default=None, choices=INTERVALS,
+                        help="only this interval (default: all)")
+    delete.set_defaults(func=cmd_data_delete)
+    export = data_sub.add_parser("export", help="write a symbol's stored bars to CSV or Parquet")
+    export.add_argument("symbol")
+    export.add_argument("--interval", required=True, choices=INTERVALS)
+    export.add_argument("--out", default=None,
+                        help="output file (default: SYMBOL_INTERVAL.csv in this folder)")
+    export.add_argument("--format", default=None, choices=("csv", "parquet"),
+                        help="default: from the --out suffix (.parquet/.pq), else csv")
+    export.set_defaults(func=cmd_data_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan_parser.add_argument("symbols", nargs="+")
     _add_common(scan_parser)
     scan_parser.set_defaults(func=cmd_scan)
+    _add_data_commands(sub)
     for module_name, hook in (("swing_core.cli_journal", "add_journal_commands"),
                               ("swing_core.cli_backtest", "add_backtest_commands")):
         module = __import__(module_name, fromlist=[hook])

@@ -89,6 +89,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         reuse=not args.no_cache, max_workers=args.workers,
         executor="inline" if args.workers == 1 else None, progress=_progress,
         lookahead=args.lookahead, name=args.name, offline=args.offline or None,
+        source=args.source,
     )
     if args.json:
         from swing_core.backtest_store import _plain
@@ -189,7 +190,7 @@ def _params_raw(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from swing_core.backtest import _gather_bars
+    from swing_core.backtest import gather_bars
     from swing_core.backtest_search import grid_search, optuna_search
 
     config = _config(args)
@@ -197,7 +198,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise BacktestError("Give at least one --space name=v1,v2 (or name=low:high).")
     engine = _engine(args)
     names = [s.strip().upper() for s in args.symbols]
-    bars, errors = _gather_bars(names, config, None, engine, args.offline or None)
+    bars, errors = gather_bars(names, config, engine=engine, offline=args.offline or None,
+                               source=args.source)
     for symbol, message in errors.items():
         print(f"skipped {symbol}: {message}", file=sys.stderr)
     if not bars:
@@ -237,7 +239,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="priors also from the stored vector library (point in time)")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (1: run in this process)")
-    parser.add_argument("--offline", action="store_true", help="demo bars (SWING_OFFLINE=1)")
+    from swing_core.cli import add_source_option
+
+    add_source_option(parser)
 
 
 def add_backtest_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from swing_core.errors import SwingError
+from swing_core.timefmt import bar_time_text
 
 EXIT_USER_ERROR = 2
 
@@ -84,7 +85,8 @@ def cmd_journal_list(args: argparse.Namespace) -> int:
         print("No signals in the journal match.")
         return 0
     shown = frame[_LIST_COLUMNS].copy()
-    shown["asof"] = shown["asof"].dt.strftime("%Y-%m-%d %H:%M")
+    shown["asof"] = [bar_time_text(ts, interval)
+                     for ts, interval in zip(shown["asof"], shown["interval"], strict=True)]
     with pd.option_context("display.max_columns", None, "display.width", 200,
                            "display.float_format", "{:.3f}".format):
         print(shown.to_string(index=False))

@@ -17,7 +17,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from swing_core.charts import empty_figure
-from swing_core.config import EXCHANGE_TZ
+from swing_core.timefmt import exchange_times
 
 __all__ = [
     "cache_figure",
@@ -32,17 +32,11 @@ _PALETTE = qualitative.Plotly
 _GUIDE_COLORS = {"guide before": "#94a3b8", "guide after": "#f59e0b", "SwingDesk": "#3b82f6"}
 
 
-def _exchange_time(values: pd.Series | pd.Index) -> pd.DatetimeIndex:
-    """UTC timestamps as naive New York wall-clock times (what the axes show)."""
-    return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).tz_convert(EXCHANGE_TZ).tz_localize(
-        None)
-
-
 def _set_window(fig: go.Figure, window: tuple[Any, Any] | None) -> None:
     """Show the whole window (UTC bounds) on the x axis, so a lone point is not blown up to a
     sub-second axis and charts of one window line up."""
     if window is not None:
-        start, end = _exchange_time(pd.Index([pd.Timestamp(window[0]), pd.Timestamp(window[1])]))
+        start, end = exchange_times(pd.Index([pd.Timestamp(window[0]), pd.Timestamp(window[1])]))
         fig.update_xaxes(range=[start, end])
 
 
@@ -66,7 +60,7 @@ def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = 
     fig = go.Figure()
     for i, (operation, rows) in enumerate(frame.groupby("operation", sort=True)):
         color = _PALETTE[i % len(_PALETTE)]
-        x = _exchange_time(rows["ts"])
+        x = exchange_times(rows["ts"])
         custom = np.column_stack([rows["count"], rows["mean_ms"], rows["max_ms"]])
         hover = ("%{fullData.name}: %{y:.1f} ms<br>calls %{customdata[0]:,.0f} · mean "
                  "%{customdata[1]:.1f} ms · max %{customdata[2]:.1f} ms<extra></extra>")
@@ -98,7 +92,7 @@ def memory_figure(memory: pd.DataFrame, *, window: tuple[Any, Any] | None = None
     for i, (process, rows) in enumerate(memory.groupby("process", sort=True)):
         custom = np.column_stack([rows["peak_rss_mb"], rows["cpu_pct"]])
         fig.add_trace(go.Scatter(
-            x=_exchange_time(rows["ts"]), y=rows["rss_mb"], mode="lines+markers",
+            x=exchange_times(rows["ts"]), y=rows["rss_mb"], mode="lines+markers",
             marker={"size": 3}, name=str(process),
             line={"color": _PALETTE[i % len(_PALETTE)], "width": 1.8}, customdata=custom,
             hovertemplate=("%{fullData.name}: %{y:.0f} MiB<br>peak %{customdata[0]:.0f} MiB · "
@@ -120,7 +114,7 @@ def cache_figure(series: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
     for i, (cache, rows) in enumerate(series.groupby("cache", sort=True)):
         custom = np.column_stack([rows["hits"], rows["misses"]])
         fig.add_trace(go.Scatter(
-            x=_exchange_time(rows["ts"]), y=rows["hit_rate"] * 100.0, mode="lines+markers",
+            x=exchange_times(rows["ts"]), y=rows["hit_rate"] * 100.0, mode="lines+markers",
             name=str(cache), line={"color": _PALETTE[i % len(_PALETTE)]}, marker={"size": 4},
             customdata=custom, connectgaps=False,
             hovertemplate=("%{fullData.name}: %{y:.0f} %<br>%{customdata[0]:,.0f} hits · "

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from swing_core import perf
 from swing_core.clock import utc_now
-from swing_core.config import EXCHANGE_TZ
+from swing_core.timefmt import exchange_times
 
 __all__ = [
     "LATENCY_COLUMNS",
@@ -127,8 +127,7 @@ def to_exchange_time(frame: pd.DataFrame, columns: tuple[str, ...] = ("ts",)) ->
     out = frame.copy()
     for column in columns:
         if column in out and len(out):
-            out[column] = (pd.to_datetime(out[column], utc=True).dt.tz_convert(EXCHANGE_TZ)
-                           .dt.tz_localize(None))
+            out[column] = exchange_times(out[column]).to_numpy()
     return out
 
 

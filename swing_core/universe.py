@@ -145,13 +145,14 @@ class MarketBarsLoader:
     lookback_days: int | None = None
     offline: bool | None = None
     database_url: str | None = None
+    source: str = "auto"
 
     def __call__(self, symbol: str) -> pd.DataFrame:
         from swing_core import db, market
 
         engine = db.get_engine(self.database_url) if self.database_url else None
         bars = market.fetch_bars(symbol, self.interval, lookback_days=self.lookback_days,
-                                 engine=engine, offline=self.offline)
+                                 engine=engine, offline=self.offline, source=self.source)
         if bars.attrs.get("last_bar_complete") is False:
             bars = bars.iloc[:-1]
         return bars
@@ -263,21 +264,24 @@ def _cancelled(cancel: CancelFlag) -> bool:
 
 def _loader_key(loader: BarsLoader) -> str:
     if isinstance(loader, MarketBarsLoader):
-        return f"market:{loader.interval}:{loader.lookback_days}:{loader.offline}"
+        return (f"market:{loader.interval}:{loader.lookback_days}:{loader.offline}"
+                + ("" if loader.source == "auto" else f":{loader.source}"))
     func = getattr(loader, "func", loader)  # functools.partial
     name = f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
     args = getattr(loader, "args", ()), sorted(getattr(loader, "keywords", {}).items())
     return f"{name}{args}"
 
 
-def _default_loader(config: BacktestConfig, engine: Any, offline: bool | None
-                    ) -> MarketBarsLoader:
+def _default_loader(config: BacktestConfig, engine: Any, offline: bool | None,
+                    source: str | None = None) -> MarketBarsLoader:
     lookback = None
     if config.start is not None:
         lookback = warmup_lookback_days(config.start, warmup_bars=config.warmup,
                                         bars_per_day=BARS_PER_DAY[config.interval])
     url = engine.url.render_as_string(hide_password=False) if engine is not None else None
-    return MarketBarsLoader(config.interval, lookback, offline, url)
+    from swing_core.market import check_source  # lazy: the market layer pulls in yfinance
+
+    return MarketBarsLoader(config.interval, lookback, offline, url, source=check_source(source))
 
 
 def _marker(stored: Any) -> dict[str, Any]:
@@ -313,6 +317,7 @@ def run_universe(
     cancel: CancelFlag = None,
     bars_loader: BarsLoader | None = None,
     offline: bool | None = None,
+    source: str | None = None,
     name: str | None = None,
     spill_dir: str | Path | None = None,
     prior_batch: int = _PRIOR_BATCH,
@@ -322,7 +327,7 @@ def run_universe(
 
     ``engine``: SQLAlchemy engine (required: chunks are stored as they finish). ``bars_loader``:
     ``loader(symbol) -> bars frame``, picklable for process pools (default: the market layer
-    with ``engine``'s bar cache and ``offline``). ``executor``: None (process pool, or Dask with
+    with ``engine``'s bar cache, ``offline`` and ``source``: "auto", "yahoo", "local", "demo"). ``executor``: None (process pool, or Dask with
     ``SWING_DASK_ADDRESS``), ``"inline"`` or an Executor. ``progress(done, total, message)``:
     symbols finished so far (resumed chunks count as done), then the final stage.
     ``cancel``: checked before each chunk and before the final stage. ``spill_dir``: where the
@@ -345,7 +350,7 @@ def run_universe(
     names = list(dict.fromkeys(s.strip().upper() for s in symbols if s and s.strip()))
     if not names:
         raise BacktestError("No symbols given: name at least one, e.g. AAPL.")
-    loader = bars_loader or _default_loader(config, engine, offline)
+    loader = bars_loader or _default_loader(config, engine, offline, source)
     library, library_fp = _library_for(config, engine)
     digest = run_hash(names, config, {}, extra={
         "universe": chunk_size, "loader": _loader_key(loader), "library": library_fp,

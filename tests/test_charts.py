@@ -10,6 +10,7 @@ import pytest
 from swing_core import charts
 from swing_core.frame import build_signal_frame
 from swing_core.market import demo_bars
+from swing_core.timefmt import bar_times
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +108,35 @@ def test_trade_markers_shape_by_direction_colour_by_outcome_and_hover() -> None:
     assert "mean_reversion" in entries.hovertext[1] and "STOP" in entries.hovertext[1]
     assert len(exits.x) == 2, "an open trade has no exit marker"
     # the exit marker sits on the exit bar (exit_ts is that bar's close)
-    assert pd.Timestamp(exits.x[0]) == charts.to_exchange_time([ts[12]])[0]
+    assert pd.Timestamp(exits.x[0]) == pd.Timestamp(ts[12].date())
+
+
+def test_daily_chart_x_values_and_hover_are_trading_dates() -> None:
+    bars = demo_bars("AAPL", "1d", 60)
+    fig = charts.price_figure(bars, interval="1d", show_fib=False, show_indicators=False)
+    candles = _traces(fig, "candlestick")[0]
+    shown = pd.DatetimeIndex(candles.x)
+    # the bar labelled <date> 00:00 UTC sits at <date>, not at the New York evening before
+    assert list(shown) == [pd.Timestamp(t.date()) for t in bars.index]
+    assert (shown == shown.normalize()).all() and shown.tz is None
+    assert (shown.dayofweek < 5).all(), "no bar drawn on a weekend"
+    assert fig.layout.xaxis.hoverformat == "%Y-%m-%d"
+    untold = charts.price_figure(bars, show_fib=False, show_indicators=False)
+    assert list(_traces(untold, "candlestick")[0].x) == list(candles.x)
+
+
+def test_intraday_chart_x_values_are_new_york_times(frame: pd.DataFrame) -> None:
+    fig = charts.price_figure(frame, interval="30m", show_fib=False, show_indicators=False)
+    shown = pd.DatetimeIndex(_traces(fig, "candlestick")[0].x)
+    assert list(shown) == list(frame.index.tz_convert("America/New_York").tz_localize(None))
+    assert fig.layout.xaxis.hoverformat.endswith("%H:%M ET")
 
 
 def test_focus_zooms_to_a_window(frame: pd.DataFrame) -> None:
     start, end = frame.index[100], frame.index[140]
     fig = charts.price_figure(frame, focus=(start, end), interval="30m")
     lo, hi = (pd.Timestamp(v) for v in fig.layout.xaxis.range)
-    assert lo == charts.to_exchange_time([start])[0] and hi == charts.to_exchange_time([end])[0]
+    assert lo == bar_times([start], "30m")[0] and hi == bar_times([end], "30m")[0]
     window = frame.loc[start:end]
     y0, y1 = fig.layout.yaxis.range
     assert y0 < window["low"].min() and y1 > window["high"].max()

@@ -673,7 +673,7 @@ def test_validation_errors_say_what_and_where():
         validate_bars(_good().drop(columns=["high", "volume"]), symbol="XYZ")
     bad = _good()
     bad.iloc[2, bad.columns.get_loc("close")] = np.nan
-    ts_ny = str(bad.index[2].tz_convert(NY))
+    ts_ny = bad.index[2].tz_convert(NY).strftime("%Y-%m-%d %H:%M %Z")  # e.g. "… 10:30 EST"
     with pytest.raises(MarketDataError, match="NaN.*'close'.*1 row") as info:
         validate_bars(bad, symbol="XYZ")
     assert ts_ny in str(info.value)
@@ -689,6 +689,20 @@ def test_validation_errors_say_what_and_where():
     bad.iloc[3, bad.columns.get_loc("high")] = bad[["open", "close"]].iloc[3].min()
     with pytest.raises(MarketDataError, match="do not contain open and close"):
         validate_bars(bad)
+
+
+def test_validation_errors_name_a_daily_bar_by_its_trading_date():
+    # a daily bar is labelled by its trading date at 00:00 UTC; in New York time it would be
+    # the evening before (Monday's bar on a Sunday)
+    index = pd.DatetimeIndex(["2024-03-01", "2024-03-04", "2024-03-05"], tz="UTC", name="ts")
+    bad = pd.DataFrame({"open": 10.0, "high": 11.0, "low": 9.0, "close": [10.5, np.nan, 10.2],
+                        "volume": 1e6}, index=index)
+    for interval in ("1d", None):  # told, or inferred from the 00:00 UTC labels
+        with pytest.raises(MarketDataError) as info:
+            validate_bars(bad, symbol="XYZ", interval=interval)
+        message = str(info.value)
+        assert "first at 2024-03-04." in message, message
+        assert "2024-03-03" not in message and "19:00" not in message
 
 
 def test_too_few_bars_says_how_many_and_how_to_get_more():

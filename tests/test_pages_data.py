@@ -33,31 +33,35 @@ def _csv(symbol: str = "ZZUP", n: int = 400) -> bytes:
 
 
 def test_upload_store_then_explore_from_the_cache(app: AppTest) -> None:
-    assert any("cache is empty" in i.value for i in app.info)
-    app.file_uploader(key="upload_file").set_value(("ZZUP_30m.csv", _csv(), "text/csv")).run()
+    assert any("library is empty" in i.value for i in app.info)
+    app.file_uploader(key="upload_file").set_value([("ZZUP_30m.csv", _csv(), "text/csv")]).run()
     assert not app.exception and not app.error
     assert any("400 30m bars of ZZUP" in s.value for s in app.success)
     assert app.get("plotly_chart"), "the upload is previewed"
     app.button(key="store_upload").click().run()
-    assert any("Stored 400 bars" in s.value for s in app.success)
+    assert any("Imported 400 bars: 1 series" in s.value for s in app.success)
     summary = next(f.value for f in app.dataframe if "bars" in f.value.columns)
     assert summary.loc[0, "symbol"] == "ZZUP" and summary.loc[0, "source"] == "file"
     assert summary.loc[0, "bars"] == 400
     app.session_state["symbol"] = "ZZUP"
     app.switch_page("pages/explorer.py").run()
-    app.selectbox(key="source").set_value("cache").run()
+    # offline, "automatic" serves the stored real bars, never demo ones
     assert not app.exception and not app.error, [e.value for e in app.error]
-    assert any("Showing cached bars" in i.value for i in app.info)
+    assert any("Showing your local bar library" in i.value for i in app.info)
+    assert not any("DEMO" in w.value for w in app.warning)
     assert app.title[0].value == "Signal Explorer · ZZUP 30m"
+    app.selectbox(key="source").set_value("local").run()  # the same, chosen explicitly
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Showing your local bar library" in i.value for i in app.info)
 
 
 def test_bad_upload_is_an_error_with_what_to_fix(app: AppTest) -> None:
     app.file_uploader(key="upload_file").set_value(
-        ("prices.csv", b"when,price\nyesterday,1\n", "text/csv")).run()
+        [("prices.csv", b"when,price\nyesterday,1\n", "text/csv")]).run()
     assert not app.exception
     message = " ".join(e.value for e in app.error)
     assert "lacks column" in message and "upload it again" in message
-    assert not any("Stored" in s.value for s in app.success)
+    assert not any("Imported" in s.value for s in app.success)
 
 
 def test_clearing_the_cache_needs_confirmation(app: AppTest) -> None:
@@ -70,7 +74,28 @@ def test_clearing_the_cache_needs_confirmation(app: AppTest) -> None:
     app.button(key="cache_clear").click().run()
     assert not app.exception
     assert db.bar_cache_summary(engine).empty
-    assert any("cache is empty" in i.value for i in app.info)
+    assert any("library is empty" in i.value for i in app.info)
+
+
+def test_many_files_and_a_bad_one_import_together(app: AppTest) -> None:
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("AAA_30m.csv", _csv("AAA", 300))
+        zf.writestr("BBB_30m.csv", _csv("BBB", 300))
+    app.file_uploader(key="upload_file").set_value([
+        ("bars.zip", archive.getvalue(), "application/zip"),
+        ("CCC_30m.csv", _csv("CCC", 200), "text/csv"),
+        ("broken.csv", b"when,price\nyesterday,1\n", "text/csv")]).run()
+    assert not app.exception
+    assert app.button(key="store_upload").label == "Import 3 files"
+    app.button(key="store_upload").click().run()
+    assert any("Imported 800 bars: 3 series" in s.value for s in app.success)
+    assert any("broken.csv" in e.value for e in app.error), "the bad file is named"
+    held = db.bar_cache_summary(db.get_engine())
+    assert sorted(held["symbol"]) == ["AAA", "BBB", "CCC"]
 
 
 # --------------------------------------------------------------------------- views.py
@@ -159,12 +184,43 @@ def test_stats_table_renders_times_durations_and_numbers() -> None:
     assert list(both.columns) == ["statistic", "a", "b"]
 
 
-def test_local_times_show_new_york_time_and_daily_trading_dates() -> None:
+def test_tables_show_daily_bars_as_trading_dates_and_intraday_in_new_york() -> None:
     stamps = pd.DatetimeIndex(["2026-03-02 14:30", "2026-03-02 00:00", "2026-07-01 13:30"],
                               tz="UTC")
-    shown = views.local_times(stamps)
-    assert [str(t) for t in shown] == ["2026-03-02 09:30:00", "2026-03-02 00:00:00",
-                                       "2026-07-01 09:30:00"]
-    assert views.exchange_time_text(stamps[0]) == "2026-03-02 09:30"
-    assert views.exchange_time_text(stamps[1]) == "2026-03-02", "a daily bar keeps its date"
-    assert str(views.local_times(stamps[:1], daily=True)[0]) == "2026-03-02 14:30:00"
+    assert views.bar_time_text(stamps[0], "30m") == "2026-03-02 09:30 EST"
+    assert views.bar_time_text(stamps[2], "30m") == "2026-07-01 09:30 EDT"
+    assert views.bar_time_text(stamps[1], "1d") == "2026-03-02", "a daily bar keeps its date"
+    assert views.exchange_time_text(stamps[1]) == "2026-03-02"  # untold: 00:00 UTC is a date
+    intraday = views.table_times(stamps[[0, 2]], "30m")
+    assert [str(t) for t in intraday] == ["2026-03-02 09:30:00", "2026-07-01 09:30:00"]
+    assert views.table_times(stamps[1:2], "1d").tolist() == ["2026-03-02"]
+
+
+def test_daily_trade_list_shows_trading_dates_and_never_a_saturday_exit() -> None:
+    friday = pd.Timestamp("2024-03-08", tz="UTC")  # the exit bar, labelled 00:00 UTC
+    trades = pd.DataFrame({
+        "symbol": ["AAPL"], "side": ["long"], "qty": [10],
+        "signal_ts": [friday - pd.Timedelta(days=3)], "fill_ts": [friday - pd.Timedelta(days=2)],
+        # stored as the exit bar's close time (label + 1 day): Saturday 00:00 UTC
+        "exit_ts": [friday + pd.Timedelta(days=1)],
+    })
+    listed = views.trade_list(trades)
+    assert listed["exit_ts"].iloc[0] == friday + pd.Timedelta(days=1), "stored value unchanged"
+    for shown in (views.for_display(listed), views.for_display(listed, interval="1d")):
+        row = shown.iloc[0]
+        assert (row["signal_ts"], row["entry_ts"], row["exit_ts"]) == (
+            "2024-03-05", "2024-03-06", "2024-03-08")
+        csv = views.to_csv_bytes(shown).decode()
+        assert "2024-03-08" in csv and "2024-03-09" not in csv and "19:00" not in csv
+
+
+def test_journal_shows_each_row_by_its_interval() -> None:
+    signals = pd.DataFrame({
+        "id": [1, 2], "interval": ["1d", "30m"],
+        "asof": pd.DatetimeIndex(["2004-08-19", "2024-03-04 15:30"], tz="UTC"),
+        "exit_ts": pd.DatetimeIndex(["2004-08-21", "2024-03-04 16:30"], tz="UTC"),
+    })
+    table = views.journal_table(signals)
+    assert table["asof"].tolist() == ["2004-08-19", "2024-03-04 10:30 EST"]
+    # the daily exit bar is Friday 2004-08-20 (closed Saturday 00:00 UTC); intraday: its close
+    assert table["exit_ts"].tolist() == ["2004-08-20", "2024-03-04 11:30 EST"]

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from swing_core import db
 
-RUN = "FormSubmitter:bt_form-Run backtest"
+RUN = "bt_run"
 
 
 @pytest.fixture

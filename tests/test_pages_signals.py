@@ -69,12 +69,12 @@ def test_explorer_saves_the_signal_to_the_journal(app: AppTest, tmp_path: Path) 
     assert stored["vector_id"].notna().all(), "the setup vector joins the library"
 
 
-def test_explorer_cache_source_without_bars_says_what_to_do(app: AppTest) -> None:
+def test_explorer_local_source_without_bars_says_what_to_do(app: AppTest) -> None:
     at = open_page(app, "pages/explorer.py")
-    at.selectbox(key="source").set_value("cache").run()
+    at.selectbox(key="source").set_value("local").run()
     assert not at.exception
     message = " ".join(e.value for e in at.error)
-    assert "No cached 30m bars for AAPL" in message and "Data page" in message
+    assert "No local 30m bars for AAPL" in message and "Data page" in message
 
 
 # --------------------------------------------------------------------------- scanner

@@ -7,7 +7,8 @@ labelled by their trading date at 00:00 UTC), ``attrs`` ``source`` / ``symbol`` 
 / ``last_bar_complete`` / ``notes``.
 
 Modules: ``yahoo`` (the yfinance boundary ``_yf_download``), ``files``, ``demo``,
-``validate``, ``fetch`` (cache, ``fetch_bars``, ``fetch_many``), ``_common``.
+``validate``, ``fetch`` (cache, ``fetch_bars``, ``fetch_many``), ``library`` (the local bar
+library: import files, folders and archives, list, delete, export), ``_common``.
 """
 
 from __future__ import annotations
@@ -23,14 +24,36 @@ from swing_core.market._common import (
     normalize_symbol,
 )
 from swing_core.market.demo import DemoProvider, demo_anchor, demo_bars, session_dates
-from swing_core.market.fetch import BarProvider, clear_cache_state, fetch_bars, fetch_many
+from swing_core.market.fetch import (
+    SOURCE_LABELS,
+    SOURCES,
+    BarProvider,
+    check_source,
+    clear_cache_state,
+    fetch_bars,
+    fetch_many,
+)
 from swing_core.market.files import (
     FILE_MAX_BYTES,
     FILE_MAX_ROWS,
     FileProvider,
     infer_interval,
     read_bars_file,
+    read_bars_file_by_symbol,
     resample_bars,
+)
+from swing_core.market.library import (
+    ARCHIVE_MAX_BYTES,
+    BAR_FILE_SUFFIXES,
+    IMPORT_MAX_FILES,
+    LIBRARY_COLUMNS,
+    FailedItem,
+    ImportedItem,
+    ImportReport,
+    delete_from_library,
+    export_bars,
+    import_bars,
+    list_library,
 )
 from swing_core.market.validate import validate_bars
 from swing_core.market.yahoo import (
@@ -38,38 +61,57 @@ from swing_core.market.yahoo import (
     RateLimitedError,
     UnknownSymbolError,
     YahooProvider,
+    YahooStatus,
     YahooUnreachableError,
     normalize_yfinance_frame,
+    yahoo_status,
 )
 
 __all__ = [
+    "ARCHIVE_MAX_BYTES",
     "BAR_COLUMNS",
+    "BAR_FILE_SUFFIXES",
     "CACHE_STATS",
     "DEFAULT_LOOKBACK_DAYS",
     "FILE_MAX_BYTES",
     "FILE_MAX_ROWS",
     "FRESHNESS",
+    "IMPORT_MAX_FILES",
+    "LIBRARY_COLUMNS",
+    "SOURCES",
+    "SOURCE_LABELS",
     "YF_DOWNLOAD_DEFAULTS",
     "BarProvider",
     "CacheCounter",
     "DemoProvider",
+    "FailedItem",
     "FileProvider",
+    "ImportReport",
+    "ImportedItem",
     "RateLimitedError",
     "UnknownSymbolError",
     "YahooProvider",
+    "YahooStatus",
     "YahooUnreachableError",
+    "check_source",
     "clear_cache_state",
+    "delete_from_library",
     "demo_anchor",
     "demo_bars",
     "empty_bars",
+    "export_bars",
     "fetch_bars",
     "fetch_many",
+    "import_bars",
     "infer_interval",
     "last_bar_complete",
+    "list_library",
     "normalize_symbol",
     "normalize_yfinance_frame",
     "read_bars_file",
+    "read_bars_file_by_symbol",
     "resample_bars",
     "session_dates",
     "validate_bars",
+    "yahoo_status",
 ]

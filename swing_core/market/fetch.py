@@ -20,6 +20,20 @@ Which provider answers:
   :class:`YahooUnreachableError`.  Rate limits are retried inside the Yahoo provider.
 
 Demo bars are never written to the cache, so they can never be mistaken for real prices later.
+
+Where bars come from is one choice, ``source`` (:data:`SOURCES`), made once (the sidebar and
+``?source=`` in the app, ``--source`` on the CLI, ``source=`` in the API) and passed down to
+every fetch, including the benchmark and other-timeframe context of a signal:
+
+* ``"yahoo"``: Yahoo through the bar cache (stale cached bars with a note when unreachable;
+  never demo bars).
+* ``"local"``: the local bar library only (uploaded or imported files and earlier Yahoo
+  fetches, i.e. every real bar stored in the ``bars`` table); the lookback counts back from the
+  newest stored bar, so a file that ends years ago is served whole.
+* ``"demo"``: the deterministic demo generator, labelled DEMO everywhere.
+* ``"auto"`` (default): Yahoo; when it is off (``SWING_OFFLINE=1``), unreachable or does not
+  know the symbol, the local library (with a note saying how old its newest bar is); else demo
+  bars (labelled), unless ``demo_fallback=False``.
 """
 
 from __future__ import annotations
@@ -56,6 +70,34 @@ log = logging.getLogger(__name__)
 #: A cached range counts as covering the requested start when its first bar is at most this
 #: much later (weekends and holidays leave gaps of up to four days).
 _COVERAGE_SLACK = pd.Timedelta(days=4)
+
+
+#: Where bars may come from (see the module docstring); "auto" picks the first that has bars.
+SOURCES: tuple[str, ...] = ("auto", "yahoo", "local", "demo")
+
+#: One line per source for selectors and help texts.
+SOURCE_LABELS: dict[str, str] = {
+    "auto": "Automatic: Yahoo, else your local bars, else demo",
+    "yahoo": "Yahoo Finance (through the bar cache)",
+    "local": "Local bar library (your files and earlier fetches)",
+    "demo": "Demo data (synthetic, offline)",
+}
+
+#: Older spellings accepted from bookmarks and scripts.
+_SOURCE_ALIASES = {"cache": "local", "file": "local", "library": "local", "automatic": "auto"}
+
+
+def check_source(source: str | None) -> str:
+    """``source`` as one of :data:`SOURCES` (None → "auto"; older spellings accepted), or a
+    :class:`MarketDataError` naming the choices."""
+    if source is None:
+        return "auto"
+    key = str(source).strip().lower()
+    key = _SOURCE_ALIASES.get(key, key)
+    if key not in SOURCES:
+        raise MarketDataError(f"Unknown data source {source!r}: choose one of "
+                              f"{', '.join(SOURCES)}.")
+    return key
 
 
 class BarProvider(Protocol):
@@ -130,7 +172,8 @@ def _utc_now(now: Any) -> pd.Timestamp:
 def fetch_bars(symbol: str, interval: str = "30m", *, lookback_days: int | None = None,
                engine: Any = None, offline: bool | None = None,
                provider: BarProvider | str | None = None, demo_fallback: bool = True,
-               min_bars: int = 1, now: pd.Timestamp | None = None) -> pd.DataFrame:
+               min_bars: int = 1, now: pd.Timestamp | None = None,
+               source: str | None = None) -> pd.DataFrame:
     """Validated bars of ``symbol`` for the last ``lookback_days`` calendar days.
 
     Returns a bars frame (UTC index ``ts`` of bar open times; float64 open, high, low, close,
@@ -142,8 +185,11 @@ def fetch_bars(symbol: str, interval: str = "30m", *, lookback_days: int | None 
     ``lookback_days``: default :data:`DEFAULT_LOOKBACK_DAYS` (Yahoo's intraday maximum, five
     years of daily bars); clamped to Yahoo's limits (``config.YAHOO_MAX_DAYS``) with a note.
     ``engine``: a SQLAlchemy engine for the persistent bar cache (None: no cache).
-    ``offline``: default ``Settings.offline`` (``SWING_OFFLINE``); True → demo bars.
-    ``provider``: None/"yahoo", "demo", or a provider object such as ``FileProvider``.
+    ``source``: where bars come from (:data:`SOURCES`, module docstring; default "auto").
+    ``offline``: default ``Settings.offline`` (``SWING_OFFLINE``); True → Yahoo is never asked
+    ("auto" serves local bars, else demo bars; "yahoo" is refused).
+    ``provider``: a provider object such as ``FileProvider`` (overrides ``source``); the
+    strings "yahoo" and "demo" are the sources of the same names.
     ``demo_fallback``: serve demo bars (loudly labelled) when Yahoo is unreachable and nothing is
     cached; False raises :class:`YahooUnreachableError` instead.  ``min_bars``: passed to
     :func:`validate_bars`.  ``now``: the clock (UTC), for replays and tests.
@@ -155,6 +201,21 @@ def fetch_bars(symbol: str, interval: str = "30m", *, lookback_days: int | None 
         raise MarketDataError(f"lookback_days must be at least 1 (got {lookback_days}).")
     now = _utc_now(now)
     offline = get_settings().offline if offline is None else offline
+    if isinstance(provider, str) or provider is None:
+        chosen = check_source(provider if provider is not None else source)
+        if chosen == "local":
+            frame = _from_library(engine, symbol, interval, lookback_days, now, [])
+            return validate_bars(frame, symbol=symbol, interval=interval, min_bars=min_bars)
+        if chosen == "auto":
+            frame = _auto(symbol, interval, lookback_days=lookback_days, engine=engine,
+                          offline=offline, demo_fallback=demo_fallback, now=now)
+            return validate_bars(frame, symbol=symbol, interval=interval, min_bars=min_bars)
+        if chosen == "yahoo" and offline:
+            raise YahooUnreachableError(
+                "Yahoo Finance is switched off (SWING_OFFLINE=1): choose the local bar library "
+                "or demo data as the source, or unset SWING_OFFLINE.")
+        provider = chosen
+        demo_fallback = demo_fallback and chosen != "yahoo"
     source = _resolve_provider(provider)
     notes: list[str] = []
     if offline and source.name not in ("demo", "file"):
@@ -182,6 +243,82 @@ def fetch_bars(symbol: str, interval: str = "30m", *, lookback_days: int | None 
             frame = _direct(source, symbol, interval, days, now, notes,
                             demo_fallback=demo_fallback)
     return validate_bars(frame, symbol=symbol, interval=interval, min_bars=min_bars)
+
+
+def _age_text(last_bar: pd.Timestamp, now: pd.Timestamp) -> str:
+    days = (now - last_bar).days
+    if days <= 1:
+        return "up to date"
+    return f"{days:,} days old" if days < 730 else f"{days / 365.25:.1f} years old"
+
+
+def _from_library(engine: Any, symbol: str, interval: str, lookback_days: int | None,
+                  now: pd.Timestamp, notes: list[str]) -> pd.DataFrame:
+    """The local bar library's bars (``source == "local"``): the last ``lookback_days``
+    calendar days before the newest stored bar (all of them when None)."""
+    from swing_core import db
+
+    if engine is None:
+        raise DatabaseError("The local bar library needs the database, which is unavailable: "
+                            "check SWING_DATABASE_URL / SWING_DATA_DIR.")
+    bars = db.load_bars(engine, symbol, interval)
+    if len(bars) == 0:
+        raise MarketDataError(
+            f"No local {interval} bars for {symbol}: import a CSV/Parquet file on the Data page "
+            f"or with `python -m swing_core data import FILE`, or choose another source.")
+    origin = ", ".join(bars.attrs.get("cache_sources", [])) or "unknown"
+    if lookback_days:
+        bars = bars.loc[bars.index >= bars.index[-1] - pd.Timedelta(days=lookback_days)]
+    notes.append(f"Bars from the local library (originally from: {origin}); newest bar "
+                 f"{_age_text(bars.index[-1], now)}.")
+    CACHE_STATS.incr("hits")
+    return _relabel(bars, notes, cache="library", now=now, source="local")
+
+
+def _auto(symbol: str, interval: str, *, lookback_days: int | None, engine: Any,
+          offline: bool, demo_fallback: bool, now: pd.Timestamp) -> pd.DataFrame:
+    """Yahoo (through the cache); else the local library; else demo bars (labelled)."""
+    notes: list[str] = []
+    unreachable: YahooUnreachableError | None = None
+    if not offline:
+        try:
+            return fetch_bars(symbol, interval, lookback_days=lookback_days, engine=engine,
+                              offline=False, provider="yahoo", demo_fallback=False, now=now)
+        except YahooUnreachableError as exc:
+            unreachable = exc
+            why = f"Yahoo Finance is unreachable ({exc.detail or exc})"
+        except UnknownSymbolError as exc:
+            if engine is None:
+                raise
+            try:
+                return _from_library(engine, symbol, interval, lookback_days, now,
+                                     [f"Yahoo Finance does not know {symbol}."])
+            except MarketDataError:
+                raise UnknownSymbolError(
+                    f"{exc} The local library has no {interval} bars of {symbol} either: "
+                    "check the ticker, or import a file of its bars.", symbol=symbol) from None
+    else:
+        why = "offline mode (SWING_OFFLINE=1)"
+    if engine is not None:
+        try:
+            return _from_library(engine, symbol, interval, lookback_days, now,
+                                 [f"Yahoo not used: {why}."])
+        except MarketDataError:
+            pass  # nothing local for this symbol: demo, below
+    if not demo_fallback:
+        detail = unreachable.detail if unreachable is not None else ""
+        raise YahooUnreachableError(
+            f"{unreachable or symbol + ': ' + why + '.'} The local library has no {interval} "
+            f"bars of {symbol} either: import a file of its bars on the Data page.",
+            detail=detail)
+    days = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
+    if unreachable is None:
+        frame = DemoProvider().fetch(symbol, interval, lookback_days=days, now=now)
+        frame.attrs["notes"] = []
+        notes.append("DEMO DATA, NOT REAL PRICES: offline mode (SWING_OFFLINE=1) and no local "
+                     f"{interval} bars of {symbol}; these bars are synthetic.")
+        return _relabel(frame, notes, cache="off", now=now, source="demo")
+    return _demo_instead(symbol, interval, days, now, notes, unreachable)
 
 
 def _relabel(frame: pd.DataFrame, notes: list[str], *, cache: str, now: pd.Timestamp,
@@ -328,7 +465,8 @@ def fetch_many(symbols: Iterable[str], interval: str = "30m", *,
                lookback_days: int | None = None, engine: Any = None,
                offline: bool | None = None, provider: BarProvider | str | None = None,
                demo_fallback: bool = True, min_bars: int = 1, max_workers: int | None = None,
-               now: pd.Timestamp | None = None) -> dict[str, pd.DataFrame | MarketDataError]:
+               now: pd.Timestamp | None = None, source: str | None = None
+               ) -> dict[str, pd.DataFrame | MarketDataError]:
     """:func:`fetch_bars` for several symbols in parallel (at most ``max_workers`` threads,
     default ``Settings.fetch_workers``).  One symbol's failure never stops the others: its value
     is the :class:`MarketDataError`.  Keys are the normalized symbols (the raw text for an
@@ -347,10 +485,14 @@ def fetch_many(symbols: Iterable[str], interval: str = "30m", *,
             wanted.append(sym)
     if not wanted:
         return results
-    source = _resolve_provider(provider)  # one provider object shared by the workers
+    if provider is not None and not isinstance(provider, str):
+        shared: Any = provider  # one provider object shared by the workers
+    else:
+        shared = None
+        source = check_source(provider if provider is not None else source)
     workers = max(1, min(max_workers or get_settings().fetch_workers, len(wanted)))
-    options = dict(lookback_days=lookback_days, engine=engine, offline=offline, provider=source,
-                   demo_fallback=demo_fallback, min_bars=min_bars, now=now)
+    options = dict(lookback_days=lookback_days, engine=engine, offline=offline, provider=shared,
+                   demo_fallback=demo_fallback, min_bars=min_bars, now=now, source=source)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swing-fetch") as pool:
         futures = {sym: pool.submit(fetch_bars, sym, interval, **options) for sym in wanted}
         for sym, future in futures.items():

@@ -12,6 +12,9 @@ York time for intraday bars and as dates for daily bars (labelled 00:00 UTC); ep
 (s, ms, us or ns, guessed from their size) are UTC.  The interval is inferred from the median
 spacing unless given; bars finer than the requested interval are aggregated to it (intraday
 bars anchored at the 09:30 New York open).
+
+A file holding several symbols (a Symbol/Ticker column, several tickers in a yfinance Parquet):
+:func:`read_bars_file` picks one (``symbol=``); :func:`read_bars_file_by_symbol` reads them all.
 """
 
 from __future__ import annotations
@@ -270,26 +273,100 @@ def read_bars_file(source: FileSource, *, filename: str | None = None,
     ``max_bytes`` or ``max_rows`` are refused with a message saying so.
     """
     data, filename = _read_limited(source, filename, max_bytes)
+    table = _read_nonempty(data, filename, max_rows)
+    return _bars_from_table(table, filename=filename, symbol=symbol, interval=interval,
+                            adjust=adjust)
+
+
+def read_bars_file_by_symbol(source: FileSource, *, filename: str | None = None,
+                             symbol: str | None = None, interval: str | None = None,
+                             max_bytes: int = FILE_MAX_BYTES, max_rows: int = FILE_MAX_ROWS,
+                             adjust: bool = True) -> dict[str, pd.DataFrame | MarketDataError]:
+    """:func:`read_bars_file` for a file that may hold several symbols (a Symbol/Ticker column,
+    or the ticker level of a yfinance ``(Price, Ticker)`` Parquet): the file is read once and
+    each symbol's rows become one validated bars frame.
+
+    Returns ``{symbol: bars}`` in file order; a symbol whose rows are unusable (an invalid
+    ticker, blank symbol cells, bad prices) maps to the :class:`MarketDataError` saying why, so
+    one bad symbol does not hide the others.  A file naming at most one symbol gives one entry
+    (the symbol from ``symbol``, the file or its name), exactly as :func:`read_bars_file`;
+    ``symbol`` given: only that symbol's rows.  Problems of the whole file (unreadable, too big,
+    missing columns, ``symbol`` not in it) raise :class:`MarketDataError`.
+    """
+    data, filename = _read_limited(source, filename, max_bytes)
+    table = _read_nonempty(data, filename, max_rows)
+    groups = None if symbol else _symbol_groups(table, filename)
+    if groups is None:
+        bars = _bars_from_table(table, filename=filename, symbol=symbol, interval=interval,
+                                adjust=adjust)
+        return {bars.attrs["symbol"]: bars}
+    out: dict[str, pd.DataFrame | MarketDataError] = {}
+    for name, part in groups:
+        try:
+            if not name:
+                raise MarketDataError(f"{len(part):,} row(s) have no symbol: fill in the "
+                                      "Symbol/Ticker column.")
+            bars = _bars_from_table(part, filename=filename, symbol=name, interval=interval,
+                                    adjust=adjust)
+        except MarketDataError as exc:
+            out[name or "(no symbol)"] = exc
+        else:
+            out[bars.attrs["symbol"]] = bars
+    return out
+
+
+def _read_nonempty(data: bytes, filename: str | None, max_rows: int) -> pd.DataFrame:
     if not data.strip():
         raise MarketDataError(f"{filename or 'The file'} is empty.")
-    table = _flatten(_read_table(data, filename, max_rows), symbol)
+    return _read_table(data, filename, max_rows)
+
+
+def _symbol_groups(table: pd.DataFrame, filename: str | None
+                   ) -> list[tuple[str, pd.DataFrame]] | None:
+    """The table's rows per symbol (upper-cased, blank for a missing cell) when it names more
+    than one; None when it names at most one."""
+    if isinstance(table.columns, pd.MultiIndex):
+        tickers = _multiindex_tickers(table)
+        # each ticker's columns are picked from the whole table by _flatten
+        return [(t, table) for t in tickers] if len(tickers) > 1 else None
+    flat = _flatten(table, None)
+    cols = _map_columns(flat)
+    column = cols.get("symbol")
+    if column is None:
+        return None
+    _require_columns(flat, cols, filename)  # once for the file, not once per symbol
+    values = flat[column].where(flat[column].notna(), "").astype(str).str.strip().str.upper()
+    if values.nunique() <= 1:
+        return None
+    return [(str(name), part) for name, part in flat.groupby(values, sort=False)]
+
+
+def _multiindex_tickers(table: pd.DataFrame) -> list[str]:
+    """The tickers of yfinance-style ``(Price, Ticker)`` columns (the level without "Close")."""
+    levels = range(table.columns.nlevels)
+    names = [str(n).lower() for n in table.columns.names]
+    if "ticker" in names:
+        ticker_level = names.index("ticker")
+    else:
+        ticker_level = next((i for i in levels if "close" not in
+                             {str(v).lower() for v in table.columns.get_level_values(i)}), None)
+        if ticker_level is None:
+            return []
+    values = table.columns.get_level_values(ticker_level)
+    return list(dict.fromkeys(str(v).strip().upper() for v in values))
+
+
+def _bars_from_table(table: pd.DataFrame, *, filename: str | None, symbol: str | None,
+                     interval: str | None, adjust: bool) -> pd.DataFrame:
+    """The body of :func:`read_bars_file` once the file is a table."""
+    table = _flatten(table, symbol)
     cols = _map_columns(table)
     notes: list[str] = []
     wanted = normalize_symbol(symbol) if symbol else None
     if "symbol" in cols:
         table, wanted = _pick_symbol(table, cols["symbol"], wanted)
     symbol = wanted or _symbol_from_name(filename)
-    if "close" not in cols and "adjclose" in cols:
-        cols["close"] = cols.pop("adjclose")
-    missing = [c for c in ("ts", "open", "high", "low", "close") if c not in cols]
-    if missing:
-        names = {"ts": "a timestamp (Date/Datetime)", "open": "Open", "high": "High",
-                 "low": "Low", "close": "Close"}
-        raise MarketDataError(
-            f"{filename or 'The file'} lacks column(s): {', '.join(names[m] for m in missing)} "
-            f"(found: {', '.join(map(str, table.columns))}). Name them Date/Datetime, Open, High, "
-            "Low, Close, Volume."
-        )
+    _require_columns(table, cols, filename)
     frame = pd.DataFrame({c: _numbers(table[cols[c]]) for c in ("open", "high", "low", "close")})
     if "volume" in cols:
         frame["volume"] = _numbers(table[cols["volume"]])
@@ -312,6 +389,22 @@ def read_bars_file(source: FileSource, *, filename: str | None = None,
     frame = label(frame, symbol=symbol, interval=interval, source="file", notes=notes)
     frame.attrs["filename"] = filename
     return frame
+
+
+def _require_columns(table: pd.DataFrame, cols: dict[str, Any], filename: str | None) -> None:
+    """Raise naming the missing price/timestamp columns (Adj Close stands in for a missing
+    Close: ``cols`` is updated)."""
+    if "close" not in cols and "adjclose" in cols:
+        cols["close"] = cols.pop("adjclose")
+    missing = [c for c in ("ts", "open", "high", "low", "close") if c not in cols]
+    if missing:
+        names = {"ts": "a timestamp (Date/Datetime)", "open": "Open", "high": "High",
+                 "low": "Low", "close": "Close"}
+        raise MarketDataError(
+            f"{filename or 'The file'} lacks column(s): {', '.join(names[m] for m in missing)} "
+            f"(found: {', '.join(map(str, table.columns))}). Name them Date/Datetime, Open, High, "
+            "Low, Close, Volume."
+        )
 
 
 def _shape(frame: pd.DataFrame, interval: str | None, notes: list[str]

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
-from swing_core.config import EXCHANGE_TZ, YAHOO_MAX_DAYS
+from swing_core.config import YAHOO_MAX_DAYS
 from swing_core.errors import MarketDataError
 from swing_core.market._common import BAR_COLUMNS
+from swing_core.timefmt import bar_time_text, looks_daily
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 _MAX_SHOWN = 3
 
 
-def _where(index: pd.Index, mask: np.ndarray) -> str:
-    """Describe where ``mask`` is true: the count and the first few timestamps (New York time)."""
+def _where(index: pd.Index, mask: np.ndarray, interval: str | None) -> str:
+    """Describe where ``mask`` is true: the count and the first few bar times, by the one rule
+    of :mod:`swing_core.timefmt` (a daily bar's trading date, an intraday bar's New York time)."""
     positions = np.flatnonzero(mask)
+    if interval is None and isinstance(index, pd.DatetimeIndex):
+        interval = "1d" if looks_daily(index) else None
     shown = []
     for pos in positions[:_MAX_SHOWN]:
         ts = index[pos]
-        if isinstance(ts, pd.Timestamp) and ts.tzinfo is not None:
-            ts = ts.tz_convert(EXCHANGE_TZ)
-        shown.append(str(ts))
+        shown.append(bar_time_text(ts, interval) if isinstance(ts, pd.Timestamp) else str(ts))
     more = f" and {len(positions) - _MAX_SHOWN} more" if len(positions) > _MAX_SHOWN else ""
     return f"{len(positions)} row(s), first at {', '.join(shown)}{more}"
 
@@ -53,7 +57,8 @@ def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
     ones are named); the index is a sorted, duplicate-free ``DatetimeIndex``; no NaNs (the
     column and the first timestamps are named); prices > 0 and volume >= 0; ``high >= low`` and
     high/low bracket open and close; at least ``min_bars`` rows (the message says how many are
-    needed, how many there are and how to get more).  Timestamps in messages are New York time.
+    needed, how many there are and how to get more). Bar times in messages follow
+    :mod:`swing_core.timefmt`: daily bars by trading date, intraday bars in New York time.
     """
     what = _what(symbol, interval)
     if df is None or len(df) == 0:
@@ -76,11 +81,12 @@ def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
             f"{what}: the rows are not indexed by timestamps (got {type(df.index).__name__}); "
             "give a Date/Datetime column."
         )
+    where = partial(_where, df.index, interval=interval)
     if df.index.hasnans:
-        raise MarketDataError(f"{what}: {_where(df.index, df.index.isna())} have no timestamp.")
+        raise MarketDataError(f"{what}: {where(df.index.isna())} have no timestamp.")
     if df.index.has_duplicates:
         dup = df.index.duplicated(keep=False)
-        raise MarketDataError(f"{what}: duplicate timestamps, {_where(df.index, dup)}; keep one "
+        raise MarketDataError(f"{what}: duplicate timestamps, {where(dup)}; keep one "
                               "bar per timestamp.")
     if not df.index.is_monotonic_increasing:
         raise MarketDataError(f"{what}: the bars are not in time order; sort them by timestamp.")
@@ -90,27 +96,27 @@ def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
         nan = np.isnan(values[col])
         if nan.any():
             raise MarketDataError(
-                f"{what}: missing values (NaN) in '{col}', {_where(df.index, nan)}. Remove or "
+                f"{what}: missing values (NaN) in '{col}', {where(nan)}. Remove or "
                 "fill those rows (Yahoo sometimes leaves gaps: try again later or another range)."
             )
     for col in _PRICE_COLUMNS:
         bad = values[col] <= 0
         if bad.any():
-            raise MarketDataError(f"{what}: non-positive '{col}' prices, {_where(df.index, bad)}; "
+            raise MarketDataError(f"{what}: non-positive '{col}' prices, {where(bad)}; "
                                   "prices must be above zero.")
     bad = values["volume"] < 0
     if bad.any():
-        raise MarketDataError(f"{what}: negative volume, {_where(df.index, bad)}.")
+        raise MarketDataError(f"{what}: negative volume, {where(bad)}.")
     bad = values["high"] < values["low"]
     if bad.any():
-        raise MarketDataError(f"{what}: high below low, {_where(df.index, bad)}; check the "
+        raise MarketDataError(f"{what}: high below low, {where(bad)}; check the "
                               "column order (open, high, low, close).")
     top = np.maximum(values["open"], values["close"])
     bottom = np.minimum(values["open"], values["close"])
     bad = (values["high"] < top) | (values["low"] > bottom)
     if bad.any():
         raise MarketDataError(
-            f"{what}: high/low do not contain open and close, {_where(df.index, bad)}; check the "
+            f"{what}: high/low do not contain open and close, {where(bad)}; check the "
             "column order (open, high, low, close)."
         )
     if len(df) < min_bars:

@@ -30,6 +30,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -337,6 +338,19 @@ class YahooProvider:
 
     def _download_once(self, symbol: str, interval: str, kwargs: dict[str, Any]
                        ) -> pd.DataFrame | None:
+        try:
+            raw = self._download_classified(symbol, interval, kwargs)
+        except YahooUnreachableError as exc:
+            _CONTACT.record(False, exc.detail or str(exc))
+            raise
+        except (RateLimitedError, UnknownSymbolError):
+            _CONTACT.record(True)  # Yahoo answered, even if with no bars
+            raise
+        _CONTACT.record(True)
+        return raw
+
+    def _download_classified(self, symbol: str, interval: str, kwargs: dict[str, Any]
+                             ) -> pd.DataFrame | None:
         with _capture_yfinance_errors() as logged:
             try:
                 raw = _yf_download(**kwargs)
@@ -353,6 +367,39 @@ class YahooProvider:
                     raise _classified(kind, symbol, interval, matches[-1])
             raise _classified("no_data", symbol, interval, logged[-1])
         return raw
+
+
+@dataclass(frozen=True)
+class YahooStatus:
+    """What this process last saw of Yahoo Finance: ``state`` "reachable", "unreachable" or
+    "unknown" (not asked yet), when (UTC), and the error detail of a failure."""
+
+    state: str
+    at: pd.Timestamp | None = None
+    detail: str = ""
+
+
+class _Contact:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status = YahooStatus("unknown")
+
+    def record(self, ok: bool, detail: str = "") -> None:
+        with self._lock:
+            self._status = YahooStatus("reachable" if ok else "unreachable", utc_timestamp(),
+                                       "" if ok else detail[:200])
+
+    def get(self) -> YahooStatus:
+        with self._lock:
+            return self._status
+
+
+_CONTACT = _Contact()
+
+
+def yahoo_status() -> YahooStatus:
+    """The outcome of this process's last download from Yahoo Finance (no network call)."""
+    return _CONTACT.get()
 
 
 def _now(now: pd.Timestamp | None) -> pd.Timestamp:

@@ -2,7 +2,7 @@
 
 No Streamlit here and no trading logic: these functions only call the engine (``agent``,
 ``market``, ``db``) and reshape its results into tables, chips and cards. Pages call one of them,
-cache the result and render it (``from swing_core import views; views.signal_view(...)``).
+cache the result and render it (``from swing_core import views; views.scan_view(...)``).
 
 One module per concept: ``formatting`` (numbers and times), ``watchlist``, ``signals`` (signal
 view, chips, watchlist and scan tables), ``journal``, ``backtest`` (Backtest Review tables),
@@ -14,8 +14,8 @@ from __future__ import annotations
 from swing_core.views.backtest import (
     SEARCH_PARAMS,
     TRADE_COLUMNS,
-    backtest_bars,
     breakdown_table,
+    library_date_range,
     outcome_label,
     parse_grid_values,
     reliability_curve,
@@ -29,10 +29,14 @@ from swing_core.views.export import (
     to_csv_bytes,
 )
 from swing_core.views.formatting import (
+    CLOSE_TIME_COLUMNS,
+    bar_time_text,
+    bar_times,
     exchange_time_text,
     for_display,
     format_number,
-    local_times,
+    row_time_texts,
+    table_times,
 )
 from swing_core.views.journal import (
     JOURNAL_COLUMNS,
@@ -53,7 +57,6 @@ from swing_core.views.library import (
     stored_library,
 )
 from swing_core.views.signals import (
-    BAR_SOURCES,
     SCAN_COLUMNS,
     Chip,
     SignalView,
@@ -62,7 +65,6 @@ from swing_core.views.signals import (
     prior_card,
     scan_view,
     signal_chips,
-    signal_view,
     source_summary,
     sparkline_values,
     watchlist_table,
@@ -76,7 +78,7 @@ from swing_core.views.watchlist import (
 )
 
 __all__ = [
-    "BAR_SOURCES",
+    "CLOSE_TIME_COLUMNS",
     "Chip",
     "DEFAULT_WATCHLIST",
     "JOURNAL_COLUMNS",
@@ -88,8 +90,10 @@ __all__ = [
     "SEARCH_PARAMS",
     "SignalView",
     "TRADE_COLUMNS",
-    "backtest_bars",
+    "bar_time_text",
+    "bar_times",
     "breakdown_table",
+    "library_date_range",
     "demo_library",
     "describe_source",
     "evaluate_journal",
@@ -103,7 +107,6 @@ __all__ = [
     "library_positions",
     "library_rows",
     "load_watchlist",
-    "local_times",
     "neighbor_paths",
     "neighbor_table",
     "neighbors_of",
@@ -113,14 +116,15 @@ __all__ = [
     "prior_card",
     "project_2d",
     "reliability_curve",
+    "row_time_texts",
     "save_watchlist",
     "scan_view",
     "signal_chips",
-    "signal_view",
     "source_summary",
     "sparkline_values",
     "stats_table",
     "stored_library",
+    "table_times",
     "to_csv_bytes",
     "trade_list",
     "trade_window",

@@ -3,6 +3,7 @@ parameter grids of a search, and the chart window around one trade."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,9 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.clock import warmup_lookback_days
-from swing_core.config import BARS_PER_DAY
-from swing_core.views.formatting import format_number, local_times
+from swing_core.config import EXCHANGE_TZ
+from swing_core.views.formatting import bar_time_text, format_number
 
 _TRADE_ALIASES = {"fill_ts": "entry_ts", "fill_price": "entry_price",
                   "prior_win_rate": "predicted_winrate"}
@@ -34,8 +34,10 @@ def _trades_frame(trades: pd.DataFrame) -> pd.DataFrame:
 
 def trade_list(trades: pd.DataFrame, *, taken_only: bool = True) -> pd.DataFrame:
     """The trade list of a backtest: trades the portfolio took (``qty > 0``; all when
-    ``taken_only`` is False) in the columns of :data:`TRADE_COLUMNS`, times as UTC (the page
-    shows New York time), the original row labels kept as the index."""
+    ``taken_only`` is False) in the columns of :data:`TRADE_COLUMNS`, times as stored (UTC;
+    ``exit_ts`` the exit bar's close time, for charts and :func:`trade_window`), the original row
+    labels kept as the index. Show it through ``for_display``: daily trades read as trading
+    dates, the exit as its exit bar's date (never the Saturday after a Friday exit)."""
     frame = _trades_frame(trades)
     if taken_only and "qty" in frame:
         frame = frame[pd.to_numeric(frame["qty"], errors="coerce").fillna(0) > 0]
@@ -66,7 +68,7 @@ def stats_table(stats: pd.Series | Mapping[str, pd.Series]) -> pd.DataFrame:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         if isinstance(value, pd.Timestamp):
-            return local_times([value])[0].strftime("%Y-%m-%d")
+            return bar_time_text(value, None)
         if isinstance(value, pd.Timedelta):
             return str(value).replace(" 00:00:00", "")
         if isinstance(value, float | np.floating):
@@ -101,30 +103,23 @@ def reliability_curve(calibration: pd.DataFrame) -> pd.DataFrame:
                          "count": frame["n"].astype(int).to_numpy()})
 
 
-def backtest_bars(symbols: Sequence[str], *, interval: str, start: Any = None,
-                  warmup_bars: int = 200, engine: Any = None, offline: bool | None = None
-                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Bars for a parameter search over ``symbols`` (through the market layer): enough history
-    for ``start`` plus the warm-up bars; per-symbol error messages for the ones that failed.
-    A still-forming last bar is dropped (its close is not known)."""
+def library_date_range(engine: Any, symbols: Sequence[str], interval: str
+                       ) -> tuple[dt.date, dt.date] | None:
+    """The trading dates spanned by the local library's ``interval`` bars of ``symbols`` (first
+    bar of the earliest, last bar of the latest), or None when it holds none of them. For the
+    Backtest Review form's default range."""
     from swing_core import market
 
-    lookback = None
-    if start is not None:
-        lookback = warmup_lookback_days(start, warmup_bars=warmup_bars,
-                                        bars_per_day=BARS_PER_DAY[interval])
-    fetched = market.fetch_many(list(symbols), interval, lookback_days=lookback, engine=engine,
-                                offline=offline)
-    bars: dict[str, pd.DataFrame] = {}
-    errors: dict[str, str] = {}
-    for symbol, value in fetched.items():
-        if isinstance(value, pd.DataFrame):
-            if value.attrs.get("last_bar_complete") is False:
-                value = value.iloc[:-1]
-            bars[symbol] = value
-        else:
-            errors[symbol] = str(value)
-    return bars, errors
+    if not symbols:
+        return None
+    held = market.list_library(engine)
+    mine = held[held["symbol"].isin(list(symbols)) & (held["interval"] == interval)]
+    if mine.empty:
+        return None
+    first, last = mine["first_ts"].min(), mine["last_ts"].max()
+    if interval == "1d":  # daily bars are labelled by their trading date at 00:00 UTC
+        return first.date(), last.date()
+    return (first.tz_convert(EXCHANGE_TZ).date(), last.tz_convert(EXCHANGE_TZ).date())
 
 
 #: StrategyParams a parameter search may vary from the Backtest Review page, with default grids.

@@ -1,15 +1,20 @@
-"""Numbers and times as the dashboard shows them: formatted numbers, New York wall-clock
-times for intraday bars, trading dates for daily bars."""
+"""Numbers and times as the dashboard shows them: formatted numbers, and bar times by the one
+rule of :mod:`swing_core.timefmt` (daily bars as their trading date, intraday bars in New York
+time), re-exported here for the pages."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from swing_core.config import EXCHANGE_TZ
+from swing_core.timefmt import bar_time_text, bar_times, is_daily, looks_daily
+
+#: Columns holding the *close* time of a bar (``exit_ts``: label + bar length, see
+#: ``swing_core.exits``); shown as the trading date of that bar for daily bars.
+CLOSE_TIME_COLUMNS: tuple[str, ...] = ("exit_ts",)
 
 
 def format_number(value: Any, spec: str = ".2f", none: str = "–") -> str:
@@ -21,37 +26,44 @@ def format_number(value: Any, spec: str = ".2f", none: str = "–") -> str:
     return none if not math.isfinite(number) else format(number, spec)
 
 
-def local_times(values: Any, *, daily: bool | None = None) -> pd.DatetimeIndex:
-    """UTC timestamps as the naive wall-clock times the UI shows: New York time for intraday
-    bars; for daily bars (labelled by their trading date at 00:00 UTC) that date itself, since
-    converting it would show the evening before. ``daily`` None decides per value (a timestamp
-    at exactly 00:00 UTC is a date label: no US intraday bar opens or closes then)."""
-    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    utc = idx.tz_convert("UTC").tz_localize(None)
-    if daily is True:
-        return utc
-    local = idx.tz_convert(EXCHANGE_TZ).tz_localize(None)
-    if daily is False:
-        return local
-    midnight = np.asarray((utc == utc.normalize()) & ~utc.isna())
-    return pd.DatetimeIndex(np.where(midnight, utc.to_numpy(), local.to_numpy()))
-
-
 def exchange_time_text(ts: Any, *, daily: bool | None = None) -> str:
-    """A UTC timestamp as the UI shows it: New York wall-clock text (``2026-03-02 10:30``), or
-    the trading date of a daily bar (``2026-03-02``; see :func:`local_times`)."""
-    utc = pd.Timestamp(ts)
-    utc = utc.tz_localize("UTC") if utc.tzinfo is None else utc.tz_convert("UTC")
-    is_date = daily if daily is not None else bool(utc == utc.normalize())
-    if is_date:
-        return utc.strftime("%Y-%m-%d")
-    return utc.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M")
+    """Deprecated alias of :func:`bar_time_text` for callers not told the interval: ``daily``
+    True shows the trading date; None decides from the value (00:00 UTC is a daily label)."""
+    return bar_time_text(ts, "1d" if daily else None)
 
 
-def for_display(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``table`` with tz-aware columns as New York wall-clock times (for st.dataframe)."""
+def table_times(values: Any, interval: str | None, *, close: bool = False) -> pd.Series:
+    """A column of bar times for ``st.dataframe`` and CSV: daily bars as their trading date text
+    (``2004-08-19``), intraday bars as naive New York wall-clock times (sortable; the page's
+    header says NY). ``interval`` None: daily when every value is 00:00 UTC. ``close`` as in
+    :func:`bar_times`. The index of a Series ``values`` is kept."""
+    stamps = pd.to_datetime(values, utc=True)
+    series = stamps if isinstance(stamps, pd.Series) else pd.Series(stamps)
+    if is_daily(interval) if interval is not None else looks_daily(series):
+        return series.map(lambda t: None if pd.isna(t) else
+                          bar_time_text(t, interval or "1d", close=close)).astype(object)
+    return pd.Series(bar_times(series, interval), index=series.index)
+
+
+def for_display(table: pd.DataFrame, *, interval: str | None = None) -> pd.DataFrame:
+    """A copy of ``table`` with its tz-aware columns as :func:`table_times` shows them: bar
+    times of ``interval`` (None: each column decided on its own, daily when all its values are
+    00:00 UTC); :data:`CLOSE_TIME_COLUMNS` are bar close times (a daily exit shows its exit
+    bar's trading date, never the next day)."""
     out = table.copy()
     for column in out.columns:
         if isinstance(out[column].dtype, pd.DatetimeTZDtype):
-            out[column] = local_times(out[column])
+            out[column] = table_times(out[column], interval,
+                                      close=column in CLOSE_TIME_COLUMNS)
     return out
+
+
+def row_time_texts(values: Any, intervals: Sequence[str | None] | str | None, *,
+                   close: bool = False) -> list[str | None]:
+    """Bar times as text (:func:`bar_time_text`), one interval per row (or one for all): for
+    tables that mix intervals, such as the journal. Missing times stay None."""
+    stamps = list(values)
+    per_row = ([intervals] * len(stamps) if intervals is None or isinstance(intervals, str)
+               else list(intervals))
+    return [None if t is None or pd.isna(t) else bar_time_text(t, iv, close=close)
+            for t, iv in zip(stamps, per_row, strict=True)]

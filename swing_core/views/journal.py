@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from swing_core.views.formatting import local_times
+from swing_core.views.formatting import row_time_texts
 
 JOURNAL_COLUMNS: tuple[str, ...] = (
     "id", "asof", "symbol", "interval", "side", "setup", "trend_label", "entry", "stop", "target",
@@ -16,7 +16,10 @@ JOURNAL_COLUMNS: tuple[str, ...] = (
 
 
 def journal_table(signals: pd.DataFrame) -> pd.DataFrame:
-    """Stored signals (``db.list_signals``) in the journal's column order, times in New York."""
+    """Stored signals (``db.list_signals``) in the journal's column order. Times as text by each
+    row's interval (:func:`swing_core.timefmt.bar_time_text`): a daily signal bar as its trading
+    date, an intraday one in New York time with the zone; ``exit_ts`` (stored as the exit bar's
+    close time) as the exit bar's trading date for daily signals, never the next day."""
     table = signals.copy()
     for column in JOURNAL_COLUMNS:
         if column not in table:
@@ -24,7 +27,8 @@ def journal_table(signals: pd.DataFrame) -> pd.DataFrame:
     table = table.loc[:, list(JOURNAL_COLUMNS)]
     for column in ("asof", "exit_ts"):
         stamps = pd.to_datetime(table[column], utc=True, errors="coerce")
-        table[column] = local_times(stamps)
+        table[column] = row_time_texts(stamps, table["interval"].tolist(),
+                                       close=column == "exit_ts")
     return table.reset_index(drop=True)
 
 

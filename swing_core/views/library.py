@@ -13,7 +13,7 @@ import pandas as pd
 from swing_core.config import BARS_PER_DAY, StrategyParams
 from swing_core.errors import MarketDataError
 from swing_core.views.backtest import _trades_frame
-from swing_core.views.formatting import exchange_time_text, for_display
+from swing_core.views.formatting import bar_time_text, for_display
 
 
 def project_2d(matrix: np.ndarray, *, extra: np.ndarray | None = None
@@ -159,11 +159,14 @@ def library_positions(library: Library, neighbors: pd.DataFrame) -> np.ndarray:
 
 
 def neighbor_table(neighbors: Any) -> pd.DataFrame:
-    """Neighbours for display: most similar first, times in New York."""
+    """Neighbours for display: most similar first, times by the bar-time rule of their interval
+    (``for_display``: daily signal bars and exits as trading dates, intraday in New York)."""
     frame = neighbors.frame.copy()
     keep = ["symbol", "ts", "side", "setup", "vol_regime", "similarity", "realized_r",
             "exit_reason", "hold_bars", "exit_ts"]
-    return for_display(frame[[c for c in keep if c in frame]])
+    intervals = set(frame["interval"].dropna()) if "interval" in frame else set()
+    return for_display(frame[[c for c in keep if c in frame]],
+                       interval=intervals.pop() if len(intervals) == 1 else None)
 
 
 def neighbor_paths(
@@ -211,7 +214,7 @@ def neighbor_paths(
         paths.append({
             "path": (closes - entry) * sign / risk,
             "realized_r": float(row.realized_r),
-            "title": f"{row.symbol} {exchange_time_text(ts)[:10]} {row.side} "
+            "title": f"{row.symbol} {bar_time_text(ts, interval)[:10]} {row.side} "
                      f"{float(row.realized_r):+.1f}R",
         })
     return paths

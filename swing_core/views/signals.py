@@ -3,16 +3,15 @@ chips and prior card, the watchlist and scan tables, and where the bars came fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from swing_core.config import INTERVALS, StrategyParams
-from swing_core.errors import MarketDataError
-from swing_core.views.formatting import format_number, local_times
+from swing_core.agent import Analysis
+from swing_core.views.formatting import format_number, table_times
 
 SCAN_COLUMNS: tuple[str, ...] = (
     "symbol", "side", "setup", "confidence", "r_multiple", "expected_r", "expected_winrate",
@@ -22,99 +21,20 @@ SCAN_COLUMNS: tuple[str, ...] = (
 
 _SOURCE_TEXT = {
     "yahoo": "live Yahoo Finance data",
-    "cache": "cached bars (from the local database)",
-    "file": "uploaded file data",
+    "cache": "Yahoo Finance bars from the bar cache",
+    "local": "your local bar library (imported files and earlier fetches)",
+    "file": "your file",
     "demo": "DEMO data: synthetic prices, not the market",
 }
 
 
-@dataclass(frozen=True)
-class SignalView:
-    """What the Signal Explorer shows: the signal frame (bars ≤ the signal bar), the signal of
-    its last row (with priors when available), and notes about the data."""
-
-    frame: pd.DataFrame
-    signal: Any  # swing_core.agent.Signal
-    notes: tuple[str, ...] = ()
-
-    @property
-    def source(self) -> str:
-        return str(self.frame.attrs.get("source", self.signal.data_source))
-
-
-def _cached_bars(engine: Any, symbol: str, interval: str, lookback_days: int | None
-                 ) -> pd.DataFrame:
-    """Bars of the local bar cache (uploaded files, earlier fetches): the last ``lookback_days``
-    calendar days before the last cached bar."""
-    from swing_core import db, market
-    from swing_core.errors import DatabaseError
-
-    if engine is None:
-        raise DatabaseError("The bar cache needs the database, which is unavailable: check "
-                            "SWING_DATABASE_URL / SWING_DATA_DIR, or choose the automatic source.")
-    bars = db.load_bars(engine, symbol, interval)
-    if len(bars) == 0:
-        raise MarketDataError(f"No cached {interval} bars for {symbol}: upload a CSV/Parquet file "
-                              "on the Data page, or use the automatic source (Yahoo or demo).")
-    if lookback_days:
-        attrs = dict(bars.attrs)
-        bars = bars.loc[bars.index >= bars.index[-1] - pd.Timedelta(days=lookback_days)]
-        bars.attrs.update(attrs)
-    origin = ", ".join(bars.attrs.get("cache_sources", [])) or "unknown"
-    bars.attrs["notes"] = [f"Bars from the local cache (originally from: {origin})."]
-    bars.attrs["last_bar_complete"] = market.last_bar_complete(bars.index, interval)
-    return bars
-
-
-#: Where the Signal Explorer's bars come from: the engine's choice, or the local cache only.
-BAR_SOURCES: dict[str, str] = {
-    "auto": "Automatic (Yahoo, cache, or demo offline)",
-    "cache": "Local bar cache only (uploaded files)",
-}
-
-
-def signal_view(
-    symbol: str,
-    interval: str,
-    *,
-    lookback_days: int | None = None,
-    params: StrategyParams | None = None,
-    engine: Any = None,
-    offline: bool | None = None,
-    prior_provider: Callable[..., dict[str, Any]] | None = None,
-    bars_from: str = "auto",
-) -> SignalView:
-    """Bars → signal frame → signal for one symbol (the same path as ``agent.analyze``, keeping
-    the frame for the charts). ``bars_from``: "auto" (``market.fetch_bars``: Yahoo through the
-    cache, demo bars offline) or "cache" (the local bar cache only, e.g. an uploaded file).
-    Raises ``MarketDataError`` for bad symbols or too few bars."""
-    from swing_core import agent, market
-    from swing_core.frame import build_signal_frame, min_bars_required
-
-    params = params or StrategyParams()
-    symbol = market.normalize_symbol(symbol)
-    if interval not in INTERVALS:
-        raise MarketDataError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
-    if bars_from not in BAR_SOURCES:
-        raise MarketDataError(f"Unknown bar source {bars_from!r}: choose auto or cache.")
-    lookback = lookback_days or agent.ANALYZE_LOOKBACK_DAYS[interval]
-    if bars_from == "cache":
-        bars = _cached_bars(engine, symbol, interval, lookback_days)
-    else:
-        bars = market.fetch_bars(symbol, interval, lookback_days=lookback, engine=engine,
-                                 offline=offline)
-    market.validate_bars(bars, symbol=symbol, interval=interval, min_bars=min_bars_required(params))
-    context, notes = agent.load_context(symbol, interval, params=params, lookback_days=lookback,
-                                        engine=engine, offline=offline)
-    notes = list(bars.attrs.get("notes", [])) + notes
-    frame = build_signal_frame(bars, params=params, interval=interval, context=context)
-    signal = agent.analyze_frame(frame, symbol=symbol, interval=interval, params=params,
-                                 prior_provider=prior_provider, notes=notes)
-    return SignalView(frame=frame, signal=signal, notes=tuple(dict.fromkeys(notes)))
+#: The Explorer's, Home's and Scanner's view of one symbol is the engine's own
+#: :class:`swing_core.agent.Analysis` (frame + signal + notes): there is one signal path.
+SignalView = Analysis
 
 
 def describe_source(source: str | None) -> str:
-    """A plain sentence for a bars source (``yahoo``, ``cache``, ``file``, ``demo``)."""
+    """A plain sentence for a bars source (``yahoo``, ``cache``, ``local``, ``file``, ``demo``)."""
     return _SOURCE_TEXT.get(str(source or ""), f"data source {source or 'unknown'}")
 
 
@@ -183,13 +103,14 @@ def scan_view(results: Sequence[Any]) -> pd.DataFrame:
     from swing_core.agent import scan_table
 
     table = scan_table(list(results))
+    intervals = set(table["interval"].dropna()) if "interval" in table else set()
     for column in SCAN_COLUMNS:
         if column not in table:
             table[column] = None
     table = table.loc[:, list(SCAN_COLUMNS)]
     if len(table):
-        asof = pd.to_datetime(table["asof"], utc=True)
-        table["asof"] = local_times(asof)
+        table["asof"] = table_times(table["asof"],
+                                    intervals.pop() if len(intervals) == 1 else None)
     for column in ("confidence", "r_multiple", "expected_r", "expected_winrate", "price",
                    "entry", "stop", "target", "rs_sector"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
@@ -244,7 +165,7 @@ def watchlist_table(items: Mapping[str, SignalView | str], *, points: int = 60) 
                 "r_multiple": entry.r_multiple if entry else None,
                 "trend": signal.trend.label,
                 "price": signal.trend.price,
-                "asof": local_times([signal.asof])[0],
+                "asof": signal.asof,
                 "source": item.source,
                 "error": None,
             })
@@ -254,24 +175,27 @@ def watchlist_table(items: Mapping[str, SignalView | str], *, points: int = 60) 
                          "asof": pd.NaT, "source": None, "error": str(item)})
     columns = ["symbol", "closes", "side", "setup", "confidence", "r_multiple", "trend", "price",
                "asof", "source", "error"]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    intervals = {item.signal.interval for item in items.values() if isinstance(item, SignalView)}
+    if intervals:
+        table["asof"] = table_times(table["asof"], intervals.pop() if len(intervals) == 1
+                                    else None)
+    return table
 
 
 def source_summary(sources: Iterable[str | None], *, offline: bool) -> tuple[str, str]:
-    """(tone, sentence) saying plainly where the shown bars came from: live Yahoo, cached, or
-    demo. Tone: "ok", "info" or "warning"."""
+    """(tone, sentence) saying plainly where the shown bars came from: live Yahoo, cached
+    Yahoo bars, the local library, or demo. Tone: "ok", "info" or "warning"."""
     seen = {s for s in sources if s}
-    if offline:
-        return "warning", ("Offline mode (SWING_OFFLINE=1): every chart and signal uses DEMO "
-                           "data, synthetic prices, not the market.")
     if not seen:
         return "info", "No bars loaded yet."
+    if "demo" in seen:
+        why = ("offline mode (SWING_OFFLINE=1)" if offline
+               else "Yahoo Finance unreachable or not chosen")
+        which = "every symbol" if seen == {"demo"} else "some symbols"
+        return "warning", (f"DEMO data (synthetic prices) for {which}: {why} and no local bars "
+                           "for them. Import your own files on the Data page.")
     if seen == {"yahoo"}:
         return "ok", "Live data from Yahoo Finance."
-    if "demo" in seen:
-        return "warning", ("Yahoo Finance is unreachable: some symbols show DEMO data "
-                           "(synthetic prices). Check the connection or upload files.")
-    if "cache" in seen:
-        return "info", ("Cached bars from the local database (fresh within the interval's "
-                        "window, or stale when Yahoo was unreachable).")
-    return "info", "Data from: " + ", ".join(sorted(seen)) + "."
+    described = ", ".join(describe_source(s) for s in sorted(seen))
+    return "info", f"Data from {described}."

@@ -1,0 +1,103 @@
+"""How bar times read: the one display rule for timestamps (DESIGN.md "Time").
+
+Bars frames are indexed by UTC bar *open* times; daily bars are labelled by their trading date at
+00:00 UTC. Every table, chart, error message, trade list, export and the journal shows a bar time
+through this module:
+
+* daily (and weekly) bars show their **trading date** only, ``2004-08-19``: the date of the
+  00:00 UTC label, no clock time and no zone conversion (converted to New York it would read as
+  the evening before, ``2004-08-18 20:00``, and a Monday bar as a Sunday);
+* intraday bars show **New York exchange time** with its zone, ``2024-03-04 10:30 EST``.
+
+Close times: a few stored stamps are the *close* of a bar rather than its label (``exit_ts`` is
+the exit bar's label + the bar's length, see :mod:`swing_core.exits`). With ``close=True`` a daily
+close shows the trading date of the bar that closed (``close - bar length``), never the next
+calendar day (a Friday exit does not show on a Saturday); an intraday close shows as the clock
+time it happened. Stored values are never changed: this module only decides how they read.
+
+A low-level module (config and pandas only): the market layer's validation errors use it, and
+``swing_core.views`` re-exports it for the pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA
+
+__all__ = [
+    "DAILY_INTERVALS",
+    "MISSING",
+    "bar_time_text",
+    "bar_times",
+    "exchange_times",
+    "is_daily",
+    "looks_daily",
+]
+
+#: Intervals whose bars are labelled by their trading date at 00:00 UTC.
+DAILY_INTERVALS: frozenset[str] = frozenset({"1d", "1wk"})
+_BAR_LENGTH: dict[str, pd.Timedelta] = {"1wk": pd.Timedelta(weeks=1), **INTERVAL_DELTA}
+_DATE = "%Y-%m-%d"
+_CLOCK = "%Y-%m-%d %H:%M %Z"
+#: What a missing time reads as.
+MISSING = "–"
+
+
+def is_daily(interval: str | None) -> bool:
+    """True for intervals whose bars are labelled by a trading date (``1d``, ``1wk``)."""
+    return interval in DAILY_INTERVALS
+
+
+def looks_daily(values: Any) -> bool:
+    """True when ``values`` (UTC timestamps; naive ones are taken as UTC) has at least one time
+    and every one is 00:00 UTC: daily bar labels. For callers not told the interval; no US
+    intraday bar opens at midnight UTC (19:00 or 20:00 in New York)."""
+    utc = _utc_index(values).dropna()
+    return len(utc) > 0 and bool((utc == utc.normalize()).all())
+
+
+def _utc_index(values: Any) -> pd.DatetimeIndex:
+    if isinstance(values, pd.Timestamp | str) or not hasattr(values, "__len__"):
+        values = [values]
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+
+
+def _daily(interval: str | None, values: Any) -> bool:
+    return is_daily(interval) if interval is not None else looks_daily(values)
+
+
+def exchange_times(values: Any) -> pd.DatetimeIndex:
+    """UTC timestamps (naive ones taken as UTC) as naive New York wall-clock times: how intraday
+    bars and moments that are not bars (a fetch, a log line) are drawn and tabulated."""
+    return _utc_index(values).tz_convert(EXCHANGE_TZ).tz_localize(None)
+
+
+def bar_times(values: Any, interval: str | None, *, close: bool = False) -> pd.DatetimeIndex:
+    """Bar times (UTC) as the naive times a chart axis or a sortable table column shows.
+
+    Daily bars (``interval`` ``1d``/``1wk``): the trading date at 00:00, no zone conversion.
+    Intraday bars: New York wall-clock time (:func:`exchange_times`). ``close``: ``values`` are
+    bar close times (``exit_ts``); a daily close maps to the date of the bar that closed, an
+    intraday close stays the clock time it happened. ``interval`` None: daily when every value
+    is 00:00 UTC (:func:`looks_daily`). Missing values stay NaT."""
+    utc = _utc_index(values)
+    if not _daily(interval, utc):
+        return exchange_times(utc)
+    if close:
+        utc = utc - _BAR_LENGTH.get(interval or "1d", pd.Timedelta(days=1))
+    return utc.tz_localize(None).normalize()
+
+
+def bar_time_text(ts: Any, interval: str | None, *, close: bool = False) -> str:
+    """One bar time as text: ``2004-08-19`` for a daily bar (its trading date), ``2024-03-04
+    10:30 EST`` for an intraday bar (New York time and zone); ``–`` when missing. ``close`` and
+    ``interval`` None as in :func:`bar_times`."""
+    if ts is None or (not isinstance(ts, str) and pd.isna(ts)):
+        return MISSING
+    utc = _utc_index(ts)
+    if _daily(interval, utc):
+        return bar_times(utc, interval or "1d", close=close)[0].strftime(_DATE)
+    return utc.tz_convert(EXCHANGE_TZ)[0].strftime(_CLOCK)

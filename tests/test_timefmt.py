@@ -1,0 +1,67 @@
+"""The one bar-time display rule (swing_core.timefmt): daily bars by trading date, intraday bars
+in New York time with the zone, close times of daily bars as the bar's own date."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swing_core.timefmt import bar_time_text, bar_times, exchange_times, is_daily, looks_daily
+
+DAY = pd.Timedelta(days=1)
+
+
+@pytest.mark.parametrize(("ts", "interval", "text"), [
+    # a daily bar labelled 2004-08-19 00:00 UTC (in New York: 2004-08-18 20:00)
+    (pd.Timestamp("2004-08-19", tz="UTC"), "1d", "2004-08-19"),
+    (pd.Timestamp("2004-08-19"), "1d", "2004-08-19"),  # naive: taken as UTC
+    (dt.datetime(2004, 8, 19, tzinfo=dt.UTC), "1d", "2004-08-19"),
+    (pd.Timestamp("2024-03-04", tz="UTC"), "1wk", "2024-03-04"),
+    (pd.Timestamp("2004-08-19", tz="UTC"), None, "2004-08-19"),  # untold: 00:00 UTC is a date
+    # intraday bars: New York exchange time with its zone (winter EST, summer EDT)
+    (pd.Timestamp("2024-03-04 15:30", tz="UTC"), "30m", "2024-03-04 10:30 EST"),
+    (pd.Timestamp("2024-07-01 13:30", tz="UTC"), "1h", "2024-07-01 09:30 EDT"),
+    (pd.Timestamp("2024-07-01 13:30", tz="UTC"), None, "2024-07-01 09:30 EDT"),
+    (pd.NaT, "1d", "–"),
+    (None, "30m", "–"),
+])
+def test_bar_time_text(ts: object, interval: str | None, text: str) -> None:
+    assert bar_time_text(ts, interval) == text
+
+
+def test_daily_close_time_shows_the_exit_bars_own_date_never_a_saturday() -> None:
+    friday = pd.Timestamp("2024-03-08", tz="UTC")
+    close = friday + DAY  # exit_ts as stored: the exit bar's close, Saturday 00:00 UTC
+    assert bar_time_text(close, "1d", close=True) == "2024-03-08"
+    assert bar_time_text(close, "1d") == "2024-03-09", "a label is shown as it is"
+    week = pd.bdate_range("2024-03-04", periods=10, tz="UTC")
+    shown = bar_times(week + DAY, "1d", close=True)
+    assert list(shown) == list(week.tz_localize(None))
+    assert (shown.dayofweek < 5).all()
+    # an intraday close stays the clock time it happened
+    assert bar_time_text(pd.Timestamp("2024-03-04 21:00", tz="UTC"), "30m",
+                         close=True) == "2024-03-04 16:00 EST"
+
+
+def test_bar_times_are_naive_dates_for_daily_and_new_york_clock_for_intraday() -> None:
+    daily = pd.DatetimeIndex(["2004-08-19", None, "2004-08-20"], tz="UTC")
+    shown = bar_times(daily, "1d")
+    assert shown.tz is None and shown[0] == pd.Timestamp("2004-08-19") and shown[1] is pd.NaT
+    assert list(bar_times(pd.Series(daily), None).dropna()) == list(shown.dropna())
+    intraday = pd.DatetimeIndex(["2024-03-04 14:30", "2024-07-01 13:30"], tz="UTC")
+    assert [str(t) for t in bar_times(intraday, "30m")] == ["2024-03-04 09:30:00",
+                                                            "2024-07-01 09:30:00"]
+    assert list(exchange_times(intraday)) == list(bar_times(intraday, None))
+    # told it is intraday, a stamp at 00:00 UTC is still a New York clock time
+    assert str(bar_times([daily[0]], "1h")[0]) == "2004-08-18 20:00:00"
+
+
+def test_which_intervals_are_daily() -> None:
+    assert is_daily("1d") and is_daily("1wk")
+    assert not any(is_daily(i) for i in ("15m", "30m", "1h", None))
+    assert looks_daily(pd.DatetimeIndex(["2024-03-04", None], tz="UTC"))
+    assert not looks_daily(pd.DatetimeIndex(["2024-03-04", "2024-03-04 14:30"], tz="UTC"))
+    assert not looks_daily(np.array([], dtype="datetime64[ns]"))
