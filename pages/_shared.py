@@ -288,10 +288,26 @@ def current_interval() -> str:
     return value if value in INTERVALS else DEFAULT_INTERVAL
 
 
+def _follow_links() -> None:
+    """A link opened in this session (``st.page_link`` with ``query_params``, e.g. the Data page's
+    "Open GOOG 1d in the Signal Explorer") changes the URL, but bound widgets keep their session
+    values: adopt a URL value of the symbol or interval that this session has not seen yet."""
+    seen = st.session_state.setdefault("_url_seen", {})
+    for key, accept in (("symbol", _valid_symbol),
+                        ("interval", lambda v: v if v in INTERVALS else None)):
+        raw = st.query_params.get(key)
+        if raw is not None and raw != seen.get(key):
+            value = accept(raw)
+            if value is not None and st.session_state.get(key) != value:
+                st.session_state[key] = value
+        seen[key] = raw
+
+
 def shared_controls() -> None:
     """The sidebar's symbol and interval, bound to the URL (``?symbol=…&interval=…``) so a view
     can be bookmarked and shared; their values persist across pages."""
     st.session_state.setdefault("symbol", DEFAULT_SYMBOL)
+    _follow_links()
     with st.sidebar:
         st.text_input(
             "Symbol", key="symbol", max_chars=15, bind="query-params",

@@ -247,7 +247,10 @@ def _universe_status() -> None:
 
 def _header(result: Any) -> None:
     cfg = result.config
-    dates = " → ".join(d.strftime("%Y-%m-%d") for d in (cfg.start, cfg.end) if d is not None)
+    # the period the run covered (its first and last bar), as a trader reads bar times
+    period = [result.stats.get("Start"), result.stats.get("End")]
+    dates = " → ".join(views.bar_time_text(d, cfg.interval) for d in period
+                       if d is not None and not pd.isna(d))
     st.subheader(f"Run {result.run_hash[:12]} · {', '.join(result.symbols)} · {cfg.interval}"
                  + (f" · {dates}" if dates else ""))
     if result.from_storage:

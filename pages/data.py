@@ -103,7 +103,8 @@ def _report(report: Any) -> None:
             "Symbol": i.symbol, "Interval": i.interval, "Bars": i.bars,
             "First bar": views.bar_time_text(i.first_ts, i.interval),
             "Last bar": views.bar_time_text(i.last_ts, i.interval), "File": i.name,
-        } for i in report.imported]), hide_index=True, key="import_table")
+        } for i in report.imported]), hide_index=True, key="import_table", column_config={
+            "Bars": st.column_config.NumberColumn("Bars", format="localized")})
         first = report.imported[0]
         _explorer_link(first.symbol, first.interval)
     for failed in report.failed:

@@ -196,3 +196,20 @@ def test_cli_start_outside_the_data_is_a_clear_error(tmp_path):
     assert run.returncode == 2
     assert "the data covers 2009-01-02 – 2012-12-31" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_universe_run_over_an_imported_folder_uses_only_local_bars(sqlite_engine, tmp_path):
+    from swing_core.universe import run_universe
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    names = [f"U{i:02d}" for i in range(6)]
+    for i, name in enumerate(names):
+        write_daily_csv(folder / f"{name}.csv", name, seed=i, start="2010-01-04")
+    report = market.import_bars([folder], engine=sqlite_engine)
+    assert sorted(i.symbol for i in report.imported) == names and not report.failed
+    config = BacktestConfig(interval="1d", start=pd.Timestamp("2010-06-01", tz="UTC"))
+    result = run_universe(names, config=config, engine=sqlite_engine, chunk_size=4,
+                          executor="inline", source="local", spill_dir=tmp_path / "spill")
+    assert result.status == "done" and not result.errors
+    assert set(result.summary.data_sources.values()) == {"local"}
