@@ -100,7 +100,8 @@ def child(signals: int, symbols: int, data_dir: str) -> dict[str, Any]:
     import sklearn.neighbors  # noqa: F401
     import sqlalchemy  # noqa: F401
 
-    import swing_core.perf  # noqa: F401
+    import swing_core.perf.monitor  # noqa: F401  (perf is lazy: recorder, sampler, hooks)
+    import swing_core.perf.query_plan  # noqa: F401
     from swing_core import db, journal
     from swing_core.agent import analyze
 

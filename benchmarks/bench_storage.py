@@ -109,7 +109,7 @@ def _one_commit_per_signal(engine: sa.Engine, rows: list[dict[str, Any]]) -> Non
     """The original's way: a session, an add and a commit for every signal."""
     for row in rows:
         with Session(engine) as session:
-            session.add(models.Signal(**row))
+            session.add(models.SignalRecord(**row))
             session.commit()
 
 
@@ -153,7 +153,7 @@ def _executemany_upsert(engine: sa.Engine, frame: pd.DataFrame) -> None:
 def bench_engine(engine: sa.Engine, *, baseline_n: int, repeats: int) -> dict[str, Any]:
     db.init_db(engine)
     signals = _signals(N_SIGNALS)
-    t_signals = models.Signal.__table__
+    t_signals = models.SignalRecord.__table__
     t_vectors = models.SetupVector.__table__
 
     batch = []

@@ -54,10 +54,10 @@ def _child(mode: str, n: int, n_bars: int, chunk: int, workers: int) -> dict:
         bars = {s: demo_bars(s, "1d", n_bars, end=_END) for s in symbols}
         result = run_backtest(symbols, config=config, bars=bars, engine=engine,
                               max_workers=workers)
-        out = {"trades": len(result.trades), "signals": int(result.stats["# Signals"]),
+        out = {"trades": int(result.stats["# Trades"]), "signals": int(result.stats["# Signals"]),
                "worker_peak_rss_mb": None}
     else:
-        from swing_core.universe import run_universe
+        from swing_core.backtest import run_universe
 
         loader = partial(demo_bars, interval="1d", n_bars=n_bars, end=_END)
         res = run_universe(symbols, config=config, engine=engine, chunk_size=chunk,

@@ -10,8 +10,8 @@ The original SwingAgent v1.6.1 performance guide lists "expected performance imp
 optimization" (before -> after): signal generation 5.2 s -> 1.8 s, vector search over 1,000
 vectors 2.1 s -> 0.3 s, database batch insert 8.5 s -> 1.2 s, multi-symbol analysis 45 s -> 12 s,
 memory for 100 signals 350 MB -> 120 MB. It states no workload sizes; what SwingDesk measures
-for each row is in ``swing_core.selfbench.GUIDE_ROWS`` (and in the JSON, ``workload``). All of it
-runs on this machine without the network: Yahoo is replaced at its boundary by deterministic
+for each row is in ``swing_core.perf.selfbench.GUIDE_ROWS`` (and in the JSON, ``workload``).
+All of it runs on this machine without the network: Yahoo is replaced at its boundary by deterministic
 demo bars (``bench_memory.use_demo_yahoo``), so bars take the real path through a temporary
 SQLite bar cache.
 Target per row: SwingDesk at or under the guide's "after" figure.
@@ -46,7 +46,7 @@ from _util import machine, target  # noqa: E402
 from bench_memory import use_demo_yahoo  # noqa: E402
 
 from swing_core import perf  # noqa: E402
-from swing_core.selfbench import GUIDE_ROWS, guide_frame  # noqa: E402
+from swing_core.perf.selfbench import GUIDE_ROWS, guide_frame  # noqa: E402
 
 #: Benchmarks run by --quick (file, arguments); the full run adds every other bench_*.py.
 QUICK_BENCHES: list[tuple[str, list[str]]] = [

@@ -6,6 +6,7 @@ parameter-search heatmap, and saved runs to reload and compare."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pandas as pd
@@ -14,13 +15,23 @@ import streamlit as st
 from pages import _shared as ui
 from swing_core import charts, clock, views
 from swing_core.config import INTERVALS, StrategyParams
+from swing_core.errors import SwingError
 
 ui.require_router()
+
+log = logging.getLogger("swingdesk.ui")
 
 _RESULT = "bt_result"
 _HEADLINE = (("Return [%]", "{:+.0f} %"), ("Sharpe Ratio", "{:.2f}"),
              ("Max. Drawdown [%]", "{:.1f} %"), ("Win Rate [%]", "{:.0f} %"),
              ("# Trades", "{:.0f}"), ("SQN", "{:.2f}"), ("Avg. R", "{:+.2f}"))
+#: What a headline figure counts (the definitions: swing_core.metrics).
+_HEADLINE_HELP = {
+    "# Trades": "Closed trades: filled, with an exit (stop, target or time). Positions still "
+                "open at the end are listed apart under Trades.",
+    "Win Rate [%]": "Share of the closed trades with a P&L above 0 after fees and slippage "
+                    "(the R Win Rate statistic counts realized R > 0, before costs).",
+}
 _METRICS = ("SQN", "Sharpe Ratio", "Avg. R", "Total R", "Return [%]", "Profit Factor",
             "Win Rate [%]")
 _DEFAULT_DAYS = {"15m": 40, "30m": 50, "1h": 180, "1d": 365}
@@ -154,7 +165,7 @@ _UNIVERSE = "bt_universe_job"
 def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
                   job: dict[str, Any], source: str) -> None:
     """Background thread body: run the chunked backtest, report into ``job`` (no st calls)."""
-    from swing_core.universe import run_universe
+    from swing_core.backtest import run_universe
 
     def progress(done: int, total: int, message: str) -> None:
         job.update(done=done, total=total, message=message)
@@ -167,8 +178,12 @@ def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
         job.update(status=out.status, run_hash=out.run_hash, errors=out.errors,
                    chunks=(out.chunks_done, out.chunks_total),
                    n_trades=out.summary.n_trades if out.summary is not None else None)
-    except Exception as exc:  # noqa: BLE001 - shown on the page, not raised in a thread
+    except SwingError as exc:  # the user can act on it: shown on the page
         job.update(status="failed", message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug: logged, said plainly (not raised in a thread)
+        log.exception("unexpected error in the universe backtest")
+        job.update(status="failed", message=f"unexpected error ({type(exc).__name__}); see the "
+                                            "server log and report it")
 
 
 def _universe_form(engine: Any) -> None:
@@ -238,7 +253,7 @@ def _universe_status() -> None:
         st.rerun(scope="app")
     elif status == "done":
         n_trades = job.get("n_trades")
-        trades = f" ({n_trades:,} trades stored)" if n_trades is not None else ""
+        trades = f" ({n_trades:,} trades)" if n_trades is not None else ""
         st.success(f"Universe backtest done{trades}: its results are in the tabs below.")
 
 
@@ -274,13 +289,16 @@ def _header(result: Any) -> None:
             text = fmt.format(float(value))
         except (TypeError, ValueError):
             text = "–"
-        col.metric(name.replace(" [%]", ""), "–" if text == "nan" or "nan" in text else text)
+        col.metric(name.replace(" [%]", ""), "–" if text == "nan" or "nan" in text else text,
+                   help=_HEADLINE_HELP.get(name))
 
 
 def _trades_tab(result: Any) -> None:
-    trades = views.trade_list(result.trades)
+    trades = views.trade_list(result.trades)  # the closed trades: the statistics' "# Trades"
+    still_open = views.open_trades(result.trades)
     if trades.empty:
-        st.info("No trade was taken: try a longer period, more symbols or looser parameters.")
+        st.info("No trade was closed: try a longer period, more symbols or looser parameters.")
+        _open_trades(still_open, result.config.interval)
         return
     cols = st.columns([2, 2, 2, 2, 2])
     symbol = cols[0].selectbox("Chart symbol", list(result.symbols), key="bt_chart_symbol")
@@ -289,8 +307,9 @@ def _trades_tab(result: Any) -> None:
                                  key="bt_f_setup", placeholder="all")
     reasons = cols[3].multiselect("Exit", sorted(trades["exit_reason"].dropna().unique()),
                                   key="bt_f_exit", placeholder="all")
-    outcomes = cols[4].multiselect("Outcome", ["win", "loss", "flat", "open"], key="bt_f_out",
-                                   placeholder="all")
+    outcomes = cols[4].multiselect("Outcome (R)", ["win", "loss", "flat"], key="bt_f_out",
+                                   placeholder="all", help="By realized R, before costs (an R "
+                                   "win); the Win Rate statistic counts P&L after costs.")
     trades = trades.assign(outcome=trades["realized_r"].map(views.outcome_label))
     shown = views.filter_table(trades, equals={"side": sides, "setup": setups,
                                                "exit_reason": reasons, "outcome": outcomes})
@@ -316,7 +335,8 @@ def _trades_tab(result: Any) -> None:
                             title=f"{symbol} trades (▲ long, ▼ short, ✕ exit; green win, red "
                                   "loss)"),
         key="bt_price_chart", config={"scrollZoom": True, "displaylogo": False})
-    st.caption(f"{len(shown)} of {len(trades)} trades · click a row to zoom the chart to it")
+    st.caption(f"{views.trade_count_text(len(shown), len(trades))} · click a row to zoom the "
+               "chart to it")
     daily = result.config.interval == "1d"
     when = ((lambda title: st.column_config.TextColumn(title)) if daily else  # trading dates
             (lambda title: st.column_config.DatetimeColumn(f"{title} (NY)",
@@ -342,6 +362,20 @@ def _trades_tab(result: Any) -> None:
     st.download_button("Download trades CSV", views.to_csv_bytes(views.for_display(shown)),
                        file_name=f"swingdesk_trades_{result.run_hash[:12]}.csv",
                        mime="text/csv", key="bt_trades_csv", icon=":material/download:")
+    _open_trades(still_open, result.config.interval)
+
+
+def _open_trades(still_open: pd.DataFrame, interval: str) -> None:
+    """Positions still open at the end of the data: listed apart (no outcome yet, so neither
+    in the trade list nor in the statistics)."""
+    if still_open.empty:
+        return
+    with st.expander(f"{len(still_open)} position(s) still open at the end (not in the "
+                     "statistics)"):
+        st.dataframe(views.for_display(still_open.drop(columns=["exit_ts", "exit_price",
+                                                                "realized_r", "pnl"]),
+                                       interval=interval),
+                     hide_index=True, key="bt_open_trades")
 
 
 def _distribution_tab(result: Any) -> None:
@@ -364,7 +398,8 @@ def _calibration_tab(result: Any) -> None:
     st.plotly_chart(charts.reliability_figure(curve), key="bt_reliability")
     brier = result.stats.get("Brier Score")
     st.caption(f"Brier score {views.format_number(brier, '.3f')} (0 is perfect; 0.25 is a coin "
-               "flip at 50 %). Points on the diagonal mean the predicted win rates came true.")
+               "flip at 50 %). The predicted win rate forecasts an R win (realized R > 0, "
+               "before costs); points on the diagonal mean those forecasts came true.")
 
 
 def _search_tab(result: Any | None) -> None:
@@ -394,8 +429,7 @@ def _search_tab(result: Any | None) -> None:
                                                                         int)),
                 y: views.parse_grid_values(y_values, integer=isinstance(getattr(defaults, y),
                                                                         int))}
-        from swing_core.backtest import gather_bars
-        from swing_core.backtest_search import grid_search
+        from swing_core.backtest import gather_bars, grid_search
 
         bars, errors = gather_bars(list(result.symbols), result.config,
                                    engine=ui.database_engine(), source=ui.current_source())
@@ -428,16 +462,18 @@ def _saved_tab(engine: Any) -> None:
     if engine is None:
         st.info("Saved runs need the database (see the error above).")
         return
-    from swing_core.backtest import load_run
-    from swing_core.backtest_store import list_results
+    from swing_core.backtest import list_runs, load_run
 
-    runs = list_results(engine)
+    runs = list_runs(engine)
     if runs.empty:
         st.info("No saved runs yet: run a backtest above; every run is saved automatically.")
         return
-    st.dataframe(views.for_display(runs), hide_index=True, key="bt_saved", on_select="rerun",
-                 selection_mode="multi-row",
-                 column_config={"run_hash": st.column_config.TextColumn("Run", width="small")})
+    # n_trades is the "# Trades" statistic: one column, under the statistic's name
+    st.dataframe(views.for_display(runs.drop(columns=["# Trades"])), hide_index=True,
+                 key="bt_saved", on_select="rerun", selection_mode="multi-row",
+                 column_config={"run_hash": st.column_config.TextColumn("Run", width="small"),
+                                "n_trades": st.column_config.NumberColumn("# Trades",
+                                                                          format="%d")})
     picked = [runs.iloc[i]["run_hash"] for i in ui.selected_rows("bt_saved") if i < len(runs)]
     cols = st.columns(2)
     if cols[0].button("Load selected", key="bt_load", disabled=len(picked) != 1,

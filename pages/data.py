@@ -87,7 +87,6 @@ def _import(engine: Any) -> None:
                 files, engine=engine, symbol=symbol_text.strip() or None,
                 interval=None if interval == "infer" else interval,
                 max_bytes=views.MAX_UPLOAD_BYTES, max_rows=views.MAX_UPLOAD_ROWS)
-        market.clear_cache_state()
         ui.clear_caches()
         st.session_state[_REPORT] = report
     report = st.session_state.get(_REPORT)

@@ -45,10 +45,10 @@ def _metrics(signal: Any) -> None:
                    help="Base confidence from trend, R, MTF and relative strength, blended with "
                         "the pattern prior when one is available (STRATEGY.md).")
     cols[1].metric("R", _fmt(entry.r_multiple) if entry else "–", help="reward / risk")
-    cols[2].metric("Entry", _fmt(entry.entry_price) if entry else "–",
+    cols[2].metric("Entry", _fmt(entry.entry) if entry else "–",
                    help="A stop order when beyond the close (valid one trading day).")
-    cols[3].metric("Stop", _fmt(entry.stop_price) if entry else "–")
-    cols[4].metric("Target", _fmt(entry.take_profit) if entry else "–")
+    cols[3].metric("Stop", _fmt(entry.stop) if entry else "–")
+    cols[4].metric("Target", _fmt(entry.target) if entry else "–")
     cols[5].metric("Price", _fmt(signal.trend.price), help="close of the signal bar")
 
 
@@ -58,7 +58,7 @@ def _trend_card(signal: Any, frame: Any) -> None:
         trend = signal.trend
         st.markdown(
             f"**{trend.label.replace('_', ' ')}** · EMA20 slope {_fmt(trend.ema_slope, '+.4f')} · "
-            f"RSI14 {_fmt(trend.rsi_14, '.1f')} · price {_fmt(trend.price)} "
+            f"RSI14 {_fmt(trend.rsi14, '.1f')} · price {_fmt(trend.price)} "
             f"({'above' if trend.price_above_ema else 'below'} EMA20)"
         )
         st.caption(ui.plain(signal.reasoning))
@@ -132,7 +132,7 @@ def _prior_card(signal: Any) -> None:
 
 def _service_notes(interval: str) -> None:
     """What the services could not provide (e.g. no pattern priors), said once, plainly."""
-    notes = [n for n in ui.services(interval).notes if "DEMO library" not in n]
+    notes = [n for n in ui.runtime(interval).notes if "DEMO library" not in n]
     for note in notes:
         st.caption(ui.plain(note))
 
@@ -233,10 +233,10 @@ def main() -> None:
         with right:
             _prior_card(signal)
             _service_notes(interval)
-        svc = ui.services(interval)
+        engine = ui.runtime(interval).engine
         ui.database_banner()
-        _advisor(signal, svc.engine)
-        _save(view, svc.engine)
+        _advisor(signal, engine)
+        _save(view, engine)
 
 
 main()

@@ -10,18 +10,6 @@ from swing_core import views
 
 ui.require_router()
 
-_LINKS = (
-    ("explorer", "Signal Explorer", ":material/candlestick_chart:",
-     "one symbol: chart, plan, context, pattern prior"),
-    ("scanner", "Scanner", ":material/radar:", "rank the watchlist's setups"),
-    ("patterns", "Pattern Search", ":material/hub:", "nearest historical setups and outcomes"),
-    ("backtest", "Backtest Review", ":material/history:", "walk-forward runs, metrics, trades"),
-    ("journal", "Journal", ":material/menu_book:", "stored signals and their real outcomes"),
-    ("data", "Data", ":material/database:", "uploads and the bar cache"),
-    ("performance", "Performance", ":material/speed:", "latency, memory, slow queries, caches"),
-)
-
-
 def _status(table_sources: list[str | None]) -> None:
     cols = st.columns(3)
     tone, sentence = views.source_summary(table_sources, offline=ui.is_offline())
@@ -90,13 +78,13 @@ def main() -> None:
             _status(sources)
     st.subheader("Pages")
     cols = st.columns(3)
-    for i, (key, title, icon, blurb) in enumerate(_LINKS):
+    for i, page in enumerate(p for p in ui.PAGES if p.key != "home"):
         with cols[i % 3].container(border=True):
-            if ui.page_exists(key):
-                st.page_link(ui.PAGE_FILES[key], label=title, icon=icon)
+            if ui.page_exists(page.key):
+                st.page_link(page.file, label=page.title, icon=page.icon)
             else:
-                st.markdown(f"{title} (not installed)")
-            st.caption(blurb)
+                st.markdown(f"{page.title} (not installed)")
+            st.caption(page.blurb)
 
 
 main()

@@ -2,15 +2,14 @@
 rates and LLM cost, refreshing itself live; and a self-benchmark against the original
 performance guide.
 
-A thin view: the figures come from ``swing_core.perf_views`` (persisted history of every
+A thin view: the figures come from ``swing_core.views.perf`` (persisted history of every
 process: this app, CLI runs, workers, self-benchmarks; and this process's live registry), the
-charts from ``swing_core.perf_charts``, the self-benchmark from ``swing_core.selfbench``.
+charts from ``swing_core.charts.perf``, the self-benchmark from ``swing_core.perf.selfbench``.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -18,9 +17,13 @@ import streamlit as st
 
 from pages import _monitoring
 from pages import _shared as ui
-from swing_core import perf, perf_charts, perf_views, selfbench
-from swing_core.config import EXCHANGE_TZ, get_settings
+from swing_core import perf
+from swing_core.charts import perf as perf_charts
+from swing_core.config import get_settings
 from swing_core.errors import DatabaseError
+from swing_core.perf import selfbench
+from swing_core.timefmt import clock_text
+from swing_core.views import perf as perf_views
 
 ui.require_router()
 
@@ -39,14 +42,6 @@ _EXPLAIN = "perf_explain"
 def _overview(key: str, window_label: str, role: str | None) -> perf_views.PerfOverview:
     engine = ui.database_engine()
     return perf_views.load_overview(engine, window=perf_views.WINDOWS[window_label], role=role)
-
-
-def _clock(ts: datetime | pd.Timestamp) -> str:
-    return pd.Timestamp(ts).tz_convert(EXCHANGE_TZ).strftime("%H:%M:%S")
-
-
-def _ms(value: float) -> str:
-    return "–" if value != value else (f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms")
 
 
 # --------------------------------------------------------------------------- live panel
@@ -219,7 +214,7 @@ def _live_panel(window_label: str, role: str | None, refresh_label: str) -> None
     status = _monitoring.start()
     top = st.columns([6, 1])
     every = REFRESH[refresh_label]
-    top[0].caption(f"Updated {_clock(live.at)} New York · "
+    top[0].caption(f"Updated {clock_text(live.at)} New York · "
                    + (f"refreshes every {refresh_label}" if every else "auto-refresh off")
                    + (f" · this process writes its figures every "
                       f"{_monitoring.FLUSH_INTERVAL_S:g} s as {status.process}"
@@ -272,7 +267,7 @@ def _start_job() -> None:
 
 
 def _show_report(report: selfbench.SelfBenchReport) -> None:
-    finished = _clock(pd.Timestamp(report.finished_at))
+    finished = clock_text(report.finished_at)
     verdict = (f"{report.passed} of {report.passed + report.failed} targets met"
                if report.passed + report.failed else "no targets")
     st.caption(f"{report.mode.capitalize()} run finished at {finished} New York in "

@@ -6,9 +6,6 @@ The public names below are imported lazily, so ``import swing_core`` stays cheap
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
 from swing_core.config import ENGINE_VERSION, Settings, StrategyParams, get_settings
 from swing_core.errors import (
     BacktestError,
@@ -18,6 +15,7 @@ from swing_core.errors import (
     MarketDataError,
     SwingError,
 )
+from swing_core.lazy import lazy_exports
 
 __version__ = ENGINE_VERSION
 
@@ -38,7 +36,8 @@ _LAZY: dict[str, str] = {
     "simulate_exits": "swing_core.exits",
     "PatternIndex": "swing_core.patterns",
     "PriorStats": "swing_core.patterns",
-    "open_services": "swing_core.services",
+    "open_runtime": "swing_core.services",
+    "Runtime": "swing_core.services",
     "get_engine": "swing_core.db",
     "init_db": "swing_core.db",
     "record_signal": "swing_core.journal",
@@ -68,10 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'swing_core' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports("swing_core", _LAZY, globals())

@@ -49,7 +49,7 @@ class TrendState(BaseModel):
     label: str
     ema_slope: float | None
     price_above_ema: bool
-    rsi_14: float | None
+    rsi14: float | None
     price: float
 
 
@@ -60,20 +60,25 @@ class EntryPlan(BaseModel):
 
     setup: str
     side: str
-    entry_price: float
-    stop_price: float
-    take_profit: float
+    entry: float
+    stop: float
+    target: float
     r_multiple: float
     stop_order: bool = Field(description="entry beyond the close: a stop order for the next day")
     comment: str
-    fib_golden_low: float | None = None
-    fib_golden_high: float | None = None
-    fib_target_1: float | None = None
-    fib_target_2: float | None = None
+    golden_pocket_low: float | None = None
+    golden_pocket_high: float | None = None
+    fib_ext_1272: float | None = None
+    fib_ext_1618: float | None = None
 
 
 class Signal(BaseModel):
-    """Every field of SwingAgent v1.6.1's signal, plus the data source and bar completeness."""
+    """Every field of SwingAgent v1.6.1's signal, plus the data source and bar completeness.
+
+    Field names are SwingDesk's own, the same in the signal frame, here and in storage
+    (``rsi14``, ``entry`` / ``stop`` / ``target``, ``golden_pocket_low``, ``rs_sector``, …);
+    SwingAgent's spellings (``rsi_14``, ``take_profit``, ``fib_golden_low``, ``rs_sector_20``, …)
+    exist only in the export adapter :func:`swing_core.swingagent.to_swingagent`."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -107,13 +112,13 @@ class Signal(BaseModel):
     risk_notes: str | None = None
     scenarios: list[str] | None = None
     # enrichments
-    mtf_15m_trend: str | None = None
-    mtf_1h_trend: str | None = None
+    mtf_15m: str | None = None
+    mtf_1h: str | None = None
     mtf_alignment: int = 0
-    rs_sector_20: float | None = None
-    rs_spy_20: float | None = None
+    rs_sector: float | None = None
+    rs_spy: float | None = None
     sector_symbol: str | None = None
-    tod_bucket: str
+    time_bucket: str
     atr_pct: float | None = None
     vol_regime: str
     vector: list[float] = Field(default_factory=list, repr=False)
@@ -134,13 +139,13 @@ class Signal(BaseModel):
             "last_bar_complete": self.last_bar_complete,
             "trend_label": self.trend.label,
             "ema_slope": self.trend.ema_slope,
-            "rsi14": self.trend.rsi_14,
+            "rsi14": self.trend.rsi14,
             "price": self.trend.price,
             "setup": entry.setup if entry else "none",
             "side": entry.side if entry else "none",
-            "entry": entry.entry_price if entry else None,
-            "stop": entry.stop_price if entry else None,
-            "target": entry.take_profit if entry else None,
+            "entry": entry.entry if entry else None,
+            "stop": entry.stop if entry else None,
+            "target": entry.target if entry else None,
             "r_multiple": entry.r_multiple if entry else None,
             "golden_pocket_low": self.fib_levels.get("golden_pocket_low"),
             "golden_pocket_high": self.fib_levels.get("golden_pocket_high"),
@@ -150,12 +155,12 @@ class Signal(BaseModel):
             "expected_hold_bars": self.expected_hold_bars,
             "expected_hold_days": self.expected_hold_days,
             "prior_n": (self.prior or {}).get("n"),
-            "mtf_15m": self.mtf_15m_trend,
-            "mtf_1h": self.mtf_1h_trend,
+            "mtf_15m": self.mtf_15m,
+            "mtf_1h": self.mtf_1h,
             "mtf_alignment": self.mtf_alignment,
-            "rs_sector": self.rs_sector_20,
-            "rs_spy": self.rs_spy_20,
-            "time_bucket": self.tod_bucket,
+            "rs_sector": self.rs_sector,
+            "rs_spy": self.rs_spy,
+            "time_bucket": self.time_bucket,
             "atr_pct": self.atr_pct,
             "vol_regime": self.vol_regime,
         }
@@ -240,16 +245,16 @@ def _entry_plan(row: pd.Series) -> EntryPlan | None:
     return EntryPlan(
         setup=row["setup"],
         side=row["side"],
-        entry_price=float(row["entry"]),
-        stop_price=float(row["stop"]),
-        take_profit=float(row["target"]),
+        entry=float(row["entry"]),
+        stop=float(row["stop"]),
+        target=float(row["target"]),
         r_multiple=float(row["r_multiple"]),
         stop_order=stop_order,
         comment=comment,
-        fib_golden_low=_num(row["golden_pocket_low"]),
-        fib_golden_high=_num(row["golden_pocket_high"]),
-        fib_target_1=_num(row["fib_ext_1272"]),
-        fib_target_2=_num(row["fib_ext_1618"]),
+        golden_pocket_low=_num(row["golden_pocket_low"]),
+        golden_pocket_high=_num(row["golden_pocket_high"]),
+        fib_ext_1272=_num(row["fib_ext_1272"]),
+        fib_ext_1618=_num(row["fib_ext_1618"]),
     )
 
 
@@ -280,7 +285,7 @@ def signal_from_frame(
             label=row["trend"],
             ema_slope=_num(row["ema_slope"]),
             price_above_ema=bool(row["close"] > row["ema20"]),
-            rsi_14=_num(row["rsi14"]),
+            rsi14=_num(row["rsi14"]),
             price=float(row["close"]),
         ),
         entry=_entry_plan(row),
@@ -288,13 +293,13 @@ def signal_from_frame(
         confidence_base=float(row["confidence"]),
         reasoning=_reasoning(row),
         fib_levels=fib_levels,
-        mtf_15m_trend=row.get("mtf_15m") or None,
-        mtf_1h_trend=row.get("mtf_1h") or None,
+        mtf_15m=row.get("mtf_15m") or None,
+        mtf_1h=row.get("mtf_1h") or None,
         mtf_alignment=int(row["mtf_alignment"]),
-        rs_sector_20=_num(row["rs_sector"]),
-        rs_spy_20=_num(row["rs_spy"]),
+        rs_sector=_num(row["rs_sector"]),
+        rs_spy=_num(row["rs_spy"]),
         sector_symbol=sector_symbol,
-        tod_bucket=row["time_bucket"],
+        time_bucket=row["time_bucket"],
         atr_pct=_num(row["atr_pct"]),
         vol_regime=row["vol_regime"],
         vector=[float(v) for v in row[list(VECTOR_COLUMNS)].to_numpy(dtype=np.float32)],
@@ -528,7 +533,7 @@ def scan(
                              engine=engine, offline=offline, prior_provider=prior_provider,
                              source=source)
             results.append(ScanResult(symbol=symbol, signal=signal))
-        except (SwingError, ValueError) as exc:
+        except SwingError as exc:  # the symbol's own problem; a bug stops the scan
             results.append(ScanResult(symbol=symbol, signal=None, error=str(exc)))
         if progress is not None:
             progress(done, len(symbols), symbol)

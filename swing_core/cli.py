@@ -4,7 +4,9 @@
 bar library (:mod:`swing_core.market.library`).
 
 Every command prints a clean one-line message and exits with status 2 on bad input (unknown
-symbol, too few bars, unreachable database, …): no traceback for errors a user can act on.
+symbol, too few bars, unreachable database, invalid settings or parameters: any
+:class:`~swing_core.errors.SwingError`), no traceback for errors a user can act on. Anything else
+is a bug: logged with its traceback, reported as one line asking for a report, exit status 1.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +25,7 @@ from swing_core.errors import SwingError
 from swing_core.timefmt import bar_time_text
 
 EXIT_USER_ERROR = 2
+EXIT_BUG = 1
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -44,27 +48,35 @@ def add_source_option(parser: argparse.ArgumentParser) -> None:
                         help="never ask Yahoo (also SWING_OFFLINE=1): local bars, else demo")
 
 
-def _services(args: argparse.Namespace) -> dict[str, Any]:
-    """The database engine and the prior provider, or a note saying why they are left out."""
-    from swing_core.services import open_services
+def _runtime(args: argparse.Namespace) -> Any:
+    """The command's runtime: the database (required: a DatabaseError otherwise), and the
+    prior provider of ``--interval`` unless ``--no-priors`` (or a note saying why not)."""
+    from swing_core.services import open_runtime
 
-    return open_services(use_priors=not args.no_priors, interval=args.interval, monitor="cli")
+    runtime = open_runtime(priors=not args.no_priors, interval=args.interval, monitor="cli")
+    runtime.require_engine()
+    return runtime
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from swing_core.agent import analyze
 
-    services = _services(args)
+    runtime = _runtime(args)
     provider = None
     if args.file:
         from swing_core.market import FileProvider
 
         provider = FileProvider(args.file)
     signal = analyze(args.symbol, args.interval, lookback_days=args.lookback_days,
-                     engine=services["engine"], offline=args.offline or None,
-                     prior_provider=services["prior_provider"], provider=provider,
+                     engine=runtime.engine, offline=args.offline or None,
+                     prior_provider=runtime.prior_provider, provider=provider,
                      source=args.source)
-    payload = signal.model_dump(mode="json", exclude={"vector"})
+    if args.format == "swingagent":
+        from swing_core.swingagent import to_swingagent
+
+        payload = to_swingagent(signal)  # the original library's field names
+    else:
+        payload = signal.model_dump(mode="json", exclude={"vector"})
     if signal.is_demo and not any("DEMO" in note for note in payload["notes"]):
         payload["notes"].insert(0, "DEMO DATA: synthetic bars, not the market.")
     print(json.dumps(payload, indent=2))
@@ -74,10 +86,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from swing_core.agent import scan, scan_table
 
-    services = _services(args)
+    runtime = _runtime(args)
     results = scan(args.symbols, args.interval, lookback_days=args.lookback_days,
-                   engine=services["engine"], offline=args.offline or None,
-                   prior_provider=services["prior_provider"], source=args.source)
+                   engine=runtime.engine, offline=args.offline or None,
+                   prior_provider=runtime.prior_provider, source=args.source)
     table = scan_table(results)
     columns = [c for c in ("symbol", "data_source", "trend_label", "setup", "side", "entry",
                            "stop", "target", "r_multiple", "confidence", "expected_r",
@@ -97,9 +109,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def _library_engine() -> Any:
     """The migrated database engine (no pattern priors: the library commands need none)."""
-    from swing_core.services import open_services
+    from swing_core.services import open_runtime
 
-    return open_services(use_priors=False, monitor="cli").engine
+    return open_runtime(priors=False, monitor="cli").require_engine()
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
@@ -204,9 +216,13 @@ def _add_data_commands(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m swing_core",
                                      description="SwingDesk engine commands")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an unexpected error (a bug), print its traceback")
     sub = parser.add_subparsers(dest="command", required=True)
     analyze_parser = sub.add_parser("analyze", help="analyze one symbol and print its signal")
     analyze_parser.add_argument("symbol")
+    analyze_parser.add_argument("--format", default="swingdesk", choices=("swingdesk", "swingagent"),
+                                help="JSON field names: SwingDesk's, or SwingAgent v1.6.1's")
     analyze_parser.add_argument("--file", default=None,
                                 help="analyze your own CSV or Parquet bars instead of Yahoo's")
     _add_common(analyze_parser)
@@ -228,12 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SwingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except ValueError as exc:  # invalid settings or parameters
+    except SwingError as exc:  # bad input, settings, data or database: the user can act on it
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line on the terminal, the traceback on request
+        if args.traceback:
+            traceback.print_exc()
+        print(f"unexpected error ({type(exc).__name__}) in `{args.command}`: {exc}. This is a "
+              "bug: please report it (rerun with --traceback for the details).", file=sys.stderr)
+        return EXIT_BUG

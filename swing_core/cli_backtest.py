@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from swing_core.config import INTERVALS
-from swing_core.errors import BacktestError, DatabaseError
+from swing_core.errors import BacktestError
 
 __all__ = ["add_backtest_commands"]
 
@@ -54,15 +54,12 @@ def _engine(args: argparse.Namespace) -> Any:
     """The run database, or None (with a note on stderr) when it is unusable or not wanted."""
     if getattr(args, "no_save", False) and getattr(args, "no_cache", False):
         return None
-    from swing_core import db
+    from swing_core.services import open_runtime
 
-    try:
-        engine = db.get_engine()
-        db.init_db(engine)
-        return engine
-    except DatabaseError as exc:
-        print(f"note: runs are not saved ({exc})", file=sys.stderr)
-        return None
+    runtime = open_runtime(priors=False)
+    if runtime.engine is None:
+        print(f"note: runs are not saved ({runtime.database_error})", file=sys.stderr)
+    return runtime.engine
 
 
 def _print_stats(stats: pd.Series) -> None:
@@ -92,11 +89,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         source=args.source,
     )
     if args.json:
-        from swing_core.backtest_store import _plain
+        from swing_core.backtest.store import json_value
 
         print(json.dumps({"run_hash": result.run_hash, "run_id": result.run_id,
                           "from_storage": result.from_storage, "errors": result.errors,
-                          "stats": {k: _plain(v) for k, v in result.stats.items()}}, indent=2))
+                          "stats": {k: json_value(v) for k, v in result.stats.items()}},
+                         indent=2))
         return 0
     for symbol, message in result.errors.items():
         print(f"skipped {symbol}: {message}", file=sys.stderr)
@@ -111,11 +109,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _need_engine() -> Any:
-    from swing_core import db
+    """The run database, brought up to date (raises DatabaseError when unusable)."""
+    from swing_core.services import open_runtime
 
-    engine = db.get_engine()
-    db.init_db(engine)
-    return engine
+    return open_runtime(priors=False).require_engine()
 
 
 def _find_hash(engine: Any, prefix: str) -> str:
@@ -140,7 +137,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     runs = runs.assign(run_hash=runs["run_hash"].str[:12])
     with pd.option_context("display.width", 200, "display.max_columns", None,
                            "display.float_format", "{:.3f}".format):
-        print(runs.drop(columns=["engine_version"], errors="ignore").to_string(index=False))
+        # n_trades is the "# Trades" statistic: shown once, under the statistic's name
+        print(runs.drop(columns=["engine_version", "n_trades"], errors="ignore")
+              .to_string(index=False))
     return 0
 
 
@@ -158,7 +157,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from swing_core.backtest_store import compare_runs
+    from swing_core.backtest import compare_runs
 
     engine = _need_engine()
     table = compare_runs(engine, [_find_hash(engine, r) for r in args.runs])
@@ -190,8 +189,7 @@ def _params_raw(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from swing_core.backtest import gather_bars
-    from swing_core.backtest_search import grid_search, optuna_search
+    from swing_core.backtest import gather_bars, grid_search, optuna_search
 
     config = _config(args)
     if not args.space:

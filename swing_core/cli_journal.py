@@ -42,11 +42,9 @@ def _clean_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpar
 
 def _engine() -> Any:
     """The settings' database, brought up to date (raises DatabaseError when unusable)."""
-    from swing_core import db
+    from swing_core.services import open_runtime
 
-    engine = db.get_engine()
-    db.init_db(engine)
-    return engine
+    return open_runtime(priors=False).require_engine()
 
 
 def _fetching_loader(engine: Any, *, offline: bool | None) -> Callable[[str, str], pd.DataFrame]:

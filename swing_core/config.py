@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from swing_core.errors import ConfigError
 
 ENGINE_VERSION = "0.2.0"
 
@@ -36,9 +39,10 @@ EXCHANGE_TZ = "America/New_York"
 
 
 def validate_interval(interval: str) -> str:
-    """Return ``interval`` if SwingDesk supports it, else raise ``ValueError`` naming the choices."""
+    """Return ``interval`` if SwingDesk supports it, else raise :class:`ConfigError` naming the
+    choices. The one interval check: every layer (market data, frame, exits, pages) calls it."""
     if interval not in INTERVALS:
-        raise ValueError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
+        raise ConfigError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
     return interval
 
 
@@ -107,7 +111,12 @@ class StrategyParams:
     slippage_bps: float = 5.0
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = [f"{f.name} must be a number (got {getattr(self, f.name)!r})"
+                    for f in fields(self) if isinstance(f.default, int | float)
+                    and (isinstance(getattr(self, f.name), bool)
+                         or not isinstance(getattr(self, f.name), Real))]
+        if problems:  # the range checks below would fail with a TypeError on text
+            raise ConfigError("Invalid strategy parameters: " + "; ".join(problems) + ".")
         for name in ("ema_span", "rsi_period", "atr_period", "slope_lookback", "bb_period",
                      "swing_lookback", "vol_regime_window", "rs_lookback", "knn_k",
                      "max_hold_days"):
@@ -122,7 +131,7 @@ class StrategyParams:
         if not 0 < self.golden_pocket_lo < self.golden_pocket_hi < 1:
             problems.append("golden pocket bounds must satisfy 0 < lo < hi < 1")
         if problems:
-            raise ValueError("Invalid strategy parameters: " + "; ".join(problems) + ".")
+            raise ConfigError("Invalid strategy parameters: " + "; ".join(problems) + ".")
 
     def base_confidence(self, trend: str) -> float:
         return dict(self.conf_base).get(trend, 0.15)
@@ -135,7 +144,7 @@ class StrategyParams:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"Unknown strategy parameter(s): {', '.join(sorted(unknown))}.")
+            raise ConfigError(f"Unknown strategy parameter(s): {', '.join(sorted(unknown))}.")
         clean = {k: (tuple(map(tuple, v)) if k == "conf_base" else v) for k, v in values.items()}
         return replace(cls(), **clean)
 
@@ -147,6 +156,11 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_switch(name: str) -> bool:
+    """On unless the variable says off (``0``, ``false``, ``no``, ``off``)."""
+    return os.environ.get(name, "").strip().lower() not in {"0", "false", "no", "off"}
+
+
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -154,7 +168,7 @@ def _env_float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}.") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}.") from exc
 
 
 def _env_int(name: str, default: int) -> int:
@@ -182,6 +196,8 @@ class Settings:
     fetch_workers: int = 4
     pattern_backend: str = "auto"
     dask_address: str | None = None
+    perf_enabled: bool = True
+    perf_role: str | None = None
     llm_prices_per_mtok: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {
             # model: (USD per million input tokens, USD per million output tokens)
@@ -201,7 +217,8 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """Read settings from the environment (``SWING_*``, ``OPENAI_*``)."""
+    """Read settings from the environment (``SWING_*``, ``OPENAI_*``): the only place that reads
+    them (a test checks). Raises :class:`ConfigError` for a value that cannot be parsed."""
     return Settings(
         data_dir=Path(os.environ.get("SWING_DATA_DIR") or "data"),
         database_url=os.environ.get("SWING_DATABASE_URL", "").strip(),
@@ -220,4 +237,6 @@ def get_settings() -> Settings:
         fetch_workers=_env_int("SWING_FETCH_WORKERS", 4),
         pattern_backend=os.environ.get("SWING_PATTERN_BACKEND") or "auto",
         dask_address=os.environ.get("SWING_DASK_ADDRESS") or None,
+        perf_enabled=_env_switch("SWING_PERF"),
+        perf_role=(os.environ.get("SWING_PERF_ROLE") or "").strip() or None,
     )

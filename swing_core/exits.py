@@ -49,7 +49,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams
+from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams, validate_interval
 from swing_core.errors import BacktestError
 
 __all__ = [
@@ -257,12 +257,10 @@ def simulate_exits(
     after it only, so appending bars never changes a decided outcome, it can only turn a
     PENDING into one). ``side``: +1 long / -1 short. Prices in the bars' currency.
     Raises :class:`BacktestError` for unusable input (NaN plans, stop or target on the wrong
-    side, positions outside the bars, unknown interval, negative windows).
+    side, positions outside the bars, negative windows); :class:`ConfigError` for an unknown
+    interval.
     """
-    if interval not in BARS_PER_DAY:
-        raise BacktestError(
-            f"Unknown interval {interval!r}: choose one of {', '.join(BARS_PER_DAY)}."
-        )
+    validate_interval(interval)
     if params.entry_window_days < 0 or params.max_hold_days < 1:
         raise BacktestError(
             "entry_window_days must be >= 0 and max_hold_days >= 1 "

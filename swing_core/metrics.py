@@ -6,9 +6,32 @@ Pure functions of a trades table and an equity curve; nothing here knows about p
 storage. Formulas follow backtesting.py's ``compute_stats`` (compounded annualization from
 daily equity returns, geometric mean trade return for ``Avg. Trade [%]``, SQN on P&L) so the
 numbers a trader knows from it mean the same here. Trade returns are net of fees and slippage.
+:func:`compute_stats` is the one function that writes a run's statistics.
+
+The counts of a run, defined here once (:class:`RunCounts`) and shown under the same label on
+every surface (statistics, the Backtest Review page, saved runs, universe runs, the CLI):
+
+- a **signal** (``# Signals``): a complete entry plan at a bar from the run's start on;
+- a **taken** signal: one not skipped because its symbol still had a trade open (``# Skipped
+  (Open Position)`` are the others); the rows of a result's ``trades`` and of the stored
+  ``backtest_trades``, whatever became of them (NOT_FILLED, skipped by the portfolio, …);
+- a **filled trade** (:func:`filled_mask`): a taken signal whose entry traded and for which the
+  portfolio opened a position (``qty > 0``), closed or still open at the end of the data
+  (``# Open at End``);
+- a **closed trade** (:func:`closed_mask`): a filled trade with an exit (STOP, TARGET or TIME).
+  ``# Trades`` counts these, as backtesting.py does, and every trade statistic (win rate,
+  SQN, R, breakdowns, calibration, Brier score) is computed over them.
+
+Two kinds of win, named apart (:func:`won_pnl`, :func:`won_r`): ``Win Rate [%]`` keeps
+backtesting.py's meaning, P&L > 0 after fees and slippage; ``R Win Rate [%]`` is the share of
+closed trades with realized R > 0 (before costs), the event a pattern prior's win rate predicts
+(STRATEGY.md, "Pattern priors"), hence the target of the calibration bins and the Brier score.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,16 +39,104 @@ import pandas as pd
 from swing_core.calibration import brier_score, reliability_curve
 
 __all__ = [
+    "CLOSED_EXIT_REASONS",
+    "RunCounts",
     "breakdown",
     "brier_score",
     "calibration_table",
+    "closed_mask",
     "compute_stats",
     "drawdown_episodes",
+    "filled_mask",
     "geometric_mean",
+    "won_pnl",
+    "won_r",
 ]
 
 EXIT_COUNT_NAMES = {"STOP": "# Stop", "TARGET": "# Target", "TIME": "# Time",
                     "NOT_FILLED": "# Not Filled", "PENDING": "# Pending"}
+#: Exit reasons of a closed trade (its outcome is known); NOT_FILLED and PENDING have none.
+CLOSED_EXIT_REASONS: tuple[str, ...] = ("STOP", "TARGET", "TIME")
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def filled_mask(trades: pd.DataFrame) -> np.ndarray:
+    """Which rows of a run's taken signals are **filled trades**: the entry traded and the
+    portfolio opened a position (``qty > 0``), closed or still open at the end of the data.
+    A frame without ``qty`` (no portfolio ran) has none."""
+    if "qty" not in trades:
+        return np.zeros(len(trades), bool)
+    return pd.to_numeric(trades["qty"], errors="coerce").fillna(0.0).to_numpy(float) > 0
+
+
+def closed_mask(trades: pd.DataFrame) -> np.ndarray:
+    """Which rows are **closed trades** (``# Trades``): filled trades with an exit (STOP,
+    TARGET or TIME). Every trade statistic is computed over these."""
+    if "exit_reason" not in trades:
+        return np.zeros(len(trades), bool)
+    return filled_mask(trades) & trades["exit_reason"].isin(CLOSED_EXIT_REASONS).to_numpy(bool)
+
+
+def won_pnl(pnl: pd.Series | np.ndarray) -> np.ndarray:
+    """A **P&L win**: net P&L > 0, after fees and slippage (``Win Rate [%]``, backtesting.py's
+    meaning; breakdowns' win rate too)."""
+    return np.asarray(pnl, dtype=float) > 0
+
+
+def won_r(realized_r: pd.Series | np.ndarray) -> np.ndarray:
+    """An **R win**: realized R > 0, before costs (``R Win Rate [%]``): what a pattern prior's
+    win rate predicts, so the target of the calibration bins and the Brier score."""
+    return np.asarray(realized_r, dtype=float) > 0
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What a run counted (definitions in the module docstring). ``signals``: every signal;
+    ``taken``: those not skipped for an open position; ``filled``: filled trades; ``closed``:
+    closed trades (``# Trades``); ``not_filled`` / ``pending``: taken signals whose entry never
+    traded / whose outcome is not known yet at the end of the data (portfolio or not);
+    ``skipped_risk_cap`` / ``skipped_max_positions``: filled entries the portfolio did not
+    size; ``invalid_plans``: plans with a stop or target on the wrong side (not signals);
+    ``symbols``: symbols that ran."""
+
+    signals: int
+    taken: int
+    filled: int
+    closed: int
+    not_filled: int = 0
+    pending: int = 0
+    skipped_risk_cap: int = 0
+    skipped_max_positions: int = 0
+    invalid_plans: int = 0
+    symbols: int = 0
+
+    @property
+    def skipped_open_position(self) -> int:
+        """Signals skipped because their symbol still had a trade open."""
+        return self.signals - self.taken
+
+    @property
+    def open_at_end(self) -> int:
+        """Filled trades without an exit at the end of the data (not in the statistics)."""
+        return self.filled - self.closed
+
+    @classmethod
+    def of(cls, taken: pd.DataFrame, *, signals: int, invalid_plans: int = 0,
+           symbols: int = 0) -> RunCounts:
+        """The counts of a run from its taken signals (a result's ``trades``: ``exit_reason``,
+        ``qty``, ``portfolio_status``) and the number of all its signals."""
+        reason = taken["exit_reason"]
+        status = taken["portfolio_status"] if "portfolio_status" in taken else pd.Series(
+            dtype=object)
+        return cls(signals=int(signals), taken=len(taken),
+                   filled=int(filled_mask(taken).sum()), closed=int(closed_mask(taken).sum()),
+                   not_filled=int((reason == "NOT_FILLED").sum()),
+                   pending=int((reason == "PENDING").sum()),
+                   skipped_risk_cap=int((status == "open_risk").sum()),
+                   skipped_max_positions=int((status == "max_positions").sum()),
+                   invalid_plans=int(invalid_plans), symbols=int(symbols))
 
 
 def geometric_mean(returns: pd.Series | np.ndarray) -> float:
@@ -96,7 +207,8 @@ def calibration_table(predicted: np.ndarray, outcome: np.ndarray, *, bins: int =
                       ) -> pd.DataFrame:
     """Reliability bins of a run (:func:`swing_core.calibration.reliability_curve`, every
     bin kept): for predictions in [k/bins, (k+1)/bins): n, mean predicted win rate, observed
-    win rate (share of outcomes that were wins); empty bins have n = 0 and NaN rates."""
+    win rate (share of ``outcome`` that were wins: a run passes R wins, :func:`won_r`, the
+    event the predicted win rate forecasts); empty bins have n = 0 and NaN rates."""
     curve = reliability_curve(predicted, outcome, bins=bins, empty_bins=True)
     return pd.DataFrame({"bin_low": curve["bin_low"], "bin_high": curve["bin_high"],
                          "n": curve["count"], "mean_predicted": curve["predicted"],
@@ -104,8 +216,8 @@ def calibration_table(predicted: np.ndarray, outcome: np.ndarray, *, bins: int =
 
 
 def breakdown(trades: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Per-group trade statistics (closed trades): ``# Trades``, ``Win Rate [%]``, ``Avg. R``,
-    ``Total R``, ``PnL [$]``, ``Profit Factor`` (on P&L)."""
+    """Per-group trade statistics (closed trades): ``# Trades``, ``Win Rate [%]`` (P&L wins,
+    :func:`won_pnl`), ``Avg. R``, ``Total R``, ``PnL [$]``, ``Profit Factor`` (on P&L)."""
     columns = ["# Trades", "Win Rate [%]", "Avg. R", "Total R", "PnL [$]", "Profit Factor"]
     if trades.empty or by not in trades:
         return pd.DataFrame(columns=columns)
@@ -120,7 +232,7 @@ def breakdown(trades: pd.DataFrame, by: str) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = pd.DataFrame({
             "# Trades": count,
-            "Win Rate [%]": np.bincount(codes, weights=(pnl > 0).astype(float), minlength=m)
+            "Win Rate [%]": np.bincount(codes, weights=won_pnl(pnl).astype(float), minlength=m)
             / count * 100,
             "Avg. R": total_r / count,
             "Total R": total_r,
@@ -135,7 +247,7 @@ def _trade_stats(trades: pd.DataFrame) -> dict[str, object]:
     returns = trades["return_pct"].astype(float)
     durations = trades["exit_ts"] - trades["entry_time"]
     n = len(trades)
-    win_rate = (pnl > 0).mean() if n else np.nan
+    win_rate = won_pnl(pnl).mean() if n else np.nan
     avg_win, avg_loss = pnl[pnl > 0].mean(), -pnl[pnl < 0].mean()
     return {
         "# Trades": n,
@@ -158,27 +270,34 @@ def compute_stats(
     trades: pd.DataFrame,
     equity: pd.Series,
     *,
+    counts: RunCounts | None = None,
     exposure: pd.Series | None = None,
     buy_hold_return_pct: float = float("nan"),
-    signals: pd.DataFrame | None = None,
     risk_free_rate: float = 0.0,
     resolution: str | None = None,
     initial_equity: float | None = None,
+    data_sources: Iterable[str] | None = None,
+    lookahead_ok: bool | None = None,
 ) -> pd.Series:
-    """Flat statistics of a run.
+    """Flat statistics of a run: the only function that writes them.
 
-    ``trades``: closed trades (one row each) with ``pnl`` (net, currency), ``return_pct`` (net,
-    fraction of entry notional), ``entry_time``, ``exit_ts``, ``realized_r``, ``exit_reason``,
-    ``both_touched``, optional ``prior_win_rate`` and ``fees``. ``equity``: marked to market
-    at every bar close, indexed by bar labels (UTC). ``exposure``: bool per equity bar (a
-    position held). ``signals``: every plan of the run (for the counts by exit reason,
-    including NOT_FILLED and PENDING, and the portfolio's skips). ``risk_free_rate``: annual,
-    a fraction. ``resolution``: durations are rounded up to it (e.g. "D", "min"), as
-    backtesting.py rounds to the data's period. ``initial_equity``: the base of
-    ``Return [%]`` (default the first equity value; differs when a trade opens at the first
-    bar's close and its costs are already marked). Durations are pandas Timedeltas, percentages
-    are in percent.
+    ``trades``: the closed trades (:func:`closed_mask`; one row each) with ``pnl`` (net,
+    currency), ``return_pct`` (net, fraction of entry notional), ``entry_time``, ``exit_ts``,
+    ``realized_r``, ``exit_reason``, ``both_touched``, optional ``prior_win_rate`` and ``fees``;
+    ``# Trades`` is their number. ``equity``: marked to market at every bar close, indexed by
+    bar labels (UTC). ``counts``: the run's :class:`RunCounts` (``# Signals``, ``# Not Filled``,
+    ``# Pending``, ``# Open at End``, the skips, ``# Invalid Plans``, ``# Symbols``); its
+    ``closed`` must equal ``len(trades)``. ``exposure``: bool per equity bar (a position held).
+    ``risk_free_rate``: annual, a fraction. ``resolution``: durations are rounded up to it
+    (e.g. "D", "min"), as backtesting.py rounds to the data's period. ``initial_equity``: the
+    base of ``Return [%]`` (default the first equity value; differs when a trade opens at the
+    first bar's close and its costs are already marked). ``data_sources``: where the bars came
+    from (``Data Sources``); ``lookahead_ok``: the look-ahead check's verdict when it ran
+    (``Look-ahead Check``). Durations are pandas Timedeltas, percentages are in percent.
     """
+    if counts is not None and counts.closed != len(trades):
+        raise ValueError(f"compute_stats: {len(trades)} closed trades given but counts.closed "
+                         f"is {counts.closed}: select the trades with closed_mask.")
     nan = float("nan")
     s: dict[str, object] = {}
     index = equity.index
@@ -207,7 +326,11 @@ def compute_stats(
     s["Max. Drawdown Duration"] = episodes["duration"].max() if len(episodes) else pd.NaT
     s["Avg. Drawdown Duration"] = episodes["duration"].mean() if len(episodes) else pd.NaT
     s.update(_trade_stats(trades))
-    s.update(_additions(trades, signals))
+    s.update(_additions(trades, counts))
+    if lookahead_ok is not None:
+        s["Look-ahead Check"] = "passed" if lookahead_ok else "FAILED"
+    if data_sources is not None:
+        s["Data Sources"] = ", ".join(sorted(set(data_sources)))
     if resolution:
         for key in ("Avg. Drawdown Duration", "Max. Drawdown Duration", "Max. Trade Duration",
                     "Avg. Trade Duration"):
@@ -216,8 +339,9 @@ def compute_stats(
     return pd.Series(s, dtype=object)
 
 
-def _additions(trades: pd.DataFrame, signals: pd.DataFrame | None) -> dict[str, object]:
-    """Our statistics in backtesting.py's style: R, exit reasons, calibration, costs."""
+def _additions(trades: pd.DataFrame, counts: RunCounts | None) -> dict[str, object]:
+    """Our statistics in backtesting.py's style: R, exit reasons, the run's counts, R wins,
+    calibration, costs."""
     r = trades["realized_r"].astype(float) if "realized_r" in trades else pd.Series(dtype=float)
     out: dict[str, object] = {
         "Avg. R": r.mean() if len(r) else np.nan,
@@ -227,27 +351,28 @@ def _additions(trades: pd.DataFrame, signals: pd.DataFrame | None) -> dict[str, 
         "Commissions [$]": float(trades["fees"].sum()) if "fees" in trades else np.nan,
     }
     reasons = trades["exit_reason"] if "exit_reason" in trades else pd.Series(dtype=object)
-    source = signals if signals is not None else trades
-    counts = source["exit_reason"].value_counts() if "exit_reason" in source else {}
-    for reason, name in EXIT_COUNT_NAMES.items():
-        if reason in ("NOT_FILLED", "PENDING") or signals is None:
-            out[name] = int(counts.get(reason, 0))
-        else:
-            out[name] = int((reasons == reason).sum())
+    for reason in CLOSED_EXIT_REASONS:
+        out[EXIT_COUNT_NAMES[reason]] = int((reasons == reason).sum())
+    out["# Not Filled"] = counts.not_filled if counts is not None else 0
+    out["# Pending"] = counts.pending if counts is not None else 0
+    if counts is not None:
+        out["# Open at End"] = counts.open_at_end
     out["# Both Touched"] = int(trades["both_touched"].sum()) if "both_touched" in trades else 0
-    if signals is not None:
-        out["# Signals"] = len(signals)
-        status = signals.get("portfolio_status", pd.Series(dtype=object))
-        out["# Skipped (Open Position)"] = int((~signals.get(
-            "taken", pd.Series(True, index=signals.index)).astype(bool)).sum())
-        out["# Skipped (Risk Cap)"] = int((status == "open_risk").sum())
-        out["# Skipped (Max Positions)"] = int((status == "max_positions").sum())
+    if counts is not None:
+        out["# Signals"] = counts.signals
+        out["# Skipped (Open Position)"] = counts.skipped_open_position
+        out["# Skipped (Risk Cap)"] = counts.skipped_risk_cap
+        out["# Skipped (Max Positions)"] = counts.skipped_max_positions
+        out["# Invalid Plans"] = counts.invalid_plans
+        out["# Symbols"] = counts.symbols
+    wins = won_r(r)
+    out["R Win Rate [%]"] = float(wins.mean()) * 100 if len(r) else np.nan
     if "prior_win_rate" in trades:
         predicted = trades["prior_win_rate"].to_numpy(float)
-        wins = (r > 0).to_numpy(float)
         has = np.isfinite(predicted)
         out["# Trades With Prior"] = int(has.sum())
+        # the predicted win rate forecasts an R win: Brier score against won_r
         out["Avg. Predicted Win Rate [%]"] = (float(np.mean(predicted[has])) * 100
                                               if has.any() else np.nan)
-        out["Brier Score"] = brier_score(predicted, wins)
+        out["Brier Score"] = brier_score(predicted, wins.astype(float))
     return out

@@ -146,7 +146,7 @@ class SetupVector(SQLModel, table=True):
 # --------------------------------------------------------------------------- signals (journal)
 
 
-class Signal(SQLModel, table=True):
+class SignalRecord(SQLModel, table=True):
     """One trading signal: the plan at bar ``asof`` (open time of the signal bar), its context
     and priors, and (once evaluated) its real outcome. ``run_id`` is ``"live"`` for signals
     produced by the live scanner; backtest runs use their own id."""
@@ -388,7 +388,7 @@ __all__ = [
     "PerfMemory",
     "PerfTiming",
     "SetupVector",
-    "Signal",
+    "SignalRecord",
     "SlowQuery",
     "UTCDateTime",
     "metadata",

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from swing_core.config import INTERVAL_DELTA, Settings, StrategyParams, get_settings
 from swing_core.errors import SwingError
+from swing_core.numbers import finite_or_none
 from swing_core.patterns import PatternIndex, PriorStats, blend_confidence
 
 __all__ = ["PriorProvider", "build_prior_provider", "prior_fields"]
@@ -24,9 +25,6 @@ __all__ = ["PriorProvider", "build_prior_provider", "prior_fields"]
 #: Seconds between two incremental refreshes of the index from the database.
 REFRESH_EVERY_S = 5.0
 
-
-def _finite(value: float) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def prior_fields(
@@ -44,20 +42,20 @@ def prior_fields(
             "them (Journal), or run a backtest, to build the pattern library.",
             "prior": stats.to_dict(),
         }
-    win_rate = _finite(stats.win_rate)
+    win_rate = finite_or_none(stats.win_rate)
     note = f"{stats.n} nearest setups ({'this symbol' if stats.scope == 'symbol' else 'all symbols'}"
     note += ", same volatility regime)" if stats.regime_filtered else ")"
     fields: dict[str, Any] = {
-        "expected_r": _finite(stats.expected_r),
+        "expected_r": finite_or_none(stats.expected_r),
         "expected_winrate_raw": win_rate,
         "expected_winrate": calibrated_win_rate if calibrated_win_rate is not None else win_rate,
         "expected_source": f"knn:{stats.scope}",
         "expected_notes": note + (" · win rate calibrated (isotonic)"
                                   if calibrated_win_rate is not None else ""),
-        "expected_hold_bars": _finite(stats.median_hold_bars),
-        "expected_hold_days": _finite(stats.median_hold_days),
-        "expected_win_hold_bars": _finite(stats.median_hold_bars_wins),
-        "expected_loss_hold_bars": _finite(stats.median_hold_bars_losses),
+        "expected_hold_bars": finite_or_none(stats.median_hold_bars),
+        "expected_hold_days": finite_or_none(stats.median_hold_days),
+        "expected_win_hold_bars": finite_or_none(stats.median_hold_bars_wins),
+        "expected_loss_hold_bars": finite_or_none(stats.median_hold_bars_losses),
         "prior": stats.to_dict(),
         "confidence": blend_confidence(confidence, stats, params=params),
     }

@@ -1,9 +1,12 @@
-"""Long-lived services shared by the CLI and the dashboard: the database engine (migrated) and
-the pattern-prior provider built on the pattern index.
+"""The runtime: what a process opens once and every command or page then uses — the settings,
+the database engine (migrated) and, for one interval, the pattern index with its prior provider.
 
-``open_services`` is what a page caches with ``st.cache_resource`` and what each CLI command
-calls once; it raises :class:`DatabaseError` with a message naming the host or file (never the
-password) when the configured database cannot be used.
+:func:`open_runtime` is the one place that opens them: each CLI command calls it once, the
+dashboard caches its result with ``st.cache_resource`` (keyed by the database). It never raises
+for an unusable database: the runtime then has ``engine=None`` and says why in
+``database_error`` (a message naming the host or file, never the password), so the dashboard
+can still work on fetched or demo data; a caller that cannot do without storage calls
+:meth:`Runtime.require_engine`. Pattern priors that cannot be built become a note.
 """
 
 from __future__ import annotations
@@ -15,54 +18,87 @@ import sqlalchemy as sa
 
 from swing_core import db
 from swing_core.config import Settings, get_settings
+from swing_core.errors import DatabaseError, SwingError
 
-__all__ = ["Services", "open_engine", "open_services"]
+__all__ = ["Runtime", "open_engine", "open_runtime"]
 
 
 @dataclass
-class Services:
-    """The engine and, when available, the pattern index and its prior provider."""
+class Runtime:
+    """The engine resources of one process (or one dashboard database and interval).
 
-    engine: sa.Engine
-    prior_provider: Any = None
+    ``engine`` is None when the database is unusable (``database_error`` says why);
+    ``pattern_index`` / ``prior_provider`` are None without priors (``notes`` say why);
+    ``database`` names the database for messages (host or file, never the password)."""
+
+    settings: Settings
+    engine: sa.Engine | None = None
+    database: str = ""
+    database_error: str | None = None
+    interval: str | None = None
     pattern_index: Any = None
+    prior_provider: Any = None
     notes: list[str] = field(default_factory=list)
 
-    def __getitem__(self, key: str) -> Any:  # dict-style access for simple callers
-        return getattr(self, key)
+    def require_engine(self) -> sa.Engine:
+        """The engine, or the :class:`DatabaseError` that made it unusable."""
+        if self.engine is None:
+            raise DatabaseError(self.database_error or f"{self.database} is unavailable.")
+        return self.engine
 
 
 def open_engine(settings: Settings | None = None) -> sa.Engine:
-    """The configured database engine, brought up to the newest schema version."""
+    """The configured database engine, brought up to the newest schema version (raises
+    :class:`DatabaseError` when it cannot be used)."""
     settings = settings or get_settings()
     engine = db.get_engine(settings.effective_database_url)
     db.init_db(engine)
     return engine
 
 
-def open_services(
+def open_runtime(
     *,
-    use_priors: bool = True,
+    priors: bool = True,
     interval: str | None = None,
     settings: Settings | None = None,
     monitor: str | None = None,
-) -> Services:
-    """Open the database and (with ``use_priors``) the pattern index over its stored vectors.
+) -> Runtime:
+    """Open the database and (with ``priors``) the pattern index of ``interval`` (None: every
+    interval) over its stored vectors, as one :class:`Runtime`.
 
     ``monitor``: a role ("cli", "worker", …) to record this process's timings, memory and slow
     queries in the database for the Performance page (the app starts its own recorder)."""
     settings = settings or get_settings()
-    engine = open_engine(settings)
-    services = Services(engine=engine)
+    runtime = Runtime(settings=settings, interval=interval,
+                      database=db.describe_database(settings.effective_database_url))
+    try:
+        runtime.engine = open_engine(settings)
+    except DatabaseError as exc:
+        runtime.database_error = str(exc)
+        return runtime
     if monitor:
         from swing_core.perf import start_monitoring
 
-        services.notes.extend(start_monitoring(engine, role=monitor).notes)
-    if use_priors:
+        runtime.notes.extend(start_monitoring(runtime.engine, role=monitor).notes)
+    if priors:
+        _open_priors(runtime)
+    return runtime
+
+
+def _open_priors(runtime: Runtime) -> None:
+    """The pattern index and prior provider of ``runtime.interval``, or a note saying why not
+    (signals are then made without priors)."""
+    try:
         from swing_core.priors import build_prior_provider
 
-        index, provider, notes = build_prior_provider(engine, interval=interval, settings=settings)
-        services.pattern_index = index
-        services.prior_provider = provider
-        services.notes.extend(notes)
-    return services
+        index, provider, notes = build_prior_provider(runtime.engine, interval=runtime.interval,
+                                                      settings=runtime.settings)
+    except SwingError as exc:
+        runtime.notes.append(f"Pattern priors unavailable: {exc}")
+        return
+    except ImportError as exc:  # an installation without the pattern layer's dependencies
+        runtime.notes.append(f"Pattern priors unavailable in this installation ({exc.name}).")
+        return
+    runtime.pattern_index = index
+    runtime.prior_provider = provider
+    runtime.notes.extend(notes)

@@ -32,7 +32,9 @@ __all__ = [
     "MISSING",
     "bar_time_text",
     "bar_times",
+    "clock_text",
     "exchange_times",
+    "file_times",
     "is_daily",
     "looks_daily",
 ]
@@ -101,3 +103,28 @@ def bar_time_text(ts: Any, interval: str | None, *, close: bool = False) -> str:
     if _daily(interval, utc):
         return bar_times(utc, interval or "1d", close=close)[0].strftime(_DATE)
     return utc.tz_convert(EXCHANGE_TZ)[0].strftime(_CLOCK)
+
+
+def clock_text(ts: Any) -> str:
+    """A moment that is not a bar (a refresh, a finished run; UTC, naive taken as UTC) as New
+    York wall-clock time of day, ``15:04:05``; ``–`` when missing. The page says "New York"."""
+    if ts is None or (not isinstance(ts, str) and pd.isna(ts)):
+        return MISSING
+    return exchange_times(ts)[0].strftime("%H:%M:%S")
+
+
+def file_times(values: Any, interval: str | None, *, text: bool) -> pd.Index:
+    """Bar times as an exported file (CSV, Parquet) holds them, each reading back to the same
+    bar: daily bars as their trading date (``text``: ``2004-08-19``; else a naive midnight);
+    intraday bars in New York time with its offset (``text``: ISO 8601
+    ``2024-03-04T10:30:00-05:00``; else tz-aware New York timestamps). ``interval`` None:
+    daily when every value is 00:00 UTC."""
+    utc = _utc_index(values)
+    if _daily(interval, utc):
+        days = bar_times(utc, interval or "1d")
+        return pd.Index(days.strftime(_DATE)) if text else days
+    local = utc.tz_convert(EXCHANGE_TZ)
+    if not text:
+        return local
+    stamp = pd.Series(local.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return pd.Index(stamp.str[:-2] + ":" + stamp.str[-2:])  # -0500 -> -05:00 (ISO 8601)

@@ -53,7 +53,7 @@ def test_analyze_offline_is_demo_and_equals_the_frames_last_row(sqlite_engine):
     np.testing.assert_allclose(signal.vector, last[list(VECTOR_COLUMNS)].to_numpy(float))
     if last["setup"] != "none":
         assert signal.entry is not None
-        assert signal.entry.entry_price == pytest.approx(last["entry"])
+        assert signal.entry.entry == pytest.approx(last["entry"])
         assert signal.entry.r_multiple == pytest.approx(last["r_multiple"])
     # the flat record has every column of the signals table that analyze can fill
     record = signal.to_record()

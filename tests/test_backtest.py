@@ -7,19 +7,20 @@ import pandas as pd
 import pytest
 
 from swing_core.backtest import (
+    PRIOR_COLUMNS,
     BacktestConfig,
     attach_priors,
+    compare_runs,
     data_fingerprint,
     list_runs,
     load_run,
     lookahead_check,
+    pattern_priors,
     prepare_symbol,
     run_backtest,
     trim_bars,
     walk_forward,
 )
-from swing_core.backtest_priors import PRIOR_COLUMNS, pattern_priors
-from swing_core.backtest_store import compare_runs
 from swing_core.config import StrategyParams
 from swing_core.errors import BacktestError
 from swing_core.exits import simulate_exits

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from swing_core.backtest import BacktestConfig, run_backtest
-from swing_core.executor import InlineExecutor, map_tasks, open_executor
+from swing_core.backtest import (
+    BacktestConfig,
+    InlineExecutor,
+    map_tasks,
+    open_executor,
+    run_backtest,
+)
 from swing_core.market import demo_bars
 
 SYMBOLS = ("AAPL", "MSFT", "JPM")

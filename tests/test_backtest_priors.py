@@ -13,13 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swing_core.backtest import BacktestConfig, prepare_symbol, trim_bars
-from swing_core.backtest_priors import (
+from swing_core.backtest import (
     PRIOR_COLUMNS,
+    BacktestConfig,
     attach_priors,
     no_priors,
     outcome_rows,
     pattern_priors,
+    prepare_symbol,
+    trim_bars,
 )
 from swing_core.calibration import fit_calibrator
 from swing_core.config import StrategyParams

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swing_core.backtest import BacktestConfig
-from swing_core.backtest_search import grid_search, optuna_search, resolve_split
+from swing_core.backtest import BacktestConfig, grid_search, optuna_search, resolve_split
 from swing_core.cli_backtest import add_backtest_commands
 from swing_core.errors import BacktestError
 from swing_core.market import demo_bars

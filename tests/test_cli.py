@@ -81,7 +81,7 @@ def test_analyze_a_file_uses_it_and_no_demo_context(tmp_path):
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
     assert payload["data_source"] == "file"
-    assert payload["rs_sector_20"] is None  # offline: demo benchmarks are never mixed in
+    assert payload["rs_sector"] is None  # offline: demo benchmarks are never mixed in
     assert any("demo" in note for note in payload["notes"])
 
 
@@ -111,3 +111,63 @@ def test_malformed_files_give_one_clean_message(tmp_path, mutate, n, expected):
     assert done.returncode == 2, done.stdout
     assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
     assert expected in done.stderr.lower()
+
+
+def test_swingagent_format_uses_the_original_names_and_swingdesk_its_own(tmp_path):
+    path = _daily_csv(tmp_path / "bars.csv")
+    ours = json.loads(run_cli("analyze", "MINE", "--interval", "1d", "--file", str(path),
+                              tmp_path=tmp_path).stdout)
+    done = run_cli("analyze", "MINE", "--interval", "1d", "--file", str(path), "--format",
+                   "swingagent", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout)
+    assert theirs["trend"]["rsi_14"] == ours["trend"]["rsi14"]
+    assert {"rs_sector_20", "rs_spy_20", "tod_bucket", "mtf_15m_trend"} <= set(theirs)
+    assert not {"rs_sector_20", "tod_bucket"} & set(ours)
+    if ours["entry"] is not None:
+        assert theirs["entry"]["take_profit"] == ours["entry"]["target"]
+        assert theirs["entry"]["entry_price"] == ours["entry"]["entry"]
+
+
+# --------------------------------------------------------------------------- the error edge
+
+
+def _failing(monkeypatch, error: Exception) -> None:
+    from swing_core import cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_data_list", fail)
+
+
+def test_a_bug_is_one_line_asking_for_a_report_and_exit_1(monkeypatch, capsys):
+    from swing_core import cli
+
+    _failing(monkeypatch, ValueError("cannot reindex on an axis with duplicates"))
+    assert cli.main(["data", "list"]) == cli.EXIT_BUG == 1
+    err = capsys.readouterr().err
+    assert err.startswith("unexpected error (ValueError) in `data`")
+    assert "please report" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert cli.main(["--traceback", "data", "list"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_bad_configuration_is_a_user_error_exit_2(monkeypatch, capsys):
+    from swing_core import cli
+    from swing_core.errors import ConfigError
+
+    _failing(monkeypatch, ConfigError("Invalid strategy parameters: max_hold_days must be at "
+                                      "least 1 (got 0)."))
+    assert cli.main(["data", "list"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.startswith("error: Invalid strategy parameters")
+
+
+def test_a_malformed_setting_in_the_environment_is_a_user_error(monkeypatch, capsys):
+    from swing_core import cli
+
+    monkeypatch.setenv("SWING_DB_POOL_SIZE", "many")
+    assert cli.main(["data", "list"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip() == \
+        "error: SWING_DB_POOL_SIZE must be a number, got 'many'."

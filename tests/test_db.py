@@ -596,7 +596,7 @@ def test_backtest_run_save_load_replace(db_engine: sa.Engine) -> None:
     db.save_backtest_run(db_engine, {"run_hash": "def456"}, pd.DataFrame())
     runs = db.list_backtest_runs(db_engine)
     assert set(runs["run_hash"]) == {"abc123", "def456"}
-    assert dict(zip(runs["run_hash"], runs["n_trades"], strict=True)) == {"abc123": 2,
+    assert dict(zip(runs["run_hash"], runs["n_trade_rows"], strict=True)) == {"abc123": 2,
                                                                           "def456": 0}
     assert db.load_backtest_run(db_engine, "missing") is None
     with pytest.raises(ValueError, match="run_hash"):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swing_core.config import BARS_PER_DAY, StrategyParams
-from swing_core.errors import BacktestError
+from swing_core.errors import BacktestError, ConfigError
 from swing_core.exits import EXIT_REASONS, simulate_exits
 
 PARAMS = StrategyParams(max_hold_days=3, entry_window_days=1)
@@ -237,7 +237,7 @@ def test_bad_plans_raise(plan: dict, message: str) -> None:
 def test_bad_signal_pos_and_interval() -> None:
     with pytest.raises(BacktestError, match="signal_pos"):
         _one([(99, 101, 98, 100)], **LONG, signal_pos=3)
-    with pytest.raises(BacktestError, match="interval"):
+    with pytest.raises(ConfigError, match="interval"):
         simulate_exits(_bars([(1, 2, 0.5, 1)]), np.array([0]), np.array([1]), np.array([1.0]),
                        np.array([0.5]), np.array([2.0]), interval="2d", params=PARAMS)
 

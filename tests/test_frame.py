@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swing_core.config import INTERVAL_DELTA, StrategyParams
+from swing_core.errors import ConfigError
 from swing_core.frame import VECTOR_COLUMNS, FrameContext, build_signal_frame
 
 
@@ -136,5 +137,5 @@ def test_rising_market_gives_up_trend_and_momentum_long():
 
 def test_frame_rejects_unknown_interval():
     bars = _session_bars_15m(2, seed=1)
-    with pytest.raises(ValueError, match="Unknown interval"):
+    with pytest.raises(ConfigError, match="Unknown interval"):
         build_signal_frame(bars, interval="5m")

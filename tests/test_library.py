@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from swing_core import cli, db
-from swing_core.errors import DatabaseError, MarketDataError
+from swing_core.errors import ConfigError, DatabaseError, MarketDataError
 from swing_core.market import (
     LIBRARY_COLUMNS,
     FailedItem,
@@ -351,7 +351,7 @@ def test_bad_arguments_raise(sqlite_engine, tmp_path):
     write_daily_csv(tmp_path / "A.csv", seed=70, years=1)
     with pytest.raises(MarketDataError, match="Nothing to import"):
         import_bars([], engine=sqlite_engine)
-    with pytest.raises(MarketDataError, match="interval"):
+    with pytest.raises(ConfigError, match="interval"):
         import_bars(tmp_path / "A.csv", engine=sqlite_engine, interval="2h")
     with pytest.raises(MarketDataError, match="not a valid ticker"):
         import_bars(tmp_path / "A.csv", engine=sqlite_engine, symbol="bad sym!")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from swing_core.metrics import (
+    RunCounts,
     breakdown,
     brier_score,
     calibration_table,
@@ -49,10 +50,10 @@ def equity() -> pd.Series:
 
 def test_stats_by_hand(trades: pd.DataFrame, equity: pd.Series) -> None:
     exposure = pd.Series([True, True, False, True, True, False], index=equity.index)
-    signals = pd.concat([trades, pd.DataFrame({"exit_reason": ["NOT_FILLED", "PENDING"]})],
-                        ignore_index=True)
+    # two more taken signals: one never filled, one still pending at the end
+    counts = RunCounts(signals=5, taken=5, filled=3, closed=3, not_filled=1, pending=1)
     s = compute_stats(trades, equity, exposure=exposure, buy_hold_return_pct=12.5,
-                      signals=signals)
+                      counts=counts)
 
     assert s["Start"] == _ts(0) and s["End"] == _ts(5) and s["Duration"] == 5 * DAY
     assert s["Exposure Time [%]"] == pytest.approx(4 / 6 * 100)

@@ -199,7 +199,7 @@ def test_tables_show_daily_bars_as_trading_dates_and_intraday_in_new_york() -> N
 def test_daily_trade_list_shows_trading_dates_and_never_a_saturday_exit() -> None:
     friday = pd.Timestamp("2024-03-08", tz="UTC")  # the exit bar, labelled 00:00 UTC
     trades = pd.DataFrame({
-        "symbol": ["AAPL"], "side": ["long"], "qty": [10],
+        "symbol": ["AAPL"], "side": ["long"], "qty": [10], "exit_reason": ["TARGET"],
         "signal_ts": [friday - pd.Timedelta(days=3)], "fill_ts": [friday - pd.Timedelta(days=2)],
         # stored as the exit bar's close time (label + 1 day): Saturday 00:00 UTC
         "exit_ts": [friday + pd.Timedelta(days=1)],

@@ -12,8 +12,14 @@ import pandas as pd
 import pytest
 
 from swing_core.errors import ConfigError
-from swing_core.patterns import PatternIndex, VectorIndex, exact_topk, make_vector_index
-from swing_core.patterns.backends import BACKENDS, recall_at_k
+from swing_core.patterns import (
+    BACKENDS,
+    PatternIndex,
+    VectorIndex,
+    exact_topk,
+    make_vector_index,
+    recall_at_k,
+)
 from swing_core.patterns.int8_backend import Int8VectorIndex
 from tests.test_patterns import setup_like_vectors
 

@@ -1,4 +1,4 @@
-"""swing_core.selfbench: the guide's table, reading run_all's report, and real (short) runs of
+"""swing_core.perf.selfbench: the guide's table, reading run_all's report, and real (short) runs of
 ``benchmarks/run_all.py`` in a subprocess: a finished run, the time limit, one job at a time,
 cancel."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from swing_core import selfbench
+from swing_core.perf import selfbench
 
 #: The shortest real run: one guide row, no other benchmark (a few seconds).
 TINY = ("--only", "batch_insert", "--no-benches")

@@ -1,5 +1,5 @@
-"""swing_core.perf_views (shaping the performance history for the page) and
-swing_core.perf_charts (its figures): aggregation rules by hand, a round trip through the
+"""swing_core.views.perf (shaping the performance history for the page) and
+swing_core.charts.perf (its figures): aggregation rules by hand, a round trip through the
 database (SQLite; PostgreSQL when SWING_TEST_DATABASE_URL is set), empty states."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from swing_core import perf, perf_charts, perf_views
+from swing_core import perf
+from swing_core.charts import perf as perf_charts
 from swing_core.models import LLMCall
+from swing_core.views import perf as perf_views
 
 T0 = pd.Timestamp("2026-11-27 15:00", tz="UTC")
 

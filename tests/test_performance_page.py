@@ -23,9 +23,9 @@ from apptest_support import assert_clean, demo_app
 from apptest_support import open_page as open_app_page
 from streamlit.testing.v1 import AppTest
 
-from swing_core import db, market, perf, selfbench
+from swing_core import db, market, perf
 from swing_core.models import LLMCall
-from swing_core.perf import storage
+from swing_core.perf import selfbench, storage
 
 PAGE = "pages/performance.py"
 

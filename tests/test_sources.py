@@ -199,7 +199,7 @@ def test_cli_start_outside_the_data_is_a_clear_error(tmp_path):
 
 
 def test_a_universe_run_over_an_imported_folder_uses_only_local_bars(sqlite_engine, tmp_path):
-    from swing_core.universe import run_universe
+    from swing_core.backtest import run_universe
 
     folder = tmp_path / "csv"
     folder.mkdir()

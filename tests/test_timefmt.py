@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swing_core.timefmt import bar_time_text, bar_times, exchange_times, is_daily, looks_daily
+from swing_core.timefmt import (
+    bar_time_text,
+    bar_times,
+    clock_text,
+    exchange_times,
+    file_times,
+    is_daily,
+    looks_daily,
+)
 
 DAY = pd.Timedelta(days=1)
 
@@ -65,3 +73,21 @@ def test_which_intervals_are_daily() -> None:
     assert looks_daily(pd.DatetimeIndex(["2024-03-04", None], tz="UTC"))
     assert not looks_daily(pd.DatetimeIndex(["2024-03-04", "2024-03-04 14:30"], tz="UTC"))
     assert not looks_daily(np.array([], dtype="datetime64[ns]"))
+
+
+def test_clock_text_is_new_york_time_of_day() -> None:
+    assert clock_text(pd.Timestamp("2024-03-04 20:04:05", tz="UTC")) == "15:04:05"  # EST
+    assert clock_text(dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)) == "09:30:00"  # EDT
+    assert clock_text(None) == clock_text(pd.NaT) == "–"
+
+
+def test_file_times_read_back_to_the_same_bar() -> None:
+    daily = pd.DatetimeIndex(["2004-08-19", "2004-08-20"], tz="UTC")
+    assert list(file_times(daily, "1d", text=True)) == ["2004-08-19", "2004-08-20"]
+    assert list(file_times(daily, "1d", text=False)) == list(daily.tz_localize(None))
+    intraday = pd.DatetimeIndex(["2024-03-04 15:30", "2024-07-01 13:30"], tz="UTC")
+    text = list(file_times(intraday, "30m", text=True))
+    assert text == ["2024-03-04T10:30:00-05:00", "2024-07-01T09:30:00-04:00"]
+    assert (pd.DatetimeIndex(pd.to_datetime(text, utc=True)) == intraday).all()
+    aware = file_times(intraday, "30m", text=False)
+    assert str(aware.tz) == "America/New_York" and (aware == intraday).all()

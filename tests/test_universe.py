@@ -10,11 +10,9 @@ import pandas as pd
 import pytest
 
 from swing_core import db
-from swing_core.backtest import BacktestConfig, run_backtest
-from swing_core.backtest_store import load_result
+from swing_core.backtest import BacktestConfig, load_run, run_backtest, run_universe
 from swing_core.errors import MarketDataError
 from swing_core.market import demo_bars
-from swing_core.universe import run_universe
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
 _END = "2025-06-30"
@@ -79,7 +77,7 @@ def test_chunked_run_equals_run_backtest(reference, sqlite_engine, tmp_path) -> 
         pd.testing.assert_frame_equal(table, summary.breakdowns[by])
     pd.testing.assert_frame_equal(reference.calibration, summary.calibration)
     # the trades are not kept in memory: the stored ones are the final trades, exactly
-    assert summary.n_trades == len(reference.trades)
+    assert summary.n_trades == reference.stats["# Trades"]  # closed trades, as everywhere
     stored = db.load_backtest_run(sqlite_engine, out.run_hash)
     assert stored.run["status"] == "done"
     assert len(stored.trades) == len(reference.trades)
@@ -136,7 +134,7 @@ def test_cancel_after_first_chunk_then_resume(reference, sqlite_engine, tmp_path
     assert resumed.run_id == out.run_id
     assert "AAA" not in calls and "BBB" not in calls and "CCC" in calls
     _stats_equal(reference.stats, resumed.summary.stats)
-    loaded = load_result(sqlite_engine, out.run_hash)
+    loaded = load_run(sqlite_engine, out.run_hash)
     assert len(loaded.trades) == len(reference.trades)
     _same_trades(_stored_like(reference.trades), _stored_like(loaded.trades))
 
@@ -165,10 +163,10 @@ def test_unknown_symbol_is_reported_and_the_others_run(sqlite_engine, tmp_path) 
     assert out.status == "done"
     assert set(out.errors) == {"NOPE"} and "unknown symbol" in out.errors["NOPE"]
     assert out.summary.symbols == ("AAA", "BBB")
-    loaded = load_result(sqlite_engine, out.run_hash)
+    loaded = load_run(sqlite_engine, out.run_hash)
     assert "NOPE" in loaded.errors
     assert set(loaded.trades["symbol"]) <= {"AAA", "BBB"}
-    assert len(loaded.trades) == out.summary.n_trades
+    assert len(loaded.closed_trades) == out.summary.n_trades
 
 
 def test_process_pool_matches_inline(reference, sqlite_engine, tmp_path) -> None:

@@ -152,13 +152,15 @@ def load_backtest_run(engine: Engine, run_hash: str) -> StoredBacktest | None:
 
 @_db_errors
 def list_backtest_runs(engine: Engine, *, limit: int | None = 200) -> pd.DataFrame:
-    """Saved runs, newest first, with ``n_trades``; JSON columns left as text."""
+    """Saved runs, newest first, with ``n_trade_rows``: the rows stored in ``backtest_trades``
+    (every taken signal, NOT_FILLED and unsized ones included; not the run's ``# Trades``, which
+    is in its statistics); JSON columns left as text."""
     _ready(engine)
     t_run, t_trade = BacktestRun.__table__, BacktestTrade.__table__
-    counts = (sa.select(t_trade.c.run_id, sa.func.count().label("n_trades"))
+    counts = (sa.select(t_trade.c.run_id, sa.func.count().label("n_trade_rows"))
               .group_by(t_trade.c.run_id).subquery())
     stmt = (sa.select(*_select_table(t_run).selected_columns,
-                      sa.func.coalesce(counts.c.n_trades, 0).label("n_trades"))
+                      sa.func.coalesce(counts.c.n_trade_rows, 0).label("n_trade_rows"))
             .outerjoin(counts, counts.c.run_id == t_run.c.id)
             .order_by(t_run.c.created_at.desc(), t_run.c.id.desc()))
     if limit is not None:

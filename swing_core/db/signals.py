@@ -29,11 +29,11 @@ from swing_core.db.vectors import (
     _vector_columns,
     _vector_outcome_values,
 )
-from swing_core.models import SetupVector, Signal
+from swing_core.models import SetupVector, SignalRecord
 
 #: Friendlier input names accepted by record_signals.
 _SIGNAL_ALIASES = {"trend": "trend_label", "ts": "asof", "source": "data_source",
-                   "rsi_14": "rsi14", "vector_version": "version"}
+                   "vector_version": "version"}
 
 
 def _allocate_ids(conn: Connection, table: sa.Table, n: int) -> list[int]:
@@ -70,7 +70,7 @@ def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame,
     """Insert signals in one transaction (one driver executemany) and return their ids, in input
     order.
 
-    Each signal has the :class:`~swing_core.models.Signal` columns (``symbol`` and ``asof``, the
+    Each signal has the :class:`~swing_core.models.SignalRecord` columns (``symbol`` and ``asof``, the
     UTC open time of the signal bar, are required; aliases: trend, ts, source); dict/list values of
     ``*_json`` columns are JSON-encoded. ``run_id`` overrides the rows' run id (default "live").
     A signal carrying a ``vector`` (16 floats) also upserts its setup vector (key: symbol,
@@ -87,8 +87,8 @@ def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame,
     with_vector = (frame["vector"].notna().to_numpy() if "vector" in frame.columns
                    else np.zeros(len(frame), dtype=bool))
     driver = engine.dialect.name
-    columns = _columns(frame, Signal, driver=driver)
-    t = Signal.__table__
+    columns = _columns(frame, SignalRecord, driver=driver)
+    t = SignalRecord.__table__
     with write_transaction(engine) as conn:
         if with_vector.any():
             vec_frame = frame.loc[with_vector].assign(ts=frame.loc[with_vector, "asof"])
@@ -111,9 +111,9 @@ def list_signals(engine: Engine, *, symbol: str | None = None, since: Any = None
                  limit: int | None = 1000) -> pd.DataFrame:
     """Stored signals, newest ``asof`` first, filtered by symbol, signal-bar time (``since`` <=
     asof <= ``until``, UTC), trend label, evaluation state and run id (None: every run).
-    Columns: every :class:`~swing_core.models.Signal` column, timestamps tz-aware UTC."""
+    Columns: every :class:`~swing_core.models.SignalRecord` column, timestamps tz-aware UTC."""
     _ready(engine)
-    t = Signal.__table__
+    t = SignalRecord.__table__
     stmt = _select_table(t)
     if symbol is not None:
         stmt = stmt.where(t.c.symbol == symbol)
@@ -152,7 +152,7 @@ def set_signal_outcomes(engine: Engine, outcomes: pd.DataFrame) -> int:
         return 0
     if "evaluated" not in frame.columns:
         frame = frame.assign(evaluated=True)
-    t = Signal.__table__
+    t = SignalRecord.__table__
     values = {c: _column_values(frame[c], t.c[c]) if c in frame.columns else [None] * len(frame)
               for c in ("evaluated", "exit_reason", "exit_price", "exit_ts", "realized_r",
                         "hold_bars")}

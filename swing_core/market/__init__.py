@@ -19,7 +19,6 @@ from swing_core.market._common import (
     DEFAULT_LOOKBACK_DAYS,
     FRESHNESS,
     CacheCounter,
-    empty_bars,
     last_bar_complete,
     normalize_symbol,
 )
@@ -98,7 +97,6 @@ __all__ = [
     "delete_from_library",
     "demo_anchor",
     "demo_bars",
-    "empty_bars",
     "export_bars",
     "fetch_bars",
     "fetch_many",

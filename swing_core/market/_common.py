@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 import pandas as pd
 
 from swing_core.clock import utc_timestamp
-from swing_core.config import INTERVAL_DELTA, INTERVALS, YAHOO_MAX_DAYS
+from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS
 from swing_core.errors import MarketDataError
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -54,21 +54,6 @@ def normalize_symbol(text: str) -> str:
             "(for example AAPL, BRK-B, ^GSPC, EURUSD=X)."
         )
     return symbol
-
-
-def check_interval(interval: str) -> str:
-    """Return ``interval`` if supported, else raise :class:`MarketDataError` naming the choices."""
-    if interval not in INTERVALS:
-        raise MarketDataError(
-            f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}."
-        )
-    return interval
-
-
-def empty_bars() -> pd.DataFrame:
-    """A bars frame with no rows (the right columns, dtypes and index)."""
-    index = pd.DatetimeIndex([], tz="UTC", name="ts")
-    return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS}, index=index)
 
 
 def last_bar_complete(index: pd.DatetimeIndex, interval: str, *, now: pd.Timestamp | None = None
@@ -130,11 +115,6 @@ class CacheCounter(Mapping[str, int]):
     def subscribe(self, listener: Callable[[str, int], None]) -> None:
         with self._lock:
             self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Callable[[str, int], None]) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
 
     def __getitem__(self, name: str) -> int:
         with self._lock:

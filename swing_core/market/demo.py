@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from swing_core.clock import utc_timestamp
-from swing_core.config import BARS_PER_DAY, EXCHANGE_TZ, INTERVAL_DELTA
-from swing_core.market._common import DEFAULT_LOOKBACK_DAYS, check_interval, label
+from swing_core.config import BARS_PER_DAY, EXCHANGE_TZ, INTERVAL_DELTA, validate_interval
+from swing_core.market._common import DEFAULT_LOOKBACK_DAYS, label
 
 #: Per-bar base log-volatility, by interval (about 1.5 % a day for a typical large stock).
 _BAR_SIGMA = {"15m": 0.0022, "30m": 0.0032, "1h": 0.0045, "1d": 0.014}
@@ -200,7 +200,7 @@ def demo_bars(symbol: str, interval: str = "30m", n_bars: int = 2000, *,
     identical frames).  Deterministic per ``(symbol, interval, end)``; see the module docstring
     for what the series contains.  ``attrs["source"] == "demo"``.
     """
-    check_interval(interval)
+    validate_interval(interval)
     n = int(n_bars)
     if n < 1:
         raise ValueError(f"n_bars must be at least 1 (got {n_bars}).")
@@ -324,7 +324,7 @@ class DemoProvider:
     def fetch(self, symbol: str, interval: str, *, lookback_days: int | None = None,
               now: pd.Timestamp | None = None) -> pd.DataFrame:
         """The sessions of the last ``lookback_days`` calendar days up to the demo anchor."""
-        check_interval(interval)
+        validate_interval(interval)
         days = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
         end = self.end if self.end is not None else demo_anchor(now, holidays=self.holidays)
         sessions = max(1, round(days * 252 / 365.25))

@@ -49,13 +49,12 @@ from typing import Any, Protocol
 import pandas as pd
 
 from swing_core.clock import utc_timestamp
-from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS, get_settings
+from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS, get_settings, validate_interval
 from swing_core.errors import DatabaseError, MarketDataError
 from swing_core.market._common import (
     CACHE_STATS,
     DEFAULT_LOOKBACK_DAYS,
     FRESHNESS,
-    check_interval,
     label,
     normalize_symbol,
     yahoo_limit_note,
@@ -64,6 +63,7 @@ from swing_core.market.demo import DemoProvider
 from swing_core.market.validate import validate_bars
 from swing_core.market.yahoo import UnknownSymbolError, YahooProvider, YahooUnreachableError
 from swing_core.perf import timed_fn
+from swing_core.timefmt import bar_time_text
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def fetch_bars(symbol: str, interval: str = "30m", *, lookback_days: int | None 
     Raises :class:`MarketDataError` (unknown symbol, no data, unusable bars, too few bars).
     """
     symbol = normalize_symbol(symbol)
-    check_interval(interval)
+    validate_interval(interval)
     if lookback_days is not None and lookback_days < 1:
         raise MarketDataError(f"lookback_days must be at least 1 (got {lookback_days}).")
     now = _utc_now(now)
@@ -442,13 +442,13 @@ def _top_up(engine: Any, source: Any, cached: pd.DataFrame, start: pd.Timestamp,
                 newer = source.fetch_range(symbol, interval, start=last, now=now)
                 _store(engine, newer, notes)
             except UnknownSymbolError:
-                notes.append(f"No bars newer than {last:%Y-%m-%d %H:%M} UTC from Yahoo.")
+                notes.append(f"No bars newer than {bar_time_text(last, interval)} from Yahoo.")
             last_fetch = now
     except YahooUnreachableError as exc:
         CACHE_STATS.incr("fallbacks")
         log.warning("Yahoo unreachable for %s; serving cached bars: %s", symbol, exc)
         notes.insert(0, f"STALE: Yahoo Finance is unreachable ({exc.detail or exc}); showing "
-                        f"cached bars up to {last:%Y-%m-%d %H:%M} UTC.")
+                        f"cached bars up to {bar_time_text(last, interval)}.")
         return _relabel(cached, notes, cache="stale", now=now, source="cache")
     _REGISTRY.put(engine, (symbol, interval),
                   _CacheState(last_fetch=last_fetch if last_fetch is not None else now,

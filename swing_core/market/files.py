@@ -28,9 +28,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, INTERVALS
+from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, INTERVALS, validate_interval
 from swing_core.errors import MarketDataError
-from swing_core.market._common import check_interval, label, normalize_symbol
+from swing_core.market._common import label, normalize_symbol
 from swing_core.market.validate import validate_bars
 
 #: Defaults of the upload limits (the upload page passes its own).
@@ -418,7 +418,7 @@ def _shape(frame: pd.DataFrame, interval: str | None, notes: list[str]
         frame = frame[~frame.index.duplicated(keep="last")]
         notes.append(f"{dups} duplicate timestamp(s); kept the last row of each.")
     if interval is not None:
-        check_interval(interval)
+        validate_interval(interval)
     diffs = np.diff(frame.index.asi8)
     finer = len(diffs) > 0 and pd.Timedelta(int(np.median(diffs))) < INTERVAL_DELTA["15m"] * 0.8
     if finer and interval is not None:

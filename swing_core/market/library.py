@@ -29,9 +29,9 @@ from typing import Any
 import pandas as pd
 
 from swing_core import db
-from swing_core.config import EXCHANGE_TZ, INTERVALS
+from swing_core.config import INTERVALS, validate_interval
 from swing_core.errors import DatabaseError, MarketDataError
-from swing_core.market._common import check_interval, normalize_symbol
+from swing_core.market._common import normalize_symbol
 from swing_core.market.fetch import clear_cache_state
 from swing_core.market.files import (
     FILE_MAX_BYTES,
@@ -39,6 +39,7 @@ from swing_core.market.files import (
     FileSource,
     read_bars_file_by_symbol,
 )
+from swing_core.timefmt import file_times
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +197,19 @@ def import_bars(paths_or_files: FileSource | Iterable[FileSource], *, engine: An
     ``failed`` with the reason and the others still import; a database failure stops the
     import (the rest are listed as not imported).  Limits: ``max_bytes`` and ``max_rows`` per
     file, ``max_files`` entries per folder or archive, ``max_archive_bytes`` unpacked per
-    archive.  ``progress`` is called with each stored or failed item as it happens.
+    archive.  ``progress`` is called with each stored or failed item as it happens.  This
+    process's fetch times are forgotten afterwards, so the next fetch reads the new bars.
 
-    Raises :class:`MarketDataError` for bad arguments (no input, an invalid ``symbol`` or
-    ``interval``) and :class:`DatabaseError` when there is no database.
+    Raises :class:`MarketDataError` for bad arguments (no input, an invalid ``symbol``),
+    :class:`ConfigError` for an unknown ``interval`` and :class:`DatabaseError` when there is
+    no database.
     """
     if engine is None:
         raise DatabaseError("The local bar library needs the database, which is unavailable: "
                             "check SWING_DATABASE_URL / SWING_DATA_DIR.")
     wanted = normalize_symbol(symbol) if symbol else None
     if interval is not None:
-        check_interval(interval)
+        validate_interval(interval)
     limits = _Limits(max_bytes, max_rows, max_files, max_archive_bytes)
     report = _Builder(progress)
     db_error: DatabaseError | None = None
@@ -219,6 +222,7 @@ def import_bars(paths_or_files: FileSource | Iterable[FileSource], *, engine: An
         except DatabaseError as exc:
             db_error = exc
             report.fail(entry.name, str(exc))
+    clear_cache_state()
     return report.freeze()
 
 
@@ -450,7 +454,7 @@ def delete_from_library(engine: Any, symbol: str | None, *, interval: str | None
     :class:`MarketDataError` when there were none."""
     symbol = normalize_symbol(symbol) if symbol is not None else None
     if interval is not None:
-        check_interval(interval)
+        validate_interval(interval)
     deleted = db.delete_bars(engine, symbol=symbol, interval=interval)
     clear_cache_state()
     if deleted == 0 and symbol is None:
@@ -479,7 +483,7 @@ def export_bars(engine: Any, symbol: str, interval: str, path_or_buffer: str | o
     Parquet), else CSV.  Returns the bars written; raises :class:`MarketDataError` when the
     library has none or the file cannot be written."""
     symbol = normalize_symbol(symbol)
-    check_interval(interval)
+    validate_interval(interval)
     fmt = _export_format(fmt, path_or_buffer)
     bars = db.load_bars(engine, symbol, interval)
     if len(bars) == 0:
@@ -510,18 +514,8 @@ def _export_format(fmt: str | None, path_or_buffer: Any) -> str:
 def _export_table(bars: pd.DataFrame, interval: str, *, text_times: bool) -> pd.DataFrame:
     """Daily bars are labelled 00:00 UTC on their trading date; intraday ones are UTC open
     times, written as New York time with the offset so the file reads naturally."""
-    index = pd.DatetimeIndex(bars.index)
-    if interval == "1d":
-        label = "Date"
-        when: Any = index.strftime("%Y-%m-%d") if text_times else index.tz_localize(None)
-    else:
-        label = "Datetime"
-        local = index.tz_convert(EXCHANGE_TZ)
-        if text_times:
-            stamp = pd.Series(local.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            when = (stamp.str[:-2] + ":" + stamp.str[-2:]).to_numpy()  # -0500 → -05:00 (ISO)
-        else:
-            when = local
+    label = "Date" if interval == "1d" else "Datetime"
+    when = file_times(bars.index, interval, text=text_times)
     table = pd.DataFrame({label: when, "Open": bars["open"].to_numpy(),
                           "High": bars["high"].to_numpy(), "Low": bars["low"].to_numpy(),
                           "Close": bars["close"].to_numpy(), "Volume": bars["volume"].to_numpy()})

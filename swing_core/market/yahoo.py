@@ -43,15 +43,15 @@ from tenacity import (
 )
 
 from swing_core.clock import utc_timestamp
-from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, YAHOO_MAX_DAYS
+from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, YAHOO_MAX_DAYS, validate_interval
 from swing_core.errors import MarketDataError
 from swing_core.market._common import (
     BAR_COLUMNS,
     DEFAULT_LOOKBACK_DAYS,
-    check_interval,
     label,
     yahoo_limit_note,
 )
+from swing_core.timefmt import bar_time_text
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class YahooProvider:
     def fetch(self, symbol: str, interval: str, *, lookback_days: int | None = None,
               now: pd.Timestamp | None = None) -> pd.DataFrame:
         """The last ``lookback_days`` calendar days of bars (clamped to Yahoo's limit)."""
-        check_interval(interval)
+        validate_interval(interval)
         now = _now(now)
         days = lookback_days or DEFAULT_LOOKBACK_DAYS[interval]
         return self.fetch_range(symbol, interval, start=now - pd.Timedelta(days=days), now=now)
@@ -289,7 +289,7 @@ class YahooProvider:
         :class:`YahooUnreachableError` (network) or :class:`RateLimitedError` (429 after all
         tries).  ``attrs["last_bar_complete"]`` is False while the last bar is still forming.
         """
-        check_interval(interval)
+        validate_interval(interval)
         now = _now(now)
         notes: list[str] = []
         start = _utc(start)
@@ -330,7 +330,8 @@ class YahooProvider:
             frame = frame.loc[frame.index < _utc(end)]
         frame = frame.loc[frame.index <= now]  # a replay clock in the past sees no later bars
         if len(frame) == 0:
-            raise _unknown_symbol(symbol, interval, f"no bars since {start:%Y-%m-%d %H:%M} UTC")
+            raise _unknown_symbol(symbol, interval,
+                                  f"no bars since {bar_time_text(start, interval)}")
         frame = label(frame, symbol=symbol, interval=interval, source="yahoo",
                       notes=notes + more, now=now)
         frame.attrs["adjusted"] = bool(self.auto_adjust)

@@ -10,7 +10,8 @@ One engine for every caller (live signals, the Explorer, the walk-forward backte
 - :mod:`~swing_core.patterns.kernel`: :func:`exact_topk`, the exact float32/float64 cosine
   top-k over a point-in-time prefix of rows;
 - :mod:`~swing_core.patterns.backends`: :class:`VectorIndex` and its numpy / scikit-learn
-  implementations;
+  implementations (int8 and FAISS ones in their own modules), picked by name in
+  :mod:`~swing_core.patterns.factory` (:func:`make_vector_index`);
 - :mod:`~swing_core.patterns.store`: rows sorted by the time their outcome became known,
   with compact metadata;
 - :mod:`~swing_core.patterns.stats`: :class:`PriorStats` / :class:`PriorBatch`,
@@ -18,46 +19,31 @@ One engine for every caller (live signals, the Explorer, the walk-forward backte
 - :mod:`~swing_core.patterns.index`: :class:`PatternIndex` (single queries, ``query_many``
   batches with extra in-memory rows, updates), loaded from the database by
   :mod:`~swing_core.patterns.sync`.
+
+The names are imported on first use (PEP 562): importing the package costs nothing until a
+name is used.
 """
 
 from __future__ import annotations
 
-from swing_core.patterns.backends import (
-    BACKENDS,
-    VECTOR_DIM,
-    NumpyVectorIndex,
-    SklearnVectorIndex,
-    VectorIndex,
-    make_vector_index,
-    recall_at_k,
-)
-from swing_core.patterns.index import PatternIndex
-from swing_core.patterns.kernel import exact_topk
-from swing_core.patterns.stats import (
-    NEIGHBOR_COLUMNS,
-    Neighbor,
-    Neighbors,
-    PriorBatch,
-    PriorStats,
-    blend_confidence,
-    neighbor_stats,
-)
+from swing_core.lazy import lazy_exports
 
-__all__ = [
-    "BACKENDS",
-    "NEIGHBOR_COLUMNS",
-    "VECTOR_DIM",
-    "Neighbor",
-    "Neighbors",
-    "NumpyVectorIndex",
-    "PatternIndex",
-    "PriorBatch",
-    "PriorStats",
-    "SklearnVectorIndex",
-    "VectorIndex",
-    "blend_confidence",
-    "exact_topk",
-    "make_vector_index",
-    "neighbor_stats",
-    "recall_at_k",
-]
+_BACKENDS = "swing_core.patterns.backends"
+_STATS = "swing_core.patterns.stats"
+
+#: public name -> module that defines it (imported on first use)
+_LAZY: dict[str, str] = {
+    "BACKENDS": "swing_core.patterns.factory",
+    "make_vector_index": "swing_core.patterns.factory",
+    **dict.fromkeys(("VECTOR_DIM", "NumpyVectorIndex", "SklearnVectorIndex", "VectorIndex",
+                     "recall_at_k"), _BACKENDS),
+    "PatternIndex": "swing_core.patterns.index",
+    "exact_topk": "swing_core.patterns.kernel",
+    **dict.fromkeys(("NEIGHBOR_COLUMNS", "Neighbor", "Neighbors", "PriorBatch", "PriorStats",
+                     "blend_confidence", "neighbor_stats"), _STATS),
+}
+
+__all__ = sorted(_LAZY)
+
+
+__getattr__, __dir__ = lazy_exports("swing_core.patterns", _LAZY, globals())

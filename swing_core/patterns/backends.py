@@ -1,8 +1,9 @@
 """Vector backends: where the stored rows live and how a search over them is answered.
 
 :class:`VectorIndex` is the protocol (build / add / search over a prefix); the backends, by
-``SWING_PATTERN_BACKEND`` name (:data:`BACKENDS`, :func:`make_vector_index`): ``sklearn`` and
-``numpy`` (here), ``faiss-flat`` (exact), ``faiss-ivf`` / ``faiss-hnsw`` (approximate; in
+``SWING_PATTERN_BACKEND`` name (:data:`~swing_core.patterns.factory.BACKENDS`,
+:func:`~swing_core.patterns.factory.make_vector_index`): ``sklearn`` and ``numpy`` (here),
+``faiss-flat`` (exact), ``faiss-ivf`` / ``faiss-hnsw`` (approximate; in
 :mod:`~swing_core.patterns.faiss_backend`, faiss-cpu optional) and ``int8`` (quantized, 4x less
 memory, approximate; :mod:`~swing_core.patterns.int8_backend`). :func:`recall_at_k` measures an
 approximate backend against the exact search; ``benchmarks/bench_scale.py`` compares them.
@@ -26,11 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from swing_core.config import get_settings
 from swing_core.patterns.kernel import _EPS, _EXTRA, _finish, exact_topk, one_blas_thread
 
-__all__ = ["BACKENDS", "VECTOR_DIM", "NumpyVectorIndex", "SklearnVectorIndex", "VectorIndex",
-           "make_vector_index", "recall_at_k"]
+__all__ = ["VECTOR_DIM", "NumpyVectorIndex", "SklearnVectorIndex", "VectorIndex", "recall_at_k"]
 
 VECTOR_DIM = 16
 
@@ -129,6 +128,8 @@ class SklearnVectorIndex(NumpyVectorIndex):
 
     def _fitted(self) -> Any:
         if getattr(self, "_model", None) is None:
+            # scikit-learn takes about a second to import: only once this backend first
+            # answers a batch it is faster for (most searches never need it)
             import sklearn
             from sklearn.neighbors import NearestNeighbors
 
@@ -145,7 +146,7 @@ class SklearnVectorIndex(NumpyVectorIndex):
         if (restricted or q.shape[0] < self.min_batch or n > self.max_rows or n <= k + _EXTRA
                 or k <= 0):
             return exact_topk(q, self.matrix, k, limits=limits)
-        import sklearn
+        import sklearn  # heavy, as in _fitted: only on this path
 
         with sklearn.config_context(assume_finite=True), one_blas_thread():
             _, idx = self._fitted().kneighbors(q.astype(np.float32), n_neighbors=k + _EXTRA)
@@ -155,46 +156,6 @@ class SklearnVectorIndex(NumpyVectorIndex):
         if thin.any():
             sims[thin, :k], pos[thin, :k] = exact_topk(q[thin], self.matrix, k)
         return sims[:, :k], pos[:, :k]
-
-
-BACKENDS = ("sklearn", "numpy", "faiss-flat", "faiss-ivf", "faiss-hnsw", "int8")
-
-
-def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VECTOR_DIM
-                      ) -> VectorIndex:
-    """A backend by name (one of :data:`BACKENDS`, or ``auto``: ``faiss-flat`` when faiss-cpu is
-    installed, else ``sklearn``; default ``Settings.pattern_backend``, i.e.
-    ``SWING_PATTERN_BACKEND``) or as given. ``faiss-flat`` is exact; ``faiss-ivf``,
-    ``faiss-hnsw`` and ``int8`` are approximate (see :func:`recall_at_k`). The FAISS ones raise
-    :class:`~swing_core.errors.ConfigError` when faiss-cpu is not installed."""
-    if backend is not None and not isinstance(backend, str):
-        return backend
-    name = (backend or get_settings().pattern_backend or "sklearn").strip().lower()
-    name = name.replace("_", "-")
-    if name == "auto":  # exact either way: FAISS' flat index when installed (faster), else sklearn
-        try:
-            import faiss  # noqa: F401
-        except ImportError:
-            name = "sklearn"
-        else:
-            name = "faiss-flat"
-    if name == "sklearn":
-        return SklearnVectorIndex(dim)
-    if name == "numpy":
-        return NumpyVectorIndex(dim)
-    if name == "int8":
-        from swing_core.patterns.int8_backend import Int8VectorIndex
-
-        return Int8VectorIndex(dim)
-    if name in ("faiss-flat", "faiss-ivf", "faiss-hnsw"):
-        from swing_core.patterns import faiss_backend
-
-        cls = {"faiss-flat": faiss_backend.FaissFlatVectorIndex,
-               "faiss-ivf": faiss_backend.FaissIVFVectorIndex,
-               "faiss-hnsw": faiss_backend.FaissHNSWVectorIndex}[name]
-        return cls(dim)
-    raise ValueError(f"Unknown pattern backend {name!r}: choose one of {', '.join(BACKENDS)} "
-                     "or auto (SWING_PATTERN_BACKEND).")
 
 
 def recall_at_k(index: VectorIndex, queries: np.ndarray, k: int, *,

@@ -44,7 +44,7 @@ SMALL_BATCH = 32  # queries below which FAISS runs on one OpenMP thread
 def import_faiss() -> Any:
     """The ``faiss`` module, or a :class:`ConfigError` saying how to install it."""
     try:
-        import faiss
+        import faiss  # optional (faiss-cpu) and heavy: only when a FAISS backend is built
     except ImportError as exc:
         raise ConfigError(
             "The FAISS pattern backends need the faiss-cpu package: run "

@@ -24,12 +24,8 @@ import pandas as pd
 
 from swing_core import perf
 from swing_core.config import BARS_PER_DAY, StrategyParams
-from swing_core.patterns.backends import (
-    VECTOR_DIM,
-    NumpyVectorIndex,
-    VectorIndex,
-    make_vector_index,
-)
+from swing_core.patterns.backends import VECTOR_DIM, NumpyVectorIndex, VectorIndex
+from swing_core.patterns.factory import make_vector_index
 from swing_core.patterns.stats import (
     Neighbors,
     PriorBatch,

@@ -18,6 +18,7 @@ import functools
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["exact_topk", "one_blas_thread"]
 
@@ -33,9 +34,7 @@ _NEVER = np.iinfo(np.int64).max  # as-of "no restriction"
 
 @functools.cache
 def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
+    return ThreadpoolController()  # built once: it inspects every loaded native library
 
 
 def one_blas_thread() -> Any:

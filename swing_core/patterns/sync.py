@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
+from swing_core import db, models
+from swing_core.errors import DatabaseError
 from swing_core.patterns.backends import VECTOR_DIM
 
 if TYPE_CHECKING:
@@ -40,8 +43,6 @@ class DatabaseSync:
         everything (also picks up deleted rows and re-evaluated outcomes). The database is read
         without holding the index, which queries keep using meanwhile. Returns rows made
         searchable or replaced."""
-        from swing_core import db
-
         with self._lock:
             since, waiting = self._db_max_id, sorted(self._db_pending)
         if full or since is None:
@@ -75,8 +76,6 @@ class DatabaseSync:
 
     @staticmethod
     def _db_table() -> Any:
-        from swing_core import models
-
         return models.SetupVector.__table__
 
     def _db_where(self, table: Any) -> list[Any]:
@@ -86,11 +85,6 @@ class DatabaseSync:
         return where
 
     def _db_run(self, engine: Any, stmt: Any) -> list[Any]:
-        import sqlalchemy as sa
-
-        from swing_core import db
-        from swing_core.errors import DatabaseError
-
         try:
             with engine.connect() as conn:
                 return list(conn.execute(stmt).all())
@@ -101,8 +95,6 @@ class DatabaseSync:
                                 "(python -m swing_core db init).") from exc
 
     def _db_marks(self, engine: Any) -> tuple[int, set[int]]:
-        import sqlalchemy as sa
-
         t = self._db_table()
         top = self._db_run(engine, sa.select(sa.func.max(t.c.id)).where(*self._db_where(t)))
         waiting = self._db_run(engine, sa.select(t.c.id).where(*self._db_where(t),
@@ -110,8 +102,6 @@ class DatabaseSync:
         return int(top[0][0] or 0), {int(r[0]) for r in waiting}
 
     def _db_select(self, engine: Any, condition: Any) -> pd.DataFrame:
-        import sqlalchemy as sa
-
         t = self._db_table()
         names = ["id", "symbol", "interval", "ts", "setup", "side", "vol_regime", "realized_r",
                  "exit_reason", "exit_ts", "hold_bars", "vector"]

@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from swing_core.clock import utc_now
+from swing_core.market import CACHE_STATS
 from swing_core.perf.storage import PerfRecorder, process_name, prune, start_recorder
 from swing_core.perf.timers import cache_hit, cache_miss
 
@@ -60,14 +61,8 @@ def connect_cache_counters() -> tuple[str, ...]:
     row with outcome ``cache_hit``, persisted by the advisor itself.)"""
     with _CONNECT_LOCK:
         if "bars" not in _CONNECTED:
-            try:
-                from swing_core import market  # lazy: market may time itself with perf
-            except ImportError:  # pragma: no cover - market is part of the engine
-                return tuple(sorted(_CONNECTED))
-            stats = getattr(market, "CACHE_STATS", None)
-            if stats is not None and hasattr(stats, "subscribe"):
-                stats.subscribe(_bars_listener)
-                _CONNECTED.add("bars")
+            CACHE_STATS.subscribe(_bars_listener)
+            _CONNECTED.add("bars")
         return tuple(sorted(_CONNECTED))
 
 

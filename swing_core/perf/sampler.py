@@ -38,7 +38,7 @@ class MemorySample:
 
 def _peak_rss_mb(proc: psutil.Process, rss_mb: float) -> float:
     try:
-        import resource
+        import resource  # Unix only: here, not at the top, so the module imports on Windows
 
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         # Linux reports KiB, macOS bytes.
@@ -138,11 +138,6 @@ _SAMPLER = MemorySampler()
 def get_sampler() -> MemorySampler:
     """The process-wide memory / CPU sampler."""
     return _SAMPLER
-
-
-def sample_memory() -> MemorySample:
-    """Sample this process's memory and CPU now (see :class:`MemorySample`)."""
-    return _SAMPLER.sample()
 
 
 def _after_fork_in_child() -> None:

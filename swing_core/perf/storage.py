@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from swing_core import db, models
 from swing_core.clock import Clock, utc_now
+from swing_core.config import get_settings
 from swing_core.perf import timers as _timers
 from swing_core.perf.sampler import _SAMPLER, MemorySampler
 from swing_core.perf.sqlhooks import _HOOKS, install_slow_query_hooks, remove_slow_query_hooks
@@ -38,14 +40,11 @@ def process_name(role: str | None = None) -> str:
     """``"<role>:<pid>"``, e.g. ``"app:5678"``. Role: the argument, else ``SWING_PERF_ROLE``,
     else ``"app"`` inside Streamlit and ``"cli"`` otherwise (workers pass ``"worker"``)."""
     if role is None:
-        role = os.environ.get("SWING_PERF_ROLE") or ("app" if "streamlit" in sys.modules
-                                                     else "cli")
+        role = get_settings().perf_role or ("app" if "streamlit" in sys.modules else "cli")
     return f"{role}:{os.getpid()}"
 
 
 def _tables() -> dict[str, sa.Table]:
-    from swing_core import models  # lazy: db.py may import perf to time its own writes
-
     return {"timings": models.PerfTiming.__table__, "memory": models.PerfMemory.__table__,
             "slow_queries": models.SlowQuery.__table__,
             "cache_counters": models.CacheCounter.__table__}
@@ -53,9 +52,7 @@ def _tables() -> dict[str, sa.Table]:
 
 @contextmanager
 def _write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    from swing_core import db  # lazy, as above; BEGIN IMMEDIATE on SQLite (waits for writers)
-
-    with db.write_transaction(engine) as conn:
+    with db.write_transaction(engine) as conn:  # BEGIN IMMEDIATE on SQLite (waits for writers)
         yield conn
 
 

@@ -18,7 +18,6 @@ import contextvars
 import functools
 import inspect
 import itertools
-import os
 import threading
 import time
 from collections import deque
@@ -31,16 +30,14 @@ from typing import Any, Literal, ParamSpec, TypeVar
 import numpy as np
 import pandas as pd
 
+from swing_core.config import get_settings
+from swing_core.errors import ConfigError
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _now_ns = time.perf_counter_ns
 
-#: Operation names the engine's timers use (a convention the Performance page can rely on).
-OPERATIONS: tuple[str, ...] = ("fetch", "frame", "analyze", "scan", "pattern_query", "backtest",
-                               "db_write", "llm_call")
-#: Cache names for :func:`cache_hit` / :func:`cache_miss`: bar cache, pattern index, LLM cache.
-CACHES: tuple[str, ...] = ("bars", "patterns", "llm")
 #: Sequence numbers of slow queries and memory samples: increasing for the whole process life
 #: (across reset() and fork), so a recorder's "newer than n" cursor never goes stale.
 _SEQUENCE = itertools.count(1)
@@ -49,7 +46,10 @@ _SEQUENCE = itertools.count(1)
 
 
 def _env_enabled() -> bool:
-    return os.environ.get("SWING_PERF", "").strip().lower() not in {"0", "false", "no", "off"}
+    try:
+        return get_settings().perf_enabled
+    except ConfigError:  # another setting is malformed: reported where it is used, not at import
+        return True
 
 
 _enabled: bool = _env_enabled()

@@ -6,7 +6,9 @@ cache the result and render it (``from swing_core import views; views.scan_view(
 
 One module per concept: ``formatting`` (numbers and times), ``watchlist``, ``signals`` (signal
 view, chips, watchlist and scan tables), ``journal``, ``backtest`` (Backtest Review tables),
-``library`` (setup library, neighbours, projection), ``export`` (CSV download, upload limits).
+``library`` (setup library, neighbours, projection), ``export`` (CSV download, upload limits),
+``perf`` (the Performance page's history and live figures; not re-exported here, use
+``from swing_core.views import perf``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from swing_core.views.backtest import (
     TRADE_COLUMNS,
     breakdown_table,
     library_date_range,
+    open_trades,
     outcome_label,
     parse_grid_values,
     reliability_curve,
     stats_table,
+    trade_count_text,
     trade_list,
     trade_window,
 )
@@ -110,6 +114,7 @@ __all__ = [
     "neighbor_paths",
     "neighbor_table",
     "neighbors_of",
+    "open_trades",
     "outcome_label",
     "parse_grid_values",
     "parse_symbols",
@@ -126,6 +131,7 @@ __all__ = [
     "stored_library",
     "table_times",
     "to_csv_bytes",
+    "trade_count_text",
     "trade_list",
     "trade_window",
     "watchlist_table",

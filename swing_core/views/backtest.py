@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.config import EXCHANGE_TZ
-from swing_core.views.formatting import bar_time_text, format_number
+from swing_core.errors import ConfigError
+from swing_core.metrics import closed_mask, filled_mask
+from swing_core.views.formatting import bar_time_text, bar_times, format_number
 
 _TRADE_ALIASES = {"fill_ts": "entry_ts", "fill_price": "entry_price",
                   "prior_win_rate": "predicted_winrate"}
@@ -32,15 +33,32 @@ def _trades_frame(trades: pd.DataFrame) -> pd.DataFrame:
     return trades.rename(columns=renames)
 
 
-def trade_list(trades: pd.DataFrame, *, taken_only: bool = True) -> pd.DataFrame:
-    """The trade list of a backtest: trades the portfolio took (``qty > 0``; all when
-    ``taken_only`` is False) in the columns of :data:`TRADE_COLUMNS`, times as stored (UTC;
-    ``exit_ts`` the exit bar's close time, for charts and :func:`trade_window`), the original row
-    labels kept as the index. Show it through ``for_display``: daily trades read as trading
-    dates, the exit as its exit bar's date (never the Saturday after a Friday exit)."""
+def trade_list(trades: pd.DataFrame, *, closed_only: bool = True) -> pd.DataFrame:
+    """The trade list of a backtest: its closed trades (:func:`swing_core.metrics.closed_mask`,
+    the statistics' ``# Trades``; every taken signal when ``closed_only`` is False) in the
+    columns of :data:`TRADE_COLUMNS`, times as stored (UTC; ``exit_ts`` the exit bar's close
+    time, for charts and :func:`trade_window`), the original row labels kept as the index.
+    Show it through ``for_display``: daily trades read as trading dates, the exit as its exit
+    bar's date (never the Saturday after a Friday exit)."""
     frame = _trades_frame(trades)
-    if taken_only and "qty" in frame:
-        frame = frame[pd.to_numeric(frame["qty"], errors="coerce").fillna(0) > 0]
+    if closed_only:
+        frame = frame[closed_mask(frame)]
+    return _trade_columns(frame)
+
+
+def open_trades(trades: pd.DataFrame) -> pd.DataFrame:
+    """Filled trades still open at the end of the data (``# Open at End``: no outcome yet, not
+    in the statistics), in the columns of :func:`trade_list`."""
+    frame = _trades_frame(trades)
+    return _trade_columns(frame[filled_mask(frame) & ~closed_mask(frame)])
+
+
+def trade_count_text(shown: int, total: int) -> str:
+    """The trade list's count line: ``shown`` of ``total`` closed trades (``# Trades``)."""
+    return f"{shown:,} of {total:,} trades"
+
+
+def _trade_columns(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for column in TRADE_COLUMNS:
         out[column] = frame[column] if column in frame else None
@@ -50,7 +68,8 @@ def trade_list(trades: pd.DataFrame, *, taken_only: bool = True) -> pd.DataFrame
 
 
 def outcome_label(realized_r: Any) -> str:
-    """win / loss / flat / open for a realized R (NaN: not exited)."""
+    """win / loss / flat / open by realized R (an R win, :func:`swing_core.metrics.won_r`;
+    NaN: not exited)."""
     try:
         r = float(realized_r)
     except (TypeError, ValueError):
@@ -116,10 +135,8 @@ def library_date_range(engine: Any, symbols: Sequence[str], interval: str
     mine = held[held["symbol"].isin(list(symbols)) & (held["interval"] == interval)]
     if mine.empty:
         return None
-    first, last = mine["first_ts"].min(), mine["last_ts"].max()
-    if interval == "1d":  # daily bars are labelled by their trading date at 00:00 UTC
-        return first.date(), last.date()
-    return (first.tz_convert(EXCHANGE_TZ).date(), last.tz_convert(EXCHANGE_TZ).date())
+    first, last = bar_times([mine["first_ts"].min(), mine["last_ts"].max()], interval)
+    return first.date(), last.date()  # trading dates (daily), New York dates (intraday)
 
 
 #: StrategyParams a parameter search may vary from the Backtest Review page, with default grids.
@@ -138,23 +155,23 @@ SEARCH_PARAMS: dict[str, tuple[float, ...]] = {
 
 def parse_grid_values(text: str, *, integer: bool = False, limit: int = 6) -> list[float]:
     """Comma- or space-separated numbers typed by the user (at most ``limit``, duplicates
-    dropped). Raises ``ValueError`` naming what could not be read."""
+    dropped). Raises :class:`ConfigError` naming what could not be read."""
     values: list[float] = []
     for item in text.replace(",", " ").split():
         try:
             number = float(item)
         except ValueError:
-            raise ValueError(f"{item[:20]!r} is not a number; type values like 1.0, 1.5, 2.0."
+            raise ConfigError(f"{item[:20]!r} is not a number; type values like 1.0, 1.5, 2.0."
                              ) from None
         if not math.isfinite(number):
-            raise ValueError("Values must be finite numbers.")
+            raise ConfigError("Values must be finite numbers.")
         value = int(round(number)) if integer else number
         if value not in values:
             values.append(value)
     if not values:
-        raise ValueError("Type at least one value.")
+        raise ConfigError("Type at least one value.")
     if len(values) > limit:
-        raise ValueError(f"At most {limit} values per parameter ({len(values)} given).")
+        raise ConfigError(f"At most {limit} values per parameter ({len(values)} given).")
     return values
 
 

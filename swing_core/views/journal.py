@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from swing_core import market
+from swing_core.journal import evaluate_pending
 from swing_core.views.formatting import row_time_texts
 
 JOURNAL_COLUMNS: tuple[str, ...] = (
@@ -36,8 +38,6 @@ def evaluate_journal(engine: Any, *, offline: bool | None = None) -> Any:
     """Evaluate pending live signals (``journal.evaluate_pending``) on bars fetched through the
     market module (the cache topped up from Yahoo, or demo bars offline). Returns its
     ``EvaluationSummary``."""
-    from swing_core import market
-    from swing_core.journal import evaluate_pending
 
     def load(symbol: str, interval: str) -> pd.DataFrame:
         return market.fetch_bars(symbol, interval, engine=engine, offline=offline)

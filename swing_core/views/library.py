@@ -10,8 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.config import BARS_PER_DAY, StrategyParams
+from swing_core import db
+from swing_core.backtest import BacktestConfig, run_backtest
+from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams
 from swing_core.errors import MarketDataError
+from swing_core.features import VECTOR_COLUMNS
+from swing_core.frame import build_signal_frame
+from swing_core.patterns import PatternIndex
 from swing_core.views.backtest import _trades_frame
 from swing_core.views.formatting import bar_time_text, for_display
 
@@ -48,8 +53,6 @@ def library_rows(trades: pd.DataFrame, *, interval: str) -> pd.DataFrame:
     ``ts``, the outcome (realized R, exit reason, ``exit_ts`` = close of the exit bar, bars
     held) and entry / stop (for drawing paths). The columns ``PatternIndex.add`` and
     ``db.upsert_vectors`` take."""
-    from swing_core.features import VECTOR_COLUMNS
-
     frame = _trades_frame(trades)
     done = frame[frame["exit_reason"].isin(_EXITED) & frame["realized_r"].notna()]
     rows = pd.DataFrame({
@@ -95,9 +98,6 @@ class Library:
 def stored_library(engine: Any, interval: str, *, index: Any = None) -> Library:
     """The stored setup vectors with a known outcome for ``interval`` (``index``: an already
     loaded ``PatternIndex`` over them, e.g. the services' one)."""
-    from swing_core import db
-    from swing_core.patterns import PatternIndex
-
     loaded = db.load_vector_matrix(engine, interval=interval, known_only=True)
     meta = loaded.meta.reset_index(drop=True)
     matrix = np.asarray(loaded.matrix, dtype=np.float32)
@@ -114,10 +114,6 @@ def demo_library(symbols: Sequence[str], interval: str, *,
     """A DEMO library built in memory: a walk-forward over demo bars of ``symbols`` (every
     plan, not only one position per symbol), its exited plans indexed. Never stored, so it can
     never pass for real outcomes."""
-    from swing_core.backtest import BacktestConfig, run_backtest
-    from swing_core.features import VECTOR_COLUMNS
-    from swing_core.patterns import PatternIndex
-
     config = BacktestConfig(interval=interval, params=params or StrategyParams(), priors=False,
                             one_position_per_symbol=False)
     result = run_backtest(list(symbols), config=config, engine=None, save=False,
@@ -136,8 +132,6 @@ def neighbors_of(library: Library, signal: Any, *, params: StrategyParams | None
     """The neighbours STRATEGY.md prices ``signal`` with (``PatternIndex.neighbors``): outcomes
     known by the signal bar's close, same symbol first, same volatility regime when enough;
     ``k`` (default ``params.knn_k``) and, with ``same_setup``, only setups of the signal's kind."""
-    from swing_core.config import INTERVAL_DELTA
-
     setup = signal.entry.setup if same_setup and signal.entry is not None else None
     return library.index.neighbors(
         np.asarray(signal.vector, dtype=np.float32),
@@ -183,8 +177,6 @@ def neighbor_paths(
     neighbour's signal bar; when the library does not know a neighbour's entry and stop they are
     read from the signal frame row of that bar (the plan that was simulated). Neighbours whose
     bars or plan cannot be found are skipped."""
-    from swing_core.frame import build_signal_frame
-
     params = params or StrategyParams()
     tail = BARS_PER_DAY[interval]
     paths: list[dict[str, Any]] = []

@@ -52,21 +52,21 @@ def signal_chips(signal: Any) -> list[Chip]:
     """Multi-timeframe, relative-strength, volatility-regime and time-of-day chips of a signal."""
     chips: list[Chip] = []
     mtf = int(signal.mtf_alignment or 0)
-    mtf_parts = [f"15m {signal.mtf_15m_trend}" if signal.mtf_15m_trend else "",
-                 f"1h {signal.mtf_1h_trend}" if signal.mtf_1h_trend else ""]
+    mtf_parts = [f"15m {signal.mtf_15m}" if signal.mtf_15m else "",
+                 f"1h {signal.mtf_1h}" if signal.mtf_1h else ""]
     chips.append(Chip("MTF", f"{mtf:+d} " + " · ".join(p for p in mtf_parts if p),
                       "good" if mtf > 0 else "bad" if mtf < 0 else "neutral",
                       "Multi-timeframe alignment: +1 per timeframe trending the same way, −1 "
                       "per timeframe trending against."))
-    for label, value, bench in (("RS sector", signal.rs_sector_20, signal.sector_symbol or "sector"),
-                                ("RS SPY", signal.rs_spy_20, "SPY")):
+    for label, value, bench in (("RS sector", signal.rs_sector, signal.sector_symbol or "sector"),
+                                ("RS SPY", signal.rs_spy, "SPY")):
         tone = "neutral" if value is None else "good" if value > 1 else "bad"
         chips.append(Chip(label, format_number(value), tone,
                           f"20-bar relative strength against {bench} (> 1: stronger)."))
     regime = {"L": "low", "M": "medium", "H": "high"}.get(signal.vol_regime, signal.vol_regime)
     chips.append(Chip("Volatility", f"{regime} ({signal.vol_regime})", "neutral",
                       "Bollinger width against its last 60 values."))
-    chips.append(Chip("Session", str(signal.tod_bucket), "neutral",
+    chips.append(Chip("Session", str(signal.time_bucket), "neutral",
                       "Time-of-day bucket of the signal bar (New York time)."))
     if signal.atr_pct is not None:
         chips.append(Chip("ATR", f"{format_number(signal.atr_pct)} %", "neutral", "ATR14 as % of price."))

@@ -10,15 +10,10 @@ from pathlib import Path
 
 from swing_core.config import Settings, get_settings
 from swing_core.errors import MarketDataError
+from swing_core.market import normalize_symbol
 
 DEFAULT_WATCHLIST: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "SPY", "QQQ")
 MAX_WATCHLIST = 50
-
-
-def _normalize_symbol(text: str) -> str:
-    from swing_core import market
-
-    return market.normalize_symbol(text)
 
 
 def parse_symbols(text: str | Iterable[str], *, limit: int = MAX_WATCHLIST
@@ -35,7 +30,7 @@ def parse_symbols(text: str | Iterable[str], *, limit: int = MAX_WATCHLIST
         if not item or not item.strip():
             continue
         try:
-            symbol = _normalize_symbol(item)
+            symbol = normalize_symbol(item)
         except MarketDataError as exc:
             errors.append(str(exc))
             continue

@@ -16,9 +16,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core.backtest.config import BacktestConfig
+from swing_core.backtest.lookahead import LookaheadReport
+from swing_core.backtest.result import BacktestResult
 from swing_core.config import ENGINE_VERSION
 
-__all__ = ["compare_runs", "list_results", "load_result", "save_result"]
+__all__ = [
+    "HEADLINE",
+    "compare_runs",
+    "json_value",
+    "list_runs",
+    "load_run",
+    "progress_marker",
+    "progress_row",
+    "save_run",
+    "trades_for_storage",
+]
 
 _TIME_KEYS = ("Start", "End")
 _DURATION_KEYS = ("Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration",
@@ -30,7 +43,7 @@ _TRADE_MAP = {"fill_ts": "entry_ts", "fill_price": "entry_price",
               "prior_win_rate": "predicted_winrate"}
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A JSON-ready scalar (NaN/NaT -> None, numpy -> Python, times -> text)."""
     if value is None or value is pd.NaT:
         return None
@@ -47,7 +60,7 @@ def _plain(value: Any) -> Any:
 
 def _frame_json(frame: pd.DataFrame) -> dict[str, list[Any]]:
     flat = frame.reset_index()
-    return {str(c): [_plain(v) for v in flat[c].tolist()] for c in flat.columns}
+    return {str(c): [json_value(v) for v in flat[c].tolist()] for c in flat.columns}
 
 
 def _equity_json(equity: pd.DataFrame) -> dict[str, list[Any]]:
@@ -61,14 +74,16 @@ def _equity_json(equity: pd.DataFrame) -> dict[str, list[Any]]:
             "exposed": equity["Exposed"].to_numpy(bool).astype(int).tolist()}
 
 
-def _trades_for_storage(trades: pd.DataFrame) -> pd.DataFrame:
+def trades_for_storage(trades: pd.DataFrame) -> pd.DataFrame:
+    """Trades (a result's, or a chunk's taken signals) as ``backtest_trades`` rows: stored
+    column names, no hold length for trades without an exit."""
     out = trades.rename(columns=_TRADE_MAP)
     out["hold_bars"] = out["hold_bars"].where(out["hold_bars"] >= 0)
     return out
 
 
-def save_result(engine: Any, result: Any, *, name: str | None = None,
-                trade_batch: int | None = None) -> int:
+def save_run(engine: Any, result: BacktestResult, *, name: str | None = None,
+             trade_batch: int | None = None) -> int:
     """Store a :class:`~swing_core.backtest.BacktestResult`; returns the run id.
 
     ``trade_batch``: convert and write the trades that many rows at a time (same transaction;
@@ -79,7 +94,7 @@ def save_result(engine: Any, result: Any, *, name: str | None = None,
     settings = config.to_dict()
     params = settings.pop("params")
     metrics = {
-        "stats": {str(k): _plain(v) for k, v in result.stats.items()},
+        "stats": {str(k): json_value(v) for k, v in result.stats.items()},
         "breakdowns": {k: _frame_json(v) for k, v in result.breakdowns.items()},
         "calibration": _frame_json(result.calibration.set_index("bin_low")),
         "equity": _equity_json(result.equity),
@@ -106,11 +121,11 @@ def save_result(engine: Any, result: Any, *, name: str | None = None,
     if trade_batch:
         # each slice built column by column: slicing the frame itself may consolidate (copy)
         # all of a frame of many separately added columns at once
-        parts = (_trades_for_storage(pd.DataFrame(
+        parts = (trades_for_storage(pd.DataFrame(
                      {c: trades[c].iloc[i:i + trade_batch] for c in trades.columns}))
                  for i in range(0, len(trades), trade_batch))
         return db.save_backtest_run(engine, run, parts)
-    return db.save_backtest_run(engine, run, _trades_for_storage(trades))
+    return db.save_backtest_run(engine, run, trades_for_storage(trades))
 
 
 def _stats_from_json(values: dict[str, Any]) -> pd.Series:
@@ -132,10 +147,9 @@ def _frame_from_json(values: dict[str, list[Any]], index: str | None) -> pd.Data
     return frame.set_index(index) if index and index in frame else frame
 
 
-def load_result(engine: Any, run_hash: str) -> Any:
+def load_run(engine: Any, run_hash: str) -> BacktestResult | None:
     """The stored run with this hash as a BacktestResult (``from_storage=True``), or None."""
     from swing_core import db
-    from swing_core.backtest import BacktestConfig, BacktestResult, LookaheadReport
 
     stored = db.load_backtest_run(engine, run_hash)
     if stored is None:
@@ -171,9 +185,11 @@ def load_result(engine: Any, run_hash: str) -> Any:
     )
 
 
-def list_results(engine: Any, *, limit: int | None = 200) -> pd.DataFrame:
+def list_runs(engine: Any, *, limit: int | None = 200) -> pd.DataFrame:
     """Stored runs, newest first: id, run_hash, name, created_at, symbols, interval, start,
-    end, n_trades and the headline statistics as columns."""
+    end, status, ``n_trades`` (the run's ``# Trades``: its closed trades, see
+    :func:`swing_core.metrics.closed_mask`; empty while a universe run is unfinished) and the
+    headline statistics as columns."""
     from swing_core import db
 
     runs = db.list_backtest_runs(engine, limit=limit)
@@ -183,15 +199,40 @@ def list_results(engine: Any, *, limit: int | None = 200) -> pd.DataFrame:
         rows.append({k: stats.get(k) for k in HEADLINE})
     headline = pd.DataFrame(rows, index=runs.index, columns=list(HEADLINE))
     keep = [c for c in ("id", "run_hash", "name", "created_at", "symbols", "interval", "start",
-                        "end", "n_trades", "engine_version") if c in runs]
-    return pd.concat([runs[keep], headline], axis=1)
+                        "end", "status", "engine_version") if c in runs]
+    out = pd.concat([runs[keep], headline], axis=1)
+    out.insert(out.columns.get_loc("end") + 1 if "end" in out else len(keep), "n_trades",
+               pd.to_numeric(headline["# Trades"], errors="coerce").astype("Int64"))
+    return out
+
+
+def progress_marker(stored: Any) -> dict[str, Any]:
+    """A chunked run's progress marker (``metrics_json["universe"]``: finished chunks,
+    errors, fingerprints, sources) from its stored row (``db.load_backtest_run``; {} when
+    None)."""
+    metrics = (stored.run.get("metrics") or {}) if stored is not None else {}
+    return dict(metrics.get("universe") or {})
+
+
+def progress_row(digest: str, names: list[str], config: BacktestConfig,
+                 marker: dict[str, Any], *, status: str, name: str | None) -> dict[str, Any]:
+    """The run row of an unfinished chunked run (``db.save_backtest_chunk``): its inputs,
+    ``status`` and progress ``marker`` (no statistics yet)."""
+    settings = config.to_dict()
+    params = settings.pop("params")
+    return {"run_hash": digest, "name": name, "symbols": names, "interval": config.interval,
+            "start": config.start, "end": config.end,
+            "params": json.dumps(params, default=str), "settings": json.dumps(settings,
+                                                                              default=str),
+            "metrics": json.dumps({"universe": marker}), "engine_version": ENGINE_VERSION,
+            "status": status}
 
 
 def compare_runs(engine: Any, run_hashes: list[str]) -> pd.DataFrame:
     """Statistics of several stored runs side by side (one column per run hash)."""
     columns = {}
     for digest in run_hashes:
-        result = load_result(engine, digest)
+        result = load_run(engine, digest)
         if result is not None:
             columns[digest[:12]] = result.stats
     return pd.DataFrame(columns)

@@ -4,8 +4,8 @@ and their figures against their targets and against the original performance gui
 The work itself is ``benchmarks/run_all.py --quick`` (the guide's five operations measured on
 demo data with a temp SQLite database, the 100-signal memory benchmark in a fresh interpreter,
 ``bench_engine.py`` and a short instrumentation-overhead run); this module starts it without
-blocking (:class:`SelfBenchJob`), reports progress, enforces the time limit, and turns its JSON into a
-:class:`SelfBenchReport`. A subprocess keeps the app's own memory and timings out of the
+blocking (:class:`SelfBenchJob`), reports progress, enforces the time limit, and turns its JSON
+into a :class:`SelfBenchReport`. A subprocess keeps the app's own memory and timings out of the
 figures and lets a stuck run be killed; with ``record_perf`` it records its timings into the
 app's database under the process role ``selfbench``, so the Performance page shows them too.
 """
@@ -89,7 +89,7 @@ FIGURE_COLUMNS = ["benchmark", "figure", "value", "target", "passed"]
 def benchmarks_dir() -> Path | None:
     """The source checkout's ``benchmarks/`` folder (next to the ``swing_core`` package), or
     None when SwingDesk runs from an installed package without it."""
-    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    folder = Path(__file__).resolve().parents[2] / "benchmarks"  # swing_core/perf/selfbench.py
     return folder if (folder / "run_all.py").is_file() else None
 
 

@@ -13,27 +13,26 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from swing_core.backtest import (
+from swing_core.backtest.config import (
     BacktestConfig,
-    _core,
+    ProgressFn,
     params_from_dict,
-    prepare_symbol,
     trim_bars,
     validate_config,
 )
+from swing_core.backtest.core import core_from_passes, run_statistics
+from swing_core.backtest.executor import map_tasks
+from swing_core.backtest.walk import prepare_symbol
 from swing_core.errors import BacktestError, SwingError
-from swing_core.executor import map_tasks
 
 __all__ = ["SearchResult", "grid_search", "optuna_search", "resolve_split"]
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ def _period(bars: Mapping[str, pd.DataFrame], config: BacktestConfig) -> pd.Seri
             continue
     if not passes:
         return None
-    return _core(passes, config, prior_fn=None, library=None)["stats"]
+    return run_statistics(core_from_passes(passes, config, prior_fn=None, library=None),
+                          config).stats
 
 
 def _evaluate(payload: tuple[Mapping[str, pd.DataFrame], BacktestConfig, pd.Timestamp, str, int]
@@ -143,7 +143,7 @@ def grid_search(bars: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[An
 
     ``metric``: any statistic of the run (``SQN``, ``Sharpe Ratio``, ``Avg. R``, …); a period
     with fewer than ``min_trades`` trades scores NaN. Parameter sets run on ``executor``
-    (see :func:`swing_core.executor.map_tasks`)."""
+    (see :func:`swing_core.backtest.executor.map_tasks`)."""
     config = config or BacktestConfig()
     if not grid:
         raise BacktestError("The grid is empty: give at least one parameter and its values.")

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.backtest_priors import PRIOR_COLUMNS, PriorFn
+from swing_core.backtest.config import BacktestConfig
+from swing_core.backtest.core import CoreResult, core_from_passes
+from swing_core.backtest.priors import PRIOR_COLUMNS, PriorFn
+from swing_core.backtest.walk import prepare_symbol
 from swing_core.errors import BacktestError
 from swing_core.frame import VECTOR_COLUMNS, min_bars_required
 from swing_core.patterns import PatternIndex
@@ -71,21 +74,21 @@ def _frames_differ(name: str, a: pd.DataFrame, b: pd.DataFrame, cols: Sequence[s
     return out
 
 
-def lookahead_check(bars: Mapping[str, pd.DataFrame], *, config: Any,
+def lookahead_check(bars: Mapping[str, pd.DataFrame], *, config: BacktestConfig,
                     cuts: Sequence[float] = (0.5, 0.7, 0.9), prior_fn: PriorFn | None = None,
-                    library: PatternIndex | None = None, full: dict[str, Any] | None = None
+                    library: PatternIndex | None = None, full: CoreResult | None = None
                     ) -> LookaheadReport:
     """Recompute the run on data cut at several points and compare everything decided before
     each cut with the full run: every signal (plan, vector, base confidence), every prior,
     every trade whose outcome was known at the cut (fill, exit, R, size, P&L) and the equity.
 
     ``bars``: trimmed bars per symbol (as the run used them); ``cuts``: fractions of the
-    run's timeline. Runs in-process (no executor). ``config``: a BacktestConfig."""
-    from swing_core.backtest import _core, prepare_symbol  # the run's own stages
-
-    passes = [prepare_symbol(b, symbol=s, config=config) for s, b in bars.items()]
-    full = full or _core(passes, config, prior_fn=prior_fn, library=library)
-    timeline = full["equity"].index
+    run's timeline; ``full``: the full run's :class:`CoreResult` when already computed. Runs
+    in-process (no executor), through the run's own stages."""
+    if full is None:
+        passes = [prepare_symbol(b, symbol=s, config=config) for s, b in bars.items()]
+        full = core_from_passes(passes, config, prior_fn=prior_fn, library=library)
+    timeline = full.equity.index
     mismatches: list[str] = []
     compared = {"signals": 0, "priors": 0, "trades": 0, "equity": 0}
     cut_labels = []
@@ -105,31 +108,32 @@ def lookahead_check(bars: Mapping[str, pd.DataFrame], *, config: Any,
                     if len(b) >= min_bars_required(config.params) + 2}
         if not cut_bars:
             continue
-        part = _core([prepare_symbol(b, symbol=s, config=config) for s, b in cut_bars.items()],
-                     config, prior_fn=prior_fn, library=library)
+        part = core_from_passes([prepare_symbol(b, symbol=s, config=config)
+                                 for s, b in cut_bars.items()],
+                                config, prior_fn=prior_fn, library=library)
         key = ["symbol", "signal_ts"]
 
         def _early(frame: pd.DataFrame, cut: pd.Timestamp = cut) -> pd.DataFrame:
             early = frame[frame["signal_ts"] <= cut]
             return early.sort_values(["symbol", "signal_ts"]).reset_index(drop=True)
 
-        a_sig = _early(part["signals"])
-        b_sig = _early(full["signals"])
+        a_sig = _early(part.signals)
+        b_sig = _early(full.signals)
         b_sig = b_sig[b_sig["symbol"].isin(list(cut_bars))].reset_index(drop=True)
         mismatches += _frames_differ(f"cut {cut}: signals", a_sig, b_sig, key + plan_cols)
         compared["signals"] += len(a_sig)
         a_taken, b_taken = a_sig[a_sig["taken"]], b_sig[b_sig["taken"]]
         mismatches += _frames_differ(f"cut {cut}: priors", a_taken, b_taken, prior_cols)
         compared["priors"] += len(a_taken)
-        a_tr = _early(part["trades"])
+        a_tr = _early(part.trades)
         a_tr = a_tr[a_tr["exit_reason"] != "PENDING"]
-        b_tr = _early(full["trades"]).set_index(key).reindex(
+        b_tr = _early(full.trades).set_index(key).reindex(
             pd.MultiIndex.from_frame(a_tr[key])).reset_index()
         mismatches += _frames_differ(f"cut {cut}: trades", a_tr.reset_index(drop=True), b_tr,
                                      trade_cols)
         compared["trades"] += len(a_tr)
-        a_eq = part["equity"]["Equity"]
-        b_eq = full["equity"]["Equity"].reindex(a_eq.index)
+        a_eq = part.equity["Equity"]
+        b_eq = full.equity["Equity"].reindex(a_eq.index)
         mismatches += _frames_differ(f"cut {cut}: equity", a_eq.to_frame(), b_eq.to_frame(),
                                      ["Equity"])
         compared["equity"] += len(a_eq)

@@ -1,5 +1,5 @@
-"""Plotly figure builders for the Performance page: pure functions of the frames shaped by
-:mod:`swing_core.perf_views` (and of a self-benchmark report), returning ``go.Figure``.
+"""Figures of the Performance page: pure functions of the frames shaped by
+:mod:`swing_core.views.perf` (and of a self-benchmark report), returning ``go.Figure``.
 
 Times arrive as UTC ``ts`` and are drawn as New York wall-clock times, like every other chart
 of SwingDesk. No template is set: Streamlit's theme styles the figures.
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from swing_core.charts import empty_figure
+from swing_core.charts.common import _MARGIN, empty_figure
 from swing_core.timefmt import exchange_times
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "selfbench_figure",
 ]
 
-_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 _PALETTE = qualitative.Plotly
 _GUIDE_COLORS = {"guide before": "#94a3b8", "guide after": "#f59e0b", "SwingDesk": "#3b82f6"}
 
@@ -50,7 +49,7 @@ def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = 
                    window: tuple[Any, Any] | None = None, height: int = 380,
                    title: str = "Latency per operation (ms)") -> go.Figure:
     """p95 (solid) and p50 (dotted) per operation over time, one colour per operation, from
-    :func:`swing_core.perf_views.latency_series`. A log y axis when values span > 100x.
+    :func:`swing_core.views.perf_frames.latency_series`. A log y axis when values span > 100x.
     ``window``: (since, until) in UTC, the x axis range."""
     if latency.empty:
         return empty_figure("No timings in this window.", height=height)
@@ -85,7 +84,7 @@ def latency_figure(latency: pd.DataFrame, *, operations: Sequence[str] | None = 
 def memory_figure(memory: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
                   height: int = 340, title: str = "Resident memory (MiB)") -> go.Figure:
     """RSS per process over time (the largest sample in each bucket), from
-    :func:`swing_core.perf_views.memory_series`; hover shows the peak RSS and CPU."""
+    :func:`swing_core.views.perf_frames.memory_series`; hover shows the peak RSS and CPU."""
     if memory.empty:
         return empty_figure("No memory samples in this window.", height=height)
     fig = go.Figure()
@@ -106,7 +105,7 @@ def memory_figure(memory: pd.DataFrame, *, window: tuple[Any, Any] | None = None
 
 def cache_figure(series: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
                  height: int = 300, title: str = "Cache hit rate (%)") -> go.Figure:
-    """Hit rate (%) per cache over time, from :func:`swing_core.perf_views.cache_series`;
+    """Hit rate (%) per cache over time, from :func:`swing_core.views.perf_frames.cache_series`;
     buckets without lookups are gaps, not zeros."""
     if series.empty:
         return empty_figure("No cache lookups in this window.", height=height)
@@ -129,7 +128,7 @@ def cache_figure(series: pd.DataFrame, *, window: tuple[Any, Any] | None = None,
 def llm_cost_figure(daily: pd.DataFrame, *, height: int = 320,
                     title: str = "LLM cost and tokens per day (UTC)") -> go.Figure:
     """Cost per UTC day (bars, USD, left axis) and tokens in + out (line, right axis), from
-    :func:`swing_core.perf_views.llm_daily`; hover shows calls, cache hits and failures."""
+    :func:`swing_core.views.perf_frames.llm_daily`; hover shows calls, cache hits and failures."""
     if daily.empty:
         return empty_figure("No LLM calls in this window.", height=height)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
