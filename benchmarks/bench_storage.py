@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlmodel import Session  # noqa: E402
 
 from swing_core import db, models  # noqa: E402
-from swing_core.db import vectors  # noqa: E402
+from swing_core.db import vector_load, vectors  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 N_SIGNALS = 10_000
@@ -138,9 +138,9 @@ def _json_vector_baseline(engine: sa.Engine, matrix: np.ndarray) -> float:
 
 def _plain_rows_load(engine: sa.Engine) -> db.VectorRows:
     """The same load through the plain per-row read (driver tuples, one object per value)."""
-    query = vectors._Query(engine.dialect.name, "30m", "v1", True, None, None)
+    query = vector_load._Query(engine.dialect.name, "30m", "v1", True, None, None)
     with engine.connect() as conn:
-        return vectors._vector_rows(vectors._read_rows(conn, query), query)
+        return vector_load._vector_rows(vector_load._read_rows(conn, query), query)
 
 
 def _executemany_upsert(engine: sa.Engine, frame: pd.DataFrame) -> None:

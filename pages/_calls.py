@@ -11,7 +11,8 @@ import streamlit as st
 
 from pages._resources import cached_runtime, db_key
 from pages._state import current_source
-from swing_core import views
+from swing_core import agent, views
+from swing_core.backtest import BacktestConfig, gather_bars
 from swing_core.config import INTERVALS, StrategyParams, validate_interval
 from swing_core.errors import MarketDataError, SwingError
 
@@ -37,8 +38,6 @@ def _per_interval_cache(fn: Callable[..., T], name: str) -> dict[str, Callable[.
 
 def _analysis_uncached(symbol: str, interval: str, lookback_days: int | None, source: str,
                        key: str) -> Any:
-    from swing_core import agent
-
     runtime = cached_runtime(key, interval)
     return agent.analysis(symbol, interval, lookback_days=lookback_days, params=StrategyParams(),
                           engine=runtime.engine, prior_provider=runtime.prior_provider,
@@ -77,17 +76,13 @@ def scan(symbols: list[str], interval: str, lookback_days: int | None = None, *,
          progress: Callable[[int, int, str], None] | None = None) -> list[Any]:
     """Scan ``symbols`` through the cached per-symbol views (so the Explorer opens warm): one
     ``agent.ScanResult`` per symbol, a failing symbol's error kept, ``progress`` after each."""
-    from swing_core.agent import ScanResult
-
     found = signal_views(symbols, interval, lookback_days, progress=progress)
-    return [ScanResult(symbol=s, signal=v.signal) if isinstance(v, views.SignalView)
-            else ScanResult(symbol=s, signal=None, error=v) for s, v in found.items()]
+    return [agent.ScanResult(symbol=s, signal=v.signal) if isinstance(v, views.SignalView)
+            else agent.ScanResult(symbol=s, signal=None, error=v) for s, v in found.items()]
 
 
 def _chart_bars_uncached(symbol: str, interval: str, start: str | None, source: str,
                          key: str) -> Any:
-    from swing_core.backtest import BacktestConfig, gather_bars
-
     config = BacktestConfig(interval=interval, start=start)
     bars, errors = gather_bars([symbol], config, engine=cached_runtime(key, None).engine,
                                source=source)

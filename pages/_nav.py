@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,8 +80,6 @@ def require_router() -> None:
     (and every AppTest run after the first) would run the page file alone. Then run app.py here,
     in this same script run (widget values and clicks are kept), and stop the bare run.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
     if not PagesManager.uses_pages_directory:
         return
     PagesManager.uses_pages_directory = False

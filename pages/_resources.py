@@ -18,6 +18,7 @@ from pages._state import current_interval
 from swing_core import views
 from swing_core.config import get_settings
 from swing_core.errors import SwingError
+from swing_core.priors import PriorProvider
 from swing_core.services import Runtime, open_runtime
 
 
@@ -46,10 +47,8 @@ def _use_demo_priors(runtime: Runtime, interval: str) -> None:
     """Offline with an empty stored library: price demo signals with the in-memory DEMO library
     (built from demo bars, never stored), and say so."""
     try:
-        from swing_core.priors import PriorProvider
-
         library = _demo_library(interval)
-    except (ImportError, SwingError) as exc:
+    except (ImportError, SwingError) as exc:  # ImportError: scikit-learn is not installed
         runtime.notes.append(f"No demo pattern library ({exc}).")
         return
     runtime.prior_provider = PriorProvider(library.index)

@@ -5,23 +5,20 @@ parameter-search heatmap, and saved runs to reload and compare."""
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import charts, clock, views
-from swing_core.config import INTERVALS, StrategyParams
-from swing_core.errors import SwingError
+from pages._backtest_form import RESULT, run_form
+from pages._backtest_saved import saved_tab
+from pages._backtest_search import search_tab
+from pages._backtest_universe import universe_form
+from swing_core import charts, views
 
 ui.require_router()
 
-log = logging.getLogger("swingdesk.ui")
-
-_RESULT = "bt_result"
 _HEADLINE = (("Return [%]", "{:+.0f} %"), ("Sharpe Ratio", "{:.2f}"),
              ("Max. Drawdown [%]", "{:.1f} %"), ("Win Rate [%]", "{:.0f} %"),
              ("# Trades", "{:.0f}"), ("SQN", "{:.2f}"), ("Avg. R", "{:+.2f}"))
@@ -32,229 +29,6 @@ _HEADLINE_HELP = {
     "Win Rate [%]": "Share of the closed trades with a P&L above 0 after fees and slippage "
                     "(the R Win Rate statistic counts realized R > 0, before costs).",
 }
-_METRICS = ("SQN", "Sharpe Ratio", "Avg. R", "Total R", "Return [%]", "Profit Factor",
-            "Win Rate [%]")
-_DEFAULT_DAYS = {"15m": 40, "30m": 50, "1h": 180, "1d": 365}
-#: The earliest date the form accepts (Streamlit's default refuses more than ten years back).
-_EARLIEST = dt.date(1900, 1, 1)
-
-
-def _progress_bar(label: str) -> tuple[Any, Any]:
-    bar = st.progress(0.0, text=label)
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{ui.plain(message)} ({done}/{total})")
-
-    return bar, progress
-
-
-# --------------------------------------------------------------------------- the form
-
-
-def _params_inputs() -> dict[str, Any]:
-    defaults = StrategyParams()
-    values: dict[str, Any] = {}
-    with st.expander("Strategy parameters"):
-        cols = st.columns(4)
-        for i, (name, step) in enumerate((
-                ("swing_lookback", 5), ("momentum_stop_atr", 0.1), ("momentum_target_atr", 0.1),
-                ("gp_stop_atr", 0.05), ("mr_stop_atr", 0.1), ("mr_target_atr", 0.1),
-                ("mr_rsi_long", 1.0), ("mr_rsi_short", 1.0))):
-            default = getattr(defaults, name)
-            values[name] = cols[i % 4].number_input(
-                name.replace("_", " "), value=default, step=type(default)(step),
-                key=f"bt_p_{name}", min_value=type(default)(0))
-    return values
-
-
-def _date_inputs(symbols: list[str], interval: str, engine: Any) -> tuple[Any, Any]:
-    """Start and End: any past date; they follow the chosen symbols' own data range (the local
-    library's bars) whenever the symbols or the interval change, else the last few months."""
-    today = clock.exchange_today()
-    known = views.library_date_range(engine, symbols, interval) if engine is not None else None
-    default = known or (today - dt.timedelta(days=_DEFAULT_DAYS[interval]), None)
-    if st.session_state.get("_bt_range_for") != (tuple(symbols), interval):
-        st.session_state["_bt_range_for"] = (tuple(symbols), interval)
-        st.session_state["bt_start"], st.session_state["bt_end"] = default
-    cols = st.columns(2)
-    start = cols[0].date_input("Start", key="bt_start", min_value=_EARLIEST, max_value=today,
-                               help="First signal date. Any past date; bars before it serve as "
-                                    "indicator warm-up.")
-    end = cols[1].date_input("End (optional)", key="bt_end", min_value=_EARLIEST,
-                             max_value=today, help="Last bar date; empty: up to the newest bar.")
-    if known is not None:
-        st.caption(f"Your local {interval} bars of {', '.join(symbols)} cover "
-                   f"{known[0]:%Y-%m-%d} – {known[1]:%Y-%m-%d}.")
-    return start, end
-
-
-def _form_problems(symbols: list[str], symbol_errors: list[str], start: Any, end: Any
-                   ) -> list[str]:
-    """Why the form cannot run as filled in (empty: it can)."""
-    problems = [ui.plain(e) for e in symbol_errors]
-    if not symbols:
-        problems.append("Type at least one valid ticker, e.g. AAPL.")
-    if start is None:
-        problems.append("Pick a start date.")
-    if start is not None and end is not None and end < start:
-        problems.append(f"The end date {end:%Y-%m-%d} is before the start date "
-                        f"{start:%Y-%m-%d}.")
-    return problems
-
-
-def _form(engine: Any) -> None:
-    interval_default = ui.current_interval()
-    source = ui.current_source()
-    default_symbols = ([ui.current_symbol()] if source == "local"
-                       else views.load_watchlist()[:3])
-    cols = st.columns([3, 1])
-    symbols_text = cols[0].text_input(
-        "Symbols", value=", ".join(default_symbols), key="bt_symbols", max_chars=400,
-        help="Tickers separated by commas or spaces (at most 20).")
-    interval = cols[1].selectbox("Interval", INTERVALS, index=INTERVALS.index(interval_default),
-                                 key="bt_interval")
-    symbols, symbol_errors = views.parse_symbols(symbols_text, limit=20)
-    start, end = _date_inputs(symbols, interval, engine)
-    cols = st.columns(5)
-    equity = cols[0].number_input("Initial equity $", 1_000.0, 1e9, 100_000.0, 1_000.0,
-                                  key="bt_initial_equity")
-    risk = cols[1].number_input("Risk per trade %", 0.1, 20.0, 1.0, 0.1, key="bt_risk")
-    fee = cols[2].number_input("Fee per fill $", 0.0, 100.0, 1.0, 0.5, key="bt_fee")
-    slippage = cols[3].number_input("Slippage (bps)", 0.0, 200.0, 5.0, 1.0, key="bt_slip")
-    max_positions = cols[4].number_input("Max positions", 1, 100, 10, 1, key="bt_maxpos")
-    cols = st.columns(4)
-    priors = cols[0].toggle("Pattern priors", value=True, key="bt_priors")
-    library = cols[1].toggle("Use stored library", value=False, key="bt_library",
-                             help="Also learn from the stored setup vectors, point in time.")
-    one_pos = cols[2].toggle("One position per symbol", value=True, key="bt_onepos")
-    lookahead = cols[3].toggle("Look-ahead check", value=False, key="bt_lookahead",
-                               help="Re-run on truncated histories and compare (slower).")
-    params = _params_inputs()
-    name = st.text_input("Run name (optional)", key="bt_name", max_chars=80)
-    problems = _form_problems(symbols, symbol_errors, start, end)
-    for problem in problems:
-        st.error(problem, icon=":material/block:")
-    submitted = st.button("Run backtest", type="primary", icon=":material/play_arrow:",
-                          key="bt_run", disabled=bool(problems),
-                          help=f"Bars from: {ui.current_source()} (sidebar).")
-    if not submitted or problems:
-        return
-    from swing_core.backtest import BacktestConfig, run_backtest
-
-    config = BacktestConfig(
-        interval=interval, start=pd.Timestamp(start),
-        end=pd.Timestamp(end) + pd.Timedelta(days=1) if end else None,
-        params={**StrategyParams().to_dict(), **params, "risk_per_trade": risk / 100.0,
-                "fee_per_fill": fee, "slippage_bps": slippage},
-        initial_equity=float(equity), max_positions=int(max_positions),
-        one_position_per_symbol=one_pos, priors=priors, use_library=library,
-    )
-    bar, progress = _progress_bar(f"Backtesting {len(symbols)} symbol(s)…")
-    result = run_backtest(symbols, config=config, engine=engine, save=engine is not None,
-                          executor="inline" if len(symbols) <= 4 else None, progress=progress,
-                          lookahead=lookahead, name=name.strip() or None, source=source)
-    bar.empty()
-    st.session_state[_RESULT] = result
-
-
-# --------------------------------------------------------------------------- universe runs
-
-_UNIVERSE = "bt_universe_job"
-
-
-def _universe_job(symbols: list[str], config: Any, engine: Any, chunk_size: int,
-                  job: dict[str, Any], source: str) -> None:
-    """Background thread body: run the chunked backtest, report into ``job`` (no st calls)."""
-    from swing_core.backtest import run_universe
-
-    def progress(done: int, total: int, message: str) -> None:
-        job.update(done=done, total=total, message=message)
-
-    try:
-        out = run_universe(symbols, config=config, engine=engine, chunk_size=chunk_size,
-                           progress=progress, cancel=job["cancel"], offline=ui.is_offline(),
-                           source=source)
-        # the result carries no trades (they are stored): the page loads the stored run
-        job.update(status=out.status, run_hash=out.run_hash, errors=out.errors,
-                   chunks=(out.chunks_done, out.chunks_total),
-                   n_trades=out.summary.n_trades if out.summary is not None else None)
-    except SwingError as exc:  # the user can act on it: shown on the page
-        job.update(status="failed", message=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a bug: logged, said plainly (not raised in a thread)
-        log.exception("unexpected error in the universe backtest")
-        job.update(status="failed", message=f"unexpected error ({type(exc).__name__}); see the "
-                                            "server log and report it")
-
-
-def _universe_form(engine: Any) -> None:
-    import threading
-
-    with st.expander("Universe backtest (hundreds of symbols, in chunks)"):
-        if engine is None:
-            st.info("Universe runs store each chunk as it finishes: they need the database.")
-            return
-        job = st.session_state.get(_UNIVERSE)
-        running = job is not None and job["thread"].is_alive()
-        with st.form("bt_universe_form"):
-            text = st.text_area("Symbols", key="bt_u_symbols", height=80,
-                                help="Tickers separated by commas, spaces or new lines.")
-            cols = st.columns(2)
-            chunk = cols[0].number_input("Chunk size", 5, 500, 50, 5, key="bt_u_chunk")
-            interval = cols[1].selectbox("Interval", INTERVALS, index=INTERVALS.index("1d"),
-                                         key="bt_u_interval")
-            start = st.form_submit_button("Run universe backtest", disabled=running,
-                                          icon=":material/play_arrow:")
-        if start:
-            symbols, errors = views.parse_symbols(text, limit=5000)
-            for error in errors[:5]:
-                st.warning(ui.plain(error))
-            if symbols:
-                from swing_core.backtest import BacktestConfig
-
-                job = {"cancel": threading.Event(), "done": 0, "total": len(symbols),
-                       "message": "starting", "status": "running"}
-                job["thread"] = threading.Thread(
-                    target=_universe_job, args=(symbols, BacktestConfig(interval=interval),
-                                                engine, int(chunk), job,
-                                                ui.current_source()), daemon=True)
-                job["thread"].start()
-                st.session_state[_UNIVERSE] = job
-            else:
-                st.error("Type at least one valid ticker, e.g. AAPL.")
-        if st.session_state.get(_UNIVERSE) is not None:
-            _universe_status()
-
-
-@st.fragment(run_every=1)
-def _universe_status() -> None:
-    job = st.session_state.get(_UNIVERSE)
-    if job is None:
-        return
-    done, total = job.get("done", 0), max(job.get("total", 1), 1)
-    status = job.get("status", "running")
-    if status == "running":
-        st.progress(min(1.0, done / total), text=f"{ui.plain(job.get('message', ''))} "
-                                                  f"({done}/{total} symbols)")
-        if st.button("Cancel", key="bt_u_cancel", icon=":material/stop:"):
-            job["cancel"].set()
-            job["message"] = "cancelling after the current chunk…"
-        return
-    if status == "cancelled":
-        finished, chunks = job.get("chunks", (0, 0))
-        st.warning(f"Cancelled: {finished} of {chunks} chunks are stored; run the same "
-                   "symbols again to resume.")
-    elif status == "failed":
-        st.error(ui.plain(job.get("message", "The universe backtest failed.")))
-    elif status == "done" and not job.get("loaded"):
-        from swing_core.backtest import load_run
-
-        job["loaded"] = True
-        st.session_state[_RESULT] = load_run(ui.database_engine(), job["run_hash"])
-        st.rerun(scope="app")
-    elif status == "done":
-        n_trades = job.get("n_trades")
-        trades = f" ({n_trades:,} trades)" if n_trades is not None else ""
-        st.success(f"Universe backtest done{trades}: its results are in the tabs below.")
 
 
 # --------------------------------------------------------------------------- result tabs
@@ -402,106 +176,15 @@ def _calibration_tab(result: Any) -> None:
                "before costs); points on the diagonal mean those forecasts came true.")
 
 
-def _search_tab(result: Any | None) -> None:
-    if result is None:
-        st.info("Run a backtest first: the search uses its symbols, dates and settings.")
-        return
-    names = list(views.SEARCH_PARAMS)
-    with st.form("bt_search"):
-        cols = st.columns([2, 3, 2, 3])
-        x = cols[0].selectbox("Parameter X", names, index=1, key="bt_sx")
-        x_values = cols[1].text_input("X values", key="bt_sxv",
-                                      value=", ".join(map(str, views.SEARCH_PARAMS[names[1]])))
-        y = cols[2].selectbox("Parameter Y", names, index=0, key="bt_sy")
-        y_values = cols[3].text_input("Y values", key="bt_syv",
-                                      value=", ".join(map(str, views.SEARCH_PARAMS[names[0]])))
-        cols = st.columns(3)
-        metric = cols[0].selectbox("Score", _METRICS, key="bt_smetric")
-        split = cols[1].slider("Train share", 0.5, 0.9, 0.7, 0.05, key="bt_split")
-        min_trades = cols[2].number_input("Min trades", 1, 100, 5, key="bt_smin")
-        run = st.form_submit_button("Run search", icon=":material/grid_on:")
-    if run:
-        if x == y:
-            st.error("Choose two different parameters.")
-            return
-        defaults = StrategyParams()
-        grid = {x: views.parse_grid_values(x_values, integer=isinstance(getattr(defaults, x),
-                                                                        int)),
-                y: views.parse_grid_values(y_values, integer=isinstance(getattr(defaults, y),
-                                                                        int))}
-        from swing_core.backtest import gather_bars, grid_search
-
-        bars, errors = gather_bars(list(result.symbols), result.config,
-                                   engine=ui.database_engine(), source=ui.current_source())
-        for symbol, error in errors.items():
-            st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
-        bar, progress = _progress_bar(f"Searching {len(grid[x]) * len(grid[y])} combinations…")
-        found = grid_search(bars, grid, config=result.config, split=split, metric=metric,
-                            min_trades=int(min_trades), executor="inline", progress=progress)
-        bar.empty()
-        st.session_state["bt_search_result"] = (found, x, y)
-    saved = st.session_state.get("bt_search_result")
-    if saved is None:
-        st.info("Pick two parameters and their values, then run the search: each combination is "
-                "scored on the train period and, independently, on the later test period.")
-        return
-    found, x, y = saved
-    st.caption(f"Split at {found.split:%Y-%m-%d}; best by train {found.metric}: "
-               f"{ui.plain(found.best_params)} (train {found.best_train_score:.3f}, test "
-               f"{found.best_test_score:.3f}).")
-    cols = st.columns(2)
-    for col, column, label in ((cols[0], "train_score", "train"),
-                               (cols[1], "test_score", "test (held out)")):
-        col.plotly_chart(charts.heatmap_figure(found.table, x=x, y=y, z=column,
-                                               title=f"{found.metric}, {label}"),
-                         key=f"bt_heat_{column}")
-    st.dataframe(found.table, hide_index=True, key="bt_search_table")
-
-
-def _saved_tab(engine: Any) -> None:
-    if engine is None:
-        st.info("Saved runs need the database (see the error above).")
-        return
-    from swing_core.backtest import list_runs, load_run
-
-    runs = list_runs(engine)
-    if runs.empty:
-        st.info("No saved runs yet: run a backtest above; every run is saved automatically.")
-        return
-    # n_trades is the "# Trades" statistic: one column, under the statistic's name
-    st.dataframe(views.for_display(runs.drop(columns=["# Trades"])), hide_index=True,
-                 key="bt_saved", on_select="rerun", selection_mode="multi-row",
-                 column_config={"run_hash": st.column_config.TextColumn("Run", width="small"),
-                                "n_trades": st.column_config.NumberColumn("# Trades",
-                                                                          format="%d")})
-    picked = [runs.iloc[i]["run_hash"] for i in ui.selected_rows("bt_saved") if i < len(runs)]
-    cols = st.columns(2)
-    if cols[0].button("Load selected", key="bt_load", disabled=len(picked) != 1,
-                      icon=":material/upload_file:", help="Select one run in the table."):
-        st.session_state[_RESULT] = load_run(engine, picked[0])
-        st.rerun()
-    if cols[1].button("Compare selected", key="bt_compare", disabled=len(picked) < 2,
-                      icon=":material/compare:", help="Select two or more runs."):
-        loaded = {h[:12]: load_run(engine, h) for h in picked}
-        loaded = {k: v for k, v in loaded.items() if v is not None}
-        st.session_state["bt_compare_runs"] = loaded
-    compared = st.session_state.get("bt_compare_runs")
-    if compared:
-        st.plotly_chart(charts.equity_figure({k: v.equity["Equity"] for k, v in compared.items()},
-                                             title="Equity, side by side"), key="bt_compare_eq")
-        st.dataframe(views.stats_table({k: v.stats for k, v in compared.items()}),
-                     hide_index=True, key="bt_compare_table")
-
-
 def main() -> None:
     st.title("Backtest Review")
     ui.source_note("backtests")
     engine = ui.database_engine() if ui.database_banner() else None
     with ui.error_edge("The backtest"):
-        _form(engine)
+        run_form(engine)
     with ui.error_edge("The universe backtest"):
-        _universe_form(engine)
-    result = st.session_state.get(_RESULT)
+        universe_form(engine)
+    result = st.session_state.get(RESULT)
     if result is not None:
         with ui.error_edge("The backtest review"):
             _header(result)
@@ -524,9 +207,9 @@ def main() -> None:
         with tabs[4], ui.error_edge("The calibration"):
             _calibration_tab(result)
     with tabs[5], ui.error_edge("The parameter search"):
-        _search_tab(result)
+        search_tab(result)
     with tabs[6], ui.error_edge("Saved runs"):
-        _saved_tab(engine)
+        saved_tab(engine)
 
 
 main()

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import charts, views
+from swing_core import agent, charts, journal, llm, views
 from swing_core.config import YAHOO_MAX_DAYS, get_settings
 
 ui.require_router()
@@ -141,8 +141,6 @@ def _advisor(signal: Any, engine: Any) -> None:
     settings = get_settings()
     with st.container(border=True):
         st.subheader("Advisor")
-        from swing_core import llm
-
         st.caption(ui.plain(llm.advisor_status(settings)))
         if not settings.openai_api_key:
             st.info("Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL, SWING_LLM_MODEL) to get "
@@ -153,8 +151,6 @@ def _advisor(signal: Any, engine: Any) -> None:
             return
         key = f"advice:{signal.symbol}:{signal.interval}:{signal.asof.isoformat()}"
         if st.button("Ask the advisor", key="ask_advisor", icon=":material/psychology:"):
-            from swing_core import agent
-
             with st.spinner("Asking the advisor…"), llm.Advisor(settings, engine) as advisor:
                 # the one advisor path: vote applied to confidence and vector, plan attached
                 st.session_state[key] = agent.advise(signal, advisor, plan=True, force=True)
@@ -193,8 +189,6 @@ def _save(view: views.SignalView, engine: Any) -> None:
         return
     if st.button("Save to journal", key="save_journal", icon=":material/bookmark_add:",
                  help="Store this signal; evaluate it later on the Journal page."):
-        from swing_core import journal
-
         # the advised signal when the advisor was asked: its vote and vector are what is kept
         signal_id = journal.record_signal(engine, _advised(view.signal))
         st.success(f"Saved signal #{signal_id} for {view.signal.symbol}. Open the Journal to "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import views
+from swing_core import db, llm, views
 
 ui.require_router()
 
@@ -22,16 +22,12 @@ def _status(table_sources: list[str | None]) -> None:
         if engine is None:
             ui.database_banner()
         else:
-            from swing_core import db
-
             status = db.database_status(engine)
             state = "schema up to date" if status.up_to_date else (
                 f"schema at {status.current_revision}, code expects {status.head_revision}")
             st.success(f"{ui.plain(status.description)} · {state}")
     with cols[2].container(border=True):
         st.markdown("**Advisor**")
-        from swing_core import llm
-
         st.info(ui.plain(llm.advisor_status()))
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as ui
-from swing_core import charts, clock, views
+from swing_core import charts, clock, db, views
 from swing_core.config import INTERVALS
 
 ui.require_router()
@@ -91,8 +91,6 @@ def main() -> None:
         if not ui.database_banner():
             return
         engine = ui.database_engine()
-        from swing_core import db
-
         filters = _filters()
         table = db.list_signals(engine, run_id="live", limit=5000, **filters)
         if table.empty:

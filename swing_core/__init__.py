@@ -21,12 +21,12 @@ __version__ = ENGINE_VERSION
 
 #: public name -> module that defines it (imported on first use)
 _LAZY: dict[str, str] = {
-    "analyze": "swing_core.agent",
-    "analysis": "swing_core.agent",
-    "Analysis": "swing_core.agent",
-    "scan": "swing_core.agent",
-    "Signal": "swing_core.agent",
-    "ScanResult": "swing_core.agent",
+    "analyze": "swing_core.agent.analyzer",
+    "analysis": "swing_core.agent.analyzer",
+    "Analysis": "swing_core.agent.analyzer",
+    "scan": "swing_core.agent.scanning",
+    "Signal": "swing_core.agent.signals",
+    "ScanResult": "swing_core.agent.scanning",
     "build_signal_frame": "swing_core.frame",
     "FrameContext": "swing_core.frame",
     "fetch_bars": "swing_core.market",

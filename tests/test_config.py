@@ -37,7 +37,9 @@ def test_unknown_interval_is_a_config_error_naming_the_choices(interval):
     lambda: __import__("swing_core.market", fromlist=["x"]).fetch_bars("AAPL", "2h"),
     lambda: __import__("swing_core.exits", fromlist=["x"]).simulate_exits(
         None, [], [], [], [], [], interval="2h", params=StrategyParams()),
-], ids=["demo", "fetch", "exits"])
+    lambda: __import__("swing_core.backtest", fromlist=["x"]).validate_config(
+        __import__("swing_core.backtest", fromlist=["x"]).BacktestConfig(interval="2h")),
+], ids=["demo", "fetch", "exits", "backtest"])
 def test_every_layer_uses_the_one_interval_check(call):
     with pytest.raises(ConfigError, match="Unknown interval '2h'"):
         call()

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swing_core import db
-from swing_core.db import vectors
-from swing_core.db._convert import _Unpackable
+from swing_core.db import vector_load
+from swing_core.db._bulk import _Unpackable
 from swing_core.errors import DatabaseError
 
 
@@ -284,19 +284,19 @@ _META_DTYPES = {"id": "int64", "symbol": "object", "interval": "object",
 
 def _plain_read(engine: sa.Engine, **filters) -> db.VectorRows:
     """The same load through the plain per-row read (the packed read's fallback)."""
-    query = vectors._Query(engine.dialect.name, filters.get("interval"),
-                           filters.get("version", "v1"), filters.get("known_only", True),
-                           filters.get("symbol"), filters.get("known_by"))
+    query = vector_load._Query(engine.dialect.name, filters.get("interval"),
+                               filters.get("version", "v1"), filters.get("known_only", True),
+                               filters.get("symbol"), filters.get("known_by"))
     with engine.connect() as conn:
-        return vectors._vector_rows(vectors._read_rows(conn, query), query)
+        return vector_load._vector_rows(vector_load._read_rows(conn, query), query)
 
 
 def _packed_is_used(engine: sa.Engine, *, interval: str | None = None,
                     known_only: bool = True) -> bool:
-    query = vectors._Query(engine.dialect.name, interval, "v1", known_only, None, None)
+    query = vector_load._Query(engine.dialect.name, interval, "v1", known_only, None, None)
     with engine.connect() as conn:
         try:
-            vectors._read_packed(conn, query)
+            vector_load._read_packed(conn, query)
         except _Unpackable:
             return False
     return True
@@ -356,8 +356,8 @@ def test_packed_load_matches_the_plain_read(db_engine: sa.Engine, monkeypatch) -
              {"symbol": "BRK-B", "known_only": False},
              {"known_by": pd.Timestamp("2024-01-03 12:00:00.000007", tz="UTC")},
              {"known_by": "2024-01-03 12:00:00.000006"}, {"version": "v2"}]
-    for chunk in (vectors._PACKED_CHUNK_IDS, 7):
-        monkeypatch.setattr(vectors, "_PACKED_CHUNK_IDS", chunk)
+    for chunk in (vector_load._PACKED_CHUNK_IDS, 7):
+        monkeypatch.setattr(vector_load, "_PACKED_CHUNK_IDS", chunk)
         for filters in cases:
             got = db.load_vector_matrix(db_engine, **filters)
             _assert_same_rows(got, _plain_read(db_engine, **filters))

@@ -43,4 +43,4 @@ def test_swingagent_spellings_live_only_in_the_adapter():
 
 def test_one_class_named_signal():
     assert not hasattr(models, "Signal")
-    assert agent.Signal.__module__ == "swing_core.agent"
+    assert agent.Signal.__module__ == "swing_core.agent.signals"

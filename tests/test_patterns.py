@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from swing_core import db
 from swing_core.config import StrategyParams
+from swing_core.errors import ConfigError
 from swing_core.patterns import (
     NumpyVectorIndex,
     PatternIndex,
@@ -191,7 +192,8 @@ def test_backend_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert make_vector_index().name == "sklearn"
     monkeypatch.setenv("SWING_PATTERN_BACKEND", "numpy")
     assert make_vector_index().name == "numpy"
-    with pytest.raises(ValueError, match="Unknown pattern backend"):
+    with pytest.raises(ConfigError, match=r"Unknown pattern backend 'faiss': choose one of "
+                       r"sklearn, numpy, faiss-flat.* or auto \(SWING_PATTERN_BACKEND\)"):
         make_vector_index("faiss")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from swing_core.clock import warmup_lookback_days
-from swing_core.config import BARS_PER_DAY, INTERVALS, StrategyParams
+from swing_core.config import BARS_PER_DAY, StrategyParams, validate_interval
 from swing_core.errors import BacktestError, ConfigError
 from swing_core.frame import min_bars_required
 
@@ -106,11 +106,12 @@ class BacktestConfig:
 
 
 def validate_config(config: BacktestConfig) -> None:
-    """Raise :class:`BacktestError` naming every absurd setting (nothing is silently fixed)."""
+    """Raise :class:`ConfigError` for an unknown interval (the one interval check,
+    :func:`~swing_core.config.validate_interval`), else :class:`BacktestError` naming every absurd
+    setting (nothing is silently fixed)."""
+    validate_interval(config.interval)
     p = config.params
     problems = []
-    if config.interval not in INTERVALS:
-        problems.append(f"unknown interval {config.interval!r} (choose {', '.join(INTERVALS)})")
     if config.start is not None and config.end is not None and config.start >= config.end:
         problems.append(f"empty date range: start {config.start.date()} is not before end "
                         f"{config.end.date()}")

@@ -20,6 +20,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_complet
 from contextlib import contextmanager
 from typing import Any
 
+from swing_core import db, perf
 from swing_core.config import get_settings
 from swing_core.errors import ConfigError
 
@@ -69,7 +70,7 @@ def open_executor(kind: str | Executor | None = None, *, max_workers: int | None
         if not address:
             raise ConfigError("A Dask executor needs SWING_DASK_ADDRESS (tcp://host:8786).")
         try:
-            from distributed import Client
+            from distributed import Client  # lazy: optional, heavy (only with a Dask cluster)
         except ImportError as exc:
             raise ConfigError('SWING_DASK_ADDRESS is set but Dask is not installed: '
                               'pip install "dask[distributed]".') from exc
@@ -104,8 +105,6 @@ class RecordedTask:
             return self.fn(item)
         finally:
             try:
-                from swing_core import db, perf
-
                 engine = db.get_engine(self.database_url)
                 perf.start_recorder(engine, role="worker", interval_s=3600.0).flush()
             except Exception:  # noqa: BLE001 - monitoring must never fail the work

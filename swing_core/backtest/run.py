@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core import db, market
 from swing_core.backtest.config import (
     BacktestConfig,
     ProgressFn,
@@ -93,8 +94,6 @@ def gather_bars(symbols: Sequence[str], config: BacktestConfig, *,
                        if s not in bars})
     else:
         found = {}
-        from swing_core import market  # lazy: the market layer pulls in network clients
-
         fetched = market.fetch_many(list(symbols), config.interval,
                                     lookback_days=config.lookback_days, engine=engine,
                                     offline=offline, source=source)
@@ -116,8 +115,6 @@ def gather_bars(symbols: Sequence[str], config: BacktestConfig, *,
 
 
 def _normalized(symbol: str) -> str:
-    from swing_core import market
-
     try:
         return market.normalize_symbol(symbol)
     except SwingError:
@@ -234,8 +231,6 @@ def store_outcome_vectors(engine: Any, signals: pd.DataFrame, *, config: Backtes
     not price real signals). Upserts are idempotent: a re-run rewrites the same rows. Returns
     the rows written.
     """
-    from swing_core import db
-
     if config.params != StrategyParams() or signals.empty:
         return 0
     real = [symbol for symbol, source in sources.items() if source != "demo"]

@@ -180,7 +180,7 @@ def optuna_search(bars: Mapping[str, pd.DataFrame],
     ``space``: field -> (low, high) (ints give an integer range, floats a float range) or a
     list of choices. Needs ``pip install optuna``."""
     try:
-        import optuna
+        import optuna  # lazy: optional, heavy (only for an Optuna search)
     except ImportError as exc:
         raise BacktestError("Optuna is not installed: pip install optuna.") from exc
     config = config or BacktestConfig()

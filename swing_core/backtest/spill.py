@@ -11,6 +11,8 @@ concatenates them), so the signal order is the same as a one-shot run's.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import resource
 from collections.abc import Callable, Sequence
@@ -246,12 +248,8 @@ class SpillColumns:
 
 def release_memory() -> None:
     """Return freed memory to the OS between stages (glibc keeps freed arenas otherwise)."""
-    import gc
-
     gc.collect()
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
         pass

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core import db
 from swing_core.backtest.config import BacktestConfig
 from swing_core.backtest.lookahead import LookaheadReport
 from swing_core.backtest.result import BacktestResult
@@ -88,8 +89,6 @@ def save_run(engine: Any, result: BacktestResult, *, name: str | None = None,
 
     ``trade_batch``: convert and write the trades that many rows at a time (same transaction;
     bounded memory for runs with hundreds of thousands of trades)."""
-    from swing_core import db
-
     config = result.config
     settings = config.to_dict()
     params = settings.pop("params")
@@ -149,8 +148,6 @@ def _frame_from_json(values: dict[str, list[Any]], index: str | None) -> pd.Data
 
 def load_run(engine: Any, run_hash: str) -> BacktestResult | None:
     """The stored run with this hash as a BacktestResult (``from_storage=True``), or None."""
-    from swing_core import db
-
     stored = db.load_backtest_run(engine, run_hash)
     if stored is None:
         return None
@@ -190,8 +187,6 @@ def list_runs(engine: Any, *, limit: int | None = 200) -> pd.DataFrame:
     end, status, ``n_trades`` (the run's ``# Trades``: its closed trades, see
     :func:`swing_core.metrics.closed_mask`; empty while a universe run is unfinished) and the
     headline statistics as columns."""
-    from swing_core import db
-
     runs = db.list_backtest_runs(engine, limit=limit)
     rows = []
     for metrics_text in runs.get("metrics_json", pd.Series(dtype=object)).tolist():

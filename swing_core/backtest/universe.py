@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core import db, market
 from swing_core.backtest.config import BacktestConfig, ProgressFn, validate_config
 from swing_core.backtest.core import core_from_taken, run_statistics
 from swing_core.backtest.executor import map_tasks, open_executor
@@ -80,6 +81,7 @@ from swing_core.backtest.spill import (
     write_spill,
 )
 from swing_core.backtest.store import load_run, progress_marker, progress_row, save_run
+from swing_core.config import get_settings
 from swing_core.errors import BacktestError, SwingError
 from swing_core.patterns import PatternIndex
 
@@ -150,8 +152,6 @@ class MarketBarsLoader:
     source: str = "auto"
 
     def __call__(self, symbol: str) -> pd.DataFrame:
-        from swing_core import db, market
-
         engine = db.get_engine(self.database_url) if self.database_url else None
         bars = market.fetch_bars(symbol, self.interval, lookback_days=self.lookback_days,
                                  engine=engine, offline=self.offline, source=self.source)
@@ -181,10 +181,8 @@ def _loader_key(loader: BarsLoader) -> str:
 def _default_loader(config: BacktestConfig, engine: Any, offline: bool | None,
                     source: str | None = None) -> MarketBarsLoader:
     url = engine.url.render_as_string(hide_password=False) if engine is not None else None
-    from swing_core.market import check_source  # lazy: the market layer pulls in yfinance
-
     return MarketBarsLoader(config.interval, config.lookback_days, offline, url,
-                            source=check_source(source))
+                            source=market.check_source(source))
 
 
 def run_universe(
@@ -218,8 +216,6 @@ def run_universe(
     Results equal :func:`~swing_core.backtest.run_backtest`'s on the same symbols and bars.
     Raises :class:`BacktestError` for an empty universe or when no symbol can run.
     """
-    from swing_core import db
-
     if engine is None:
         raise BacktestError("A universe backtest needs the database: chunks are stored as "
                             "they finish.")
@@ -328,8 +324,6 @@ def _summary(result: BacktestResult) -> UniverseSummary:
 
 
 def _data_dir() -> Path:
-    from swing_core.config import get_settings
-
     return get_settings().data_dir
 
 

@@ -15,8 +15,10 @@ Batch writes run in one transaction each: a batch that fails half-way leaves no 
 Bulk writes go through the driver's executemany with driver-ready values (no per-row ORM or
 SQLAlchemy processing); bulk reads decode whole columns with numpy/pandas.
 
-Modules: ``core`` (engines, errors, migrations), ``bars``, ``vectors``, ``signals``,
-``backtests``; ``_convert`` holds the frame <-> row helpers they share.
+Modules: ``core`` (engines, errors, migrations), ``bars``, ``vectors`` (writes; ``vector_copy``
+its PostgreSQL COPY path), ``vector_load`` (the matrix load), ``signals``, ``backtests``;
+``_convert`` holds the frame <-> row and statement helpers they share, ``_bulk`` the packed-read
+decoders and the binary COPY encoder.
 """
 
 from __future__ import annotations
@@ -50,13 +52,8 @@ from swing_core.db.core import (
     write_transaction,
 )
 from swing_core.db.signals import list_signals, record_signals, set_signal_outcomes
-from swing_core.db.vectors import (
-    VECTOR_COLUMNS,
-    VectorRows,
-    load_vector_matrix,
-    set_vector_outcomes,
-    upsert_vectors,
-)
+from swing_core.db.vector_load import VectorRows, load_vector_matrix
+from swing_core.db.vectors import VECTOR_COLUMNS, set_vector_outcomes, upsert_vectors
 from swing_core.models import metadata
 
 __all__ = [

@@ -6,9 +6,13 @@ times (a bar labelled ``t`` is known at ``t + INTERVAL_DELTA[interval]``; daily 
 labelled by their trading date at 00:00 UTC), ``attrs`` ``source`` / ``symbol`` / ``interval``
 / ``last_bar_complete`` / ``notes``.
 
-Modules: ``yahoo`` (the yfinance boundary ``_yf_download``), ``files``, ``demo``,
-``validate``, ``fetch`` (cache, ``fetch_bars``, ``fetch_many``), ``library`` (the local bar
-library: import files, folders and archives, list, delete, export), ``_common``.
+Modules: ``yahoo`` (the provider and the yfinance boundary ``_yf_download``),
+``yfinance_frame`` (what ``yf.download`` returns, as a bars frame), ``files`` (CSV/Parquet
+files as bars) over ``file_table`` (a file as a table: limits, columns, numbers, times),
+``demo``, ``validate``, ``sources`` (the source choice, providers, the demo fallback),
+``cache`` (the bar cache with top-ups), ``fetch`` (``fetch_bars``, ``fetch_many``), ``library``
+(the local bar library: import, list, delete, export) with ``import_inputs`` (files, folders and
+archives to import, within limits) and ``import_report``, ``_common``.
 """
 
 from __future__ import annotations
@@ -22,16 +26,9 @@ from swing_core.market._common import (
     last_bar_complete,
     normalize_symbol,
 )
+from swing_core.market.cache import clear_cache_state
 from swing_core.market.demo import DemoProvider, demo_anchor, demo_bars, session_dates
-from swing_core.market.fetch import (
-    SOURCE_LABELS,
-    SOURCES,
-    BarProvider,
-    check_source,
-    clear_cache_state,
-    fetch_bars,
-    fetch_many,
-)
+from swing_core.market.fetch import fetch_bars, fetch_many
 from swing_core.market.files import (
     FILE_MAX_BYTES,
     FILE_MAX_ROWS,
@@ -41,19 +38,16 @@ from swing_core.market.files import (
     read_bars_file_by_symbol,
     resample_bars,
 )
+from swing_core.market.import_inputs import ARCHIVE_MAX_BYTES, BAR_FILE_SUFFIXES, IMPORT_MAX_FILES
+from swing_core.market.import_report import FailedItem, ImportedItem, ImportReport
 from swing_core.market.library import (
-    ARCHIVE_MAX_BYTES,
-    BAR_FILE_SUFFIXES,
-    IMPORT_MAX_FILES,
     LIBRARY_COLUMNS,
-    FailedItem,
-    ImportedItem,
-    ImportReport,
     delete_from_library,
     export_bars,
     import_bars,
     list_library,
 )
+from swing_core.market.sources import SOURCE_LABELS, SOURCES, BarProvider, check_source
 from swing_core.market.validate import validate_bars
 from swing_core.market.yahoo import (
     YF_DOWNLOAD_DEFAULTS,
@@ -62,9 +56,9 @@ from swing_core.market.yahoo import (
     YahooProvider,
     YahooStatus,
     YahooUnreachableError,
-    normalize_yfinance_frame,
     yahoo_status,
 )
+from swing_core.market.yfinance_frame import normalize_yfinance_frame
 
 __all__ = [
     "ARCHIVE_MAX_BYTES",

@@ -20,7 +20,6 @@ from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS
 from swing_core.errors import MarketDataError
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
-SOURCES: tuple[str, ...] = ("yahoo", "file", "demo", "cache")
 
 #: Lookback used when ``fetch_bars(lookback_days=None)``: Yahoo's maximum for intraday bars,
 #: five years of daily bars.
@@ -74,6 +73,21 @@ def label(df: pd.DataFrame, *, symbol: str, interval: str, source: str,
     df.attrs["last_bar_complete"] = last_bar_complete(df.index, interval, now=now)
     df.attrs["notes"] = list(notes or [])
     return df
+
+
+def relabel(frame: pd.DataFrame, notes: list[str], *, cache: str, now: pd.Timestamp,
+            source: str | None = None) -> pd.DataFrame:
+    """Standard attrs, with ``notes`` (the caller's first, then the provider's)."""
+    extra = [n for n in frame.attrs.get("notes", []) if n not in notes]
+    keep = {k: v for k, v in frame.attrs.items()
+            if k not in ("source", "symbol", "interval", "notes", "last_bar_complete")}
+    frame = label(frame, symbol=frame.attrs.get("symbol", ""),
+                  interval=frame.attrs.get("interval", ""),
+                  source=source or frame.attrs.get("source", "yahoo"), notes=notes + extra,
+                  now=now)
+    frame.attrs.update(keep)
+    frame.attrs["cache"] = cache
+    return frame
 
 
 def yahoo_limit_note(interval: str) -> str:

@@ -17,7 +17,8 @@ One engine for every caller (live signals, the Explorer, the walk-forward backte
 - :mod:`~swing_core.patterns.stats`: :class:`PriorStats` / :class:`PriorBatch`,
   :func:`neighbor_stats` and the confidence blend :func:`blend_confidence`;
 - :mod:`~swing_core.patterns.index`: :class:`PatternIndex` (single queries, ``query_many``
-  batches with extra in-memory rows, updates), loaded from the database by
+  batches with extra in-memory rows, updates), built on the neighbour rule of
+  :mod:`~swing_core.patterns.rule` and loaded from the database by
   :mod:`~swing_core.patterns.sync`.
 
 The names are imported on first use (PEP 562): importing the package costs nothing until a

@@ -5,6 +5,7 @@ module itself is imported only when a FAISS backend is built."""
 from __future__ import annotations
 
 from swing_core.config import get_settings
+from swing_core.errors import ConfigError
 from swing_core.patterns import faiss_backend
 from swing_core.patterns.backends import (
     VECTOR_DIM,
@@ -25,8 +26,9 @@ def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VE
     installed, else ``sklearn``; default ``Settings.pattern_backend``, i.e.
     ``SWING_PATTERN_BACKEND``) or as given. ``faiss-flat`` is exact; ``faiss-ivf``,
     ``faiss-hnsw`` and ``int8`` are approximate (see
-    :func:`~swing_core.patterns.backends.recall_at_k`). The FAISS ones raise
-    :class:`~swing_core.errors.ConfigError` when faiss-cpu is not installed."""
+    :func:`~swing_core.patterns.backends.recall_at_k`). Raises
+    :class:`~swing_core.errors.ConfigError` for an unknown name, and for the FAISS ones when
+    faiss-cpu is not installed."""
     if backend is not None and not isinstance(backend, str):
         return backend
     name = (backend or get_settings().pattern_backend or "sklearn").strip().lower()
@@ -49,5 +51,5 @@ def make_vector_index(backend: str | VectorIndex | None = None, *, dim: int = VE
                "faiss-ivf": faiss_backend.FaissIVFVectorIndex,
                "faiss-hnsw": faiss_backend.FaissHNSWVectorIndex}[name]
         return cls(dim)
-    raise ValueError(f"Unknown pattern backend {name!r}: choose one of {', '.join(BACKENDS)} "
-                     "or auto (SWING_PATTERN_BACKEND).")
+    raise ConfigError(f"Unknown pattern backend {name!r}: choose one of {', '.join(BACKENDS)} "
+                      "or auto (SWING_PATTERN_BACKEND).")

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core import market
+from swing_core.config import INTERVAL_DELTA
 from swing_core.errors import ConfigError
 from swing_core.metrics import closed_mask, filled_mask
 from swing_core.views.formatting import bar_time_text, bar_times, format_number
@@ -127,8 +129,6 @@ def library_date_range(engine: Any, symbols: Sequence[str], interval: str
     """The trading dates spanned by the local library's ``interval`` bars of ``symbols`` (first
     bar of the earliest, last bar of the latest), or None when it holds none of them. For the
     Backtest Review form's default range."""
-    from swing_core import market
-
     if not symbols:
         return None
     held = market.list_library(engine)
@@ -179,8 +179,6 @@ def trade_window(trade: Mapping[str, Any], interval: str, *, pad_bars: int = 30
                  ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """UTC (start, end) around one trade for zooming a chart to it: from ``pad_bars`` bars
     before its signal (or entry) to ``pad_bars`` bars after its exit."""
-    from swing_core.config import INTERVAL_DELTA
-
     stamps = [pd.Timestamp(trade.get(k)) for k in ("signal_ts", "entry_ts", "exit_ts")
               if trade.get(k) is not None and not pd.isna(trade.get(k))]
     if not stamps:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.agent import Analysis
+from swing_core.agent import Analysis, scan_table
 from swing_core.views.formatting import format_number, table_times
 
 SCAN_COLUMNS: tuple[str, ...] = (
@@ -100,8 +100,6 @@ def prior_card(signal: Any) -> dict[str, Any] | None:
 def scan_view(results: Sequence[Any]) -> pd.DataFrame:
     """Scan results (``agent.ScanResult``) as the scanner's table: one row per symbol, the
     columns of :data:`SCAN_COLUMNS` (errors kept with their message), best confidence first."""
-    from swing_core.agent import scan_table
-
     table = scan_table(list(results))
     intervals = set(table["interval"].dropna()) if "interval" in table else set()
     for column in SCAN_COLUMNS:
