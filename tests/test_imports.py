@@ -35,6 +35,12 @@ def test_the_import_graph_has_no_cycle_and_no_wrong_way_import() -> None:
     assert code == 0
 
 
+def test_no_module_over_400_lines() -> None:
+    _, data = _graph()
+    assert data["max_lines"] == 400
+    assert data["over_max_lines"] == [], {n: data["sizes"][n] for n in data["over_max_lines"]}
+
+
 def _tree(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name
