@@ -4,7 +4,7 @@
 ``SWING_PATTERN_BACKEND`` name (:data:`~swing_core.patterns.factory.BACKENDS`,
 :func:`~swing_core.patterns.factory.make_vector_index`): ``sklearn`` and ``numpy`` (here),
 ``faiss-flat`` (exact), ``faiss-ivf`` / ``faiss-hnsw`` (approximate; in
-:mod:`~swing_core.patterns.faiss_backend`, faiss-cpu optional) and ``int8`` (quantized, 4x less
+:mod:`~swing_core.patterns.faiss_backend`, faiss-cpu optional) and ``int8`` (quantized, 3.6x less
 memory, approximate; :mod:`~swing_core.patterns.int8_backend`). :func:`recall_at_k` measures an
 approximate backend against the exact search; ``benchmarks/bench_scale.py`` compares them.
 

@@ -281,7 +281,9 @@ class _Store:
             return self.backend.search(queries, k, limits=np.searchsorted(exits, asof, "right"))
         limits = np.searchsorted(exits[rows], asof, "right")
         visible = rows[:int(limits.max()) if limits.size else 0]
-        take = getattr(self.backend, "take", None)  # the int8 backend dequantizes these only
+        take = getattr(self.backend, "take_unit", None) or getattr(self.backend, "take", None)
+        # int8's take_unit dequantizes these rows only, at unit length: the kernel ranks by dot
+        # product, and a dequantized row's length is off 1 by more than the top cosines differ
         vectors = take(visible) if take is not None else self.backend.matrix[visible]
         sims, idx = exact_topk(queries, vectors, k, limits=limits)
         if visible.size == 0:
