@@ -17,7 +17,7 @@ import pandas as pd
 
 from swing_core.errors import ConfigError
 
-ENGINE_VERSION = "0.2.0"
+ENGINE_VERSION = "0.3.0"
 
 INTERVALS: tuple[str, ...] = ("15m", "30m", "1h", "1d")
 

@@ -57,6 +57,7 @@ EXIT_COUNT_NAMES = {"STOP": "# Stop", "TARGET": "# Target", "TIME": "# Time",
                     "NOT_FILLED": "# Not Filled", "PENDING": "# Pending"}
 #: Exit reasons of a closed trade (its outcome is known); NOT_FILLED and PENDING have none.
 CLOSED_EXIT_REASONS: tuple[str, ...] = ("STOP", "TARGET", "TIME")
+_NO_TIME = pd.Timedelta(0)
 
 
 # --------------------------------------------------------------------------- definitions
@@ -184,8 +185,8 @@ def _risk_stats(equity: pd.Series, risk_free_rate: float) -> dict[str, float]:
     nan = float("nan")
     if not isinstance(equity.index, pd.DatetimeIndex) or len(equity) < 2:
         return dict.fromkeys(("ret", "vol", "sharpe", "sortino"), nan)
-    # as backtesting.py: the first day's NaN return counts as 0 in the geometric mean
-    day_returns = equity.resample("D").last().dropna().pct_change()
+    # as backtesting.py 0.6: daily returns of the last equity of each day, the first dropped
+    day_returns = equity.resample("D").last().dropna().pct_change().dropna()
     if day_returns.count() == 0:
         return dict.fromkeys(("ret", "vol", "sharpe", "sortino"), nan)
     days = _annual_days(equity.index)
@@ -242,10 +243,12 @@ def breakdown(trades: pd.DataFrame, by: str) -> pd.DataFrame:
     return out
 
 
-def _trade_stats(trades: pd.DataFrame) -> dict[str, object]:
+def _trade_stats(trades: pd.DataFrame, bar_delta: pd.Timedelta) -> dict[str, object]:
     pnl = trades["pnl"].astype(float)
     returns = trades["return_pct"].astype(float)
-    durations = trades["exit_ts"] - trades["entry_time"]
+    # backtesting.py's Duration: exit bar's label - entry bar's label (fill_ts is the label of
+    # the entry bar: the signal bar for a market entry at its close, the fill bar for a stop)
+    durations = trades["exit_ts"] - bar_delta - trades["fill_ts"]
     n = len(trades)
     win_rate = won_pnl(pnl).mean() if n else np.nan
     avg_win, avg_loss = pnl[pnl > 0].mean(), -pnl[pnl < 0].mean()
@@ -275,6 +278,7 @@ def compute_stats(
     buy_hold_return_pct: float = float("nan"),
     risk_free_rate: float = 0.0,
     resolution: str | None = None,
+    bar_delta: pd.Timedelta = _NO_TIME,
     initial_equity: float | None = None,
     data_sources: Iterable[str] | None = None,
     lookahead_ok: bool | None = None,
@@ -282,7 +286,8 @@ def compute_stats(
     """Flat statistics of a run: the only function that writes them.
 
     ``trades``: the closed trades (:func:`closed_mask`; one row each) with ``pnl`` (net,
-    currency), ``return_pct`` (net, fraction of entry notional), ``entry_time``, ``exit_ts``,
+    currency), ``return_pct`` (net, fraction of entry notional), ``fill_ts`` (label of the
+    entry bar), ``exit_ts`` (close of the exit bar; ``bar_delta`` is the bar length),
     ``realized_r``, ``exit_reason``, ``both_touched``, optional ``prior_win_rate`` and ``fees``;
     ``# Trades`` is their number. ``equity``: marked to market at every bar close, indexed by
     bar labels (UTC). ``counts``: the run's :class:`RunCounts` (``# Signals``, ``# Not Filled``,
@@ -315,6 +320,8 @@ def compute_stats(
     risk = _risk_stats(equity, risk_free_rate)
     s["Return (Ann.) [%]"] = risk["ret"] * 100
     s["Volatility (Ann.) [%]"] = risk["vol"] * 100
+    years = (s["Duration"] / pd.Timedelta(days=365.25)) if len(index) else nan
+    s["CAGR [%]"] = ((values[-1] / values[0]) ** (1 / years) - 1) * 100 if years else nan
     s["Sharpe Ratio"] = risk["sharpe"]
     s["Sortino Ratio"] = risk["sortino"]
     dd = 1.0 - values / np.maximum.accumulate(values) if values.size else np.array([0.0])
@@ -325,7 +332,7 @@ def compute_stats(
     s["Avg. Drawdown [%]"] = -episodes["peak_dd"].mean() * 100 if len(episodes) else nan
     s["Max. Drawdown Duration"] = episodes["duration"].max() if len(episodes) else pd.NaT
     s["Avg. Drawdown Duration"] = episodes["duration"].mean() if len(episodes) else pd.NaT
-    s.update(_trade_stats(trades))
+    s.update(_trade_stats(trades, bar_delta))
     s.update(_additions(trades, counts))
     if lookahead_ok is not None:
         s["Look-ahead Check"] = "passed" if lookahead_ok else "FAILED"

@@ -180,11 +180,11 @@ def _equity_curve(
         np.add.at(drealized, xp[closed], trades["pnl"].to_numpy(float)[closed] + fee)
         value = (np.cumsum(dq)[:n] * close.to_numpy(float) - np.cumsum(dbasis)[:n]
                  + np.cumsum(drealized)[:n])
-        # exposure: a market entry is held from the bar after its signal, a stop entry from
-        # its fill bar, both through the exit bar (backtesting.py's EntryBar … ExitBar).
-        first_held = fp + np.where(trades["stop_entry"].to_numpy(bool), 0, 1)
+        # exposure: from the entry bar (a market entry's signal bar, filled at its close, as
+        # backtesting.py's trade_on_close; a stop entry's fill bar) through the exit bar
+        # (backtesting.py's EntryBar … ExitBar).
         dheld = np.zeros(n + 1, dtype=np.int64)
-        np.add.at(dheld, np.minimum(first_held, n), 1)
+        np.add.at(dheld, np.minimum(fp, n), 1)
         np.add.at(dheld, np.minimum(end + 1, n), -1)
         sym_held = np.cumsum(dheld)[:n] > 0
         aligned = pd.Series(value, index=close.index).reindex(union, method="ffill")

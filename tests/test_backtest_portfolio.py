@@ -42,7 +42,8 @@ def test_sizing_costs_and_equity_by_hand() -> None:
     assert eq.iloc[0] == pytest.approx(100_000 - 1 + 500 * (100 - 100.05))
     assert eq.iloc[2] == pytest.approx(100_000 - 1 + 500 * (102 - 100.05))
     assert eq.iloc[3] == pytest.approx(100_000 + t["pnl"]) and eq.iloc[-1] == eq.iloc[3]
-    assert res.exposure.tolist() == [False, True, True, True, False, False]
+    # held from the entry bar (filled at its close) through the exit bar, as backtesting.py
+    assert res.exposure.tolist() == [True, True, True, True, False, False]
 
 
 def test_atr_floor_and_minimum_risk_per_share() -> None:

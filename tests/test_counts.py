@@ -105,7 +105,7 @@ def test_counts_are_written_by_compute_stats_only_from_explicit_counts() -> None
     from swing_core.metrics import compute_stats
 
     trades = pd.DataFrame({
-        "entry_time": pd.DatetimeIndex(["2024-01-02"], tz="UTC"),
+        "fill_ts": pd.DatetimeIndex(["2024-01-02"], tz="UTC"),
         "exit_ts": pd.DatetimeIndex(["2024-01-03"], tz="UTC"), "pnl": [10.0],
         "return_pct": [0.01], "realized_r": [1.0], "exit_reason": ["TARGET"],
         "both_touched": [False]})

@@ -29,7 +29,7 @@ def _ts(day: int) -> pd.Timestamp:
 @pytest.fixture
 def trades() -> pd.DataFrame:
     return pd.DataFrame({
-        "entry_time": [_ts(0), _ts(1), _ts(4)],
+        "fill_ts": [_ts(0), _ts(1), _ts(4)],
         "exit_ts": [_ts(2), _ts(5), _ts(5)],           # durations 2, 4 and 1 days
         "pnl": [100.0, -50.0, 200.0],
         "return_pct": [0.10, -0.05, 0.20],
@@ -61,9 +61,9 @@ def test_stats_by_hand(trades: pd.DataFrame, equity: pd.Series) -> None:
     assert s["Return [%]"] == pytest.approx(30.0)
     assert s["Buy & Hold Return [%]"] == 12.5
 
-    # daily returns; the first day's NaN counts as a 0 % day in the geometric mean
+    # daily returns, the first day's (undefined) dropped as backtesting.py 0.6 does
     r = np.array([0.10, 105 / 110 - 1, 120 / 105 - 1, 90 / 120 - 1, 130 / 90 - 1])
-    gmean = 1.3 ** (1 / 6) - 1
+    gmean = 1.3 ** (1 / 5) - 1
     days = 252.0  # 1 weekend day in 6 is below backtesting.py's 60 % of 2/7: trading days
     ann = (1 + gmean) ** days - 1
     var = np.var(r, ddof=1)
@@ -71,6 +71,7 @@ def test_stats_by_hand(trades: pd.DataFrame, equity: pd.Series) -> None:
     downside = math.sqrt(np.mean(np.minimum(r, 0) ** 2)) * math.sqrt(days)
     assert s["Return (Ann.) [%]"] == pytest.approx(ann * 100)
     assert s["Volatility (Ann.) [%]"] == pytest.approx(vol * 100)
+    assert s["CAGR [%]"] == pytest.approx((1.3 ** (365.25 / 5) - 1) * 100)
     assert s["Sharpe Ratio"] == pytest.approx(ann / vol)
     assert s["Sortino Ratio"] == pytest.approx(ann / downside)
     assert s["Calmar Ratio"] == pytest.approx(ann / 0.25)
@@ -106,7 +107,7 @@ def test_stats_by_hand(trades: pd.DataFrame, equity: pd.Series) -> None:
 def test_names_are_backtesting_py_names(trades: pd.DataFrame, equity: pd.Series) -> None:
     names = ["Start", "End", "Duration", "Exposure Time [%]", "Equity Final [$]",
              "Equity Peak [$]", "Return [%]", "Buy & Hold Return [%]", "Return (Ann.) [%]",
-             "Volatility (Ann.) [%]", "Sharpe Ratio", "Sortino Ratio", "Calmar Ratio",
+             "Volatility (Ann.) [%]", "CAGR [%]", "Sharpe Ratio", "Sortino Ratio", "Calmar Ratio",
              "Max. Drawdown [%]", "Avg. Drawdown [%]", "Max. Drawdown Duration",
              "Avg. Drawdown Duration", "# Trades", "Win Rate [%]", "Best Trade [%]",
              "Worst Trade [%]", "Avg. Trade [%]", "Max. Trade Duration", "Avg. Trade Duration",
@@ -116,7 +117,7 @@ def test_names_are_backtesting_py_names(trades: pd.DataFrame, equity: pd.Series)
 
 
 def test_no_trades_gives_nan_not_errors(equity: pd.Series) -> None:
-    empty = pd.DataFrame(columns=["entry_time", "exit_ts", "pnl", "return_pct", "realized_r",
+    empty = pd.DataFrame(columns=["fill_ts", "exit_ts", "pnl", "return_pct", "realized_r",
                                   "exit_reason", "both_touched"])
     s = compute_stats(empty, pd.Series(100.0, index=equity.index))
     assert s["# Trades"] == 0 and math.isnan(s["Win Rate [%]"]) and math.isnan(s["SQN"])

@@ -24,6 +24,7 @@ import pandas as pd
 from swing_core.backtest.config import BacktestConfig
 from swing_core.backtest.priors import PriorFn, attach_priors, no_priors
 from swing_core.backtest.walk import SymbolPass
+from swing_core.config import INTERVAL_DELTA
 from swing_core.metrics import (
     RunCounts,
     breakdown,
@@ -101,7 +102,7 @@ def core_from_signals(signals: pd.DataFrame, closes: Mapping[str, pd.Series],
 _PORTFOLIO_COLUMNS = ("symbol", "entry_time", "exit_ts", "fill_pos", "exit_pos", "fill_price",
                       "exit_price", "stop", "atr", "side_sign", "confidence", "stop_entry")
 #: Columns the statistics, breakdowns and calibration read from the closed trades.
-_STATS_COLUMNS = ("symbol", "setup", "trend", "vol_regime", "exit_reason", "entry_time",
+_STATS_COLUMNS = ("symbol", "setup", "trend", "vol_regime", "exit_reason", "fill_ts",
                   "exit_ts", "realized_r", "both_touched", "prior_win_rate", "fees", "pnl",
                   "return_pct")
 
@@ -161,6 +162,7 @@ def run_statistics(core: CoreResult, config: BacktestConfig, *,
                           buy_hold_return_pct=core.buy_hold_return_pct,
                           risk_free_rate=config.risk_free_rate,
                           resolution="D" if config.interval == "1d" else "min",
+                          bar_delta=INTERVAL_DELTA[config.interval],
                           initial_equity=config.initial_equity, data_sources=data_sources,
                           lookahead_ok=lookahead_ok)
     return RunStatistics(
