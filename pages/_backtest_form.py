@@ -14,6 +14,7 @@ from pages import _shared as ui
 from swing_core import clock, views
 from swing_core.backtest import BacktestConfig, run_backtest
 from swing_core.config import INTERVALS, StrategyParams
+from swing_core.exits import FILL_CONVENTIONS
 
 #: Session key of the result the page shows (a run just made, loaded or finished in the
 #: background).
@@ -21,6 +22,7 @@ RESULT = "bt_result"
 _DEFAULT_DAYS = {"15m": 40, "30m": 50, "1h": 180, "1d": 365}
 #: The earliest date the form accepts (Streamlit's default refuses more than ten years back).
 _EARLIEST = dt.date(1900, 1, 1)
+_FILL_LABELS = {"close": "Signal bar's close", "next_open": "Next bar's open"}
 
 
 def progress_bar(label: str) -> tuple[Any, Any]:
@@ -113,6 +115,14 @@ def run_form(engine: Any) -> None:
     one_pos = cols[2].toggle("One position per symbol", value=True, key="bt_onepos")
     lookahead = cols[3].toggle("Look-ahead check", value=False, key="bt_lookahead",
                                help="Re-run on truncated histories and compare (slower).")
+    fill = st.selectbox(
+        "Market entries fill at", FILL_CONVENTIONS, key="bt_fill",
+        format_func=lambda value: _FILL_LABELS.get(value, value),
+        help="Where a market entry (entry at the signal bar's close) is filled: at that close, "
+             "where the plan is made (the default; what the statistics use unless you change "
+             "it), or at the next bar's open (a market-on-open order). Stop-order entries fill "
+             "when a later bar trades through the entry either way. The choice is part of the "
+             "run: saved runs with different fills differ.")
     params = _params_inputs()
     name = st.text_input("Run name (optional)", key="bt_name", max_chars=80)
     problems = _form_problems(symbols, symbol_errors, start, end)
@@ -129,7 +139,7 @@ def run_form(engine: Any) -> None:
         params={**StrategyParams().to_dict(), **params, "risk_per_trade": risk / 100.0,
                 "fee_per_fill": fee, "slippage_bps": slippage},
         initial_equity=float(equity), max_positions=int(max_positions),
-        one_position_per_symbol=one_pos, priors=priors, use_library=library,
+        one_position_per_symbol=one_pos, priors=priors, use_library=library, fill=fill,
     )
     bar, progress = progress_bar(f"Backtesting {len(symbols)} symbol(s)…")
     result = run_backtest(symbols, config=config, engine=engine, save=engine is not None,

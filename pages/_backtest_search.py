@@ -10,7 +10,7 @@ import streamlit as st
 from pages import _shared as ui
 from pages._backtest_form import progress_bar
 from swing_core import charts, views
-from swing_core.backtest import gather_bars, grid_search
+from swing_core.backtest import gather_bars, gather_context, grid_search
 from swing_core.config import StrategyParams
 
 #: Statistics a search can score by.
@@ -47,13 +47,16 @@ def search_tab(result: Any | None) -> None:
                                                                         int)),
                 y: views.parse_grid_values(y_values, integer=isinstance(getattr(defaults, y),
                                                                         int))}
-        bars, errors = gather_bars(list(result.symbols), result.config,
-                                   engine=ui.database_engine(), source=ui.current_source())
+        engine = ui.database_engine()
+        bars, errors = gather_bars(list(result.symbols), result.config, engine=engine,
+                                   source=ui.current_source())
         for symbol, error in errors.items():
             st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
+        context = gather_context(bars, result.config, engine=engine)
         bar, progress = progress_bar(f"Searching {len(grid[x]) * len(grid[y])} combinations…")
         found = grid_search(bars, grid, config=result.config, split=split, metric=metric,
-                            min_trades=int(min_trades), executor="inline", progress=progress)
+                            min_trades=int(min_trades), executor="inline", progress=progress,
+                            context=context.frames)
         bar.empty()
         st.session_state["bt_search_result"] = (found, x, y)
     saved = st.session_state.get("bt_search_result")

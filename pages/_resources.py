@@ -16,6 +16,7 @@ import streamlit as st
 
 from pages._state import current_interval
 from swing_core import views
+from swing_core.calibration import report_from_signals
 from swing_core.config import get_settings
 from swing_core.errors import SwingError
 from swing_core.priors import PriorProvider
@@ -51,7 +52,9 @@ def _use_demo_priors(runtime: Runtime, interval: str) -> None:
     except (ImportError, SwingError) as exc:  # ImportError: scikit-learn is not installed
         runtime.notes.append(f"No demo pattern library ({exc}).")
         return
-    runtime.prior_provider = PriorProvider(library.index)
+    # the journal's calibration report stays (the demo library changes the neighbours, not it)
+    runtime.prior_provider = PriorProvider(
+        library.index, calibration=getattr(runtime.prior_provider, "calibration", None))
     runtime.notes.append(library.note)
 
 
@@ -93,6 +96,22 @@ def library(interval: str) -> views.Library | None:
     """The setup library for ``interval``: the stored one, or offline with nothing stored the
     in-memory DEMO library; None when there is no database (online)."""
     return _library(db_key(), interval)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _journal_calibration(key: str) -> Any:
+    engine = cached_runtime(key, None).engine
+    return None if engine is None else report_from_signals(engine)
+
+
+def journal_calibration(interval: str | None = None) -> Any:
+    """The journal's calibration report (:func:`swing_core.calibration.report_from_signals`):
+    the one the prior provider of ``interval`` judged its signals' verdicts with (made when
+    the runtime opened; a journal evaluation reopens it), else one made from the database
+    and kept five minutes; None without a database."""
+    provider = runtime(interval).prior_provider
+    report = getattr(provider, "calibration", None)
+    return report if report is not None else _journal_calibration(db_key())
 
 
 def reload_library() -> None:

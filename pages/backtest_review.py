@@ -52,18 +52,26 @@ def _header(result: Any) -> None:
         st.caption(f"{result.library_rows_stored} exited setups added to the pattern library.")
     for symbol, error in result.errors.items():
         st.warning(f"{ui.plain(symbol)} left out: {ui.plain(error)}")
+    for symbol, notes in getattr(result, "notes", {}).items():
+        st.caption(f"{ui.plain(symbol)} context: {ui.plain('; '.join(notes))}.")
+    if cfg.fill != "close":
+        st.caption("Market entries filled at the next bar's open (not at the signal bar's "
+                   "close).")
     if result.lookahead is not None:
         (st.success if result.lookahead.ok else st.error)(
             "Look-ahead check " + ("passed" if result.lookahead.ok else "FAILED: "
                                    + ui.plain("; ".join(result.lookahead.mismatches[:3]))))
-    cols = st.columns(len(_HEADLINE))
+    # the win rate's label says what it counts: give it the room
+    cols = st.columns([1.7 if name == "Win Rate [%]" else 1 for name, _ in _HEADLINE])
     for col, (name, fmt) in zip(cols, _HEADLINE, strict=True):
         value = result.stats.get(name)
         try:
             text = fmt.format(float(value))
         except (TypeError, ValueError):
             text = "–"
-        col.metric(name.replace(" [%]", ""), "–" if text == "nan" or "nan" in text else text,
+        label = (views.win_rate_label("pnl", short=True) if name == "Win Rate [%]"
+                 else name.replace(" [%]", ""))
+        col.metric(label, "–" if text == "nan" or "nan" in text else text,
                    help=_HEADLINE_HELP.get(name))
 
 
@@ -130,7 +138,12 @@ def _trades_tab(result: Any) -> None:
             "realized_r": st.column_config.NumberColumn("R", format="%+.2f"),
             "pnl": st.column_config.NumberColumn("P&L $", format="%.2f"),
             "qty": st.column_config.NumberColumn("Qty", format="%d"),
-            "predicted_winrate": st.column_config.NumberColumn("Pred. win", format="percent"),
+            "predicted_winrate": st.column_config.NumberColumn(
+                "Pred. win", format="percent",
+                help="Calibrated to a win after costs once enough outcomes are known; before "
+                     "that the neighbours' R win rate (before costs)."),
+            "prior_n": st.column_config.NumberColumn("n", format="%d",
+                                                     help="Neighbours the prior rests on."),
             "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),
         })
     st.download_button("Download trades CSV", views.to_csv_bytes(views.for_display(shown)),
@@ -167,13 +180,75 @@ def _distribution_tab(result: Any) -> None:
             st.dataframe(table, hide_index=True, key=f"bt_breakdown_table_{by}")
 
 
+#: How the verdict of a calibration report is shown, by its outcome.
+_VERDICT_BOX = {"beats_base_rate": st.success, "no_information": st.warning,
+                "worse_than_base_rate": st.warning, "too_few": st.info}
+
+
+def _calibration_report(result: Any) -> Any:
+    """The run's calibration report, made once per run in this session (same hash, same
+    trades)."""
+    key = f"bt_calibration:{result.run_hash}"
+    if key not in st.session_state:
+        st.session_state[key] = views.backtest_calibration(result)
+    return st.session_state[key]
+
+
+def _win_rates(result: Any, report: Any) -> None:
+    """Predicted against realized, each named by what it counts and with its n."""
+    pairs = report.pairs
+    on = pairs[pairs["known_before"] >= report.comparison.min_samples]
+    n_trades = result.stats.get("# Trades")
+    cols = st.columns(4)
+    cols[0].metric(views.win_rate_label("predicted_r", short=True),
+                   views.rate_text(pairs["predicted"].mean() if len(pairs) else None, report.n),
+                   help="The neighbours' share of R wins (R > 0, before costs), shrunk toward "
+                        "50 % for a small number of neighbours; mean over the evaluated signals.")
+    cols[1].metric(views.win_rate_label("predicted_net", short=True),
+                   views.rate_text(on["calibrated"].mean() if len(on) else None, len(on)),
+                   help="That rate calibrated walk-forward (isotonic, on the outcomes known at "
+                        "each signal) to a win after fees and slippage; mean over the signals "
+                        "predicted with calibration on.")
+    cols[2].metric(views.win_rate_label("pnl", short=True),
+                   views.rate_text(_percent(result.stats.get("Win Rate [%]")), n_trades),
+                   help=_HEADLINE_HELP["Win Rate [%]"])
+    cols[3].metric(views.win_rate_label("r", short=True),
+                   views.rate_text(_percent(result.stats.get("R Win Rate [%]")), n_trades),
+                   help="Share of the closed trades with realized R > 0, before costs.")
+
+
+def _percent(value: Any) -> float | None:
+    try:
+        return float(value) / 100.0
+    except (TypeError, ValueError):
+        return None
+
+
 def _calibration_tab(result: Any) -> None:
+    report = _calibration_report(result)
+    _win_rates(result, report)
+    st.markdown("##### Do the priors carry information?")
+    if report.n == 0:
+        st.info("No evaluated signal with a raw predicted win rate in this run (priors off, "
+                "or a run stored before the raw rate was kept: run it again).")
+    else:
+        _VERDICT_BOX.get(report.comparison.outcome, st.info)(ui.plain(report.verdict))
+        st.dataframe(views.brier_table(report.comparison), hide_index=True,
+                     key="bt_brier_table", column_config={
+                         "predictor": st.column_config.TextColumn("Predictor", width="large"),
+                         "brier": st.column_config.NumberColumn("Brier score", format="%.4f"),
+                         "n": st.column_config.NumberColumn("n", format="%d")})
+        st.caption(f"Brier score: mean squared error of the predicted chance of a win after "
+                   f"fees and slippage (lower is better; 0.25 = always 50 %). "
+                   f"{ui.plain(report.note)}")
     curve = views.reliability_curve(result.calibration)
-    st.plotly_chart(charts.reliability_figure(curve), key="bt_reliability")
+    st.plotly_chart(charts.reliability_figure(
+        curve, title="Predicted win rate vs share of P&L wins (after costs), closed trades"),
+        key="bt_reliability")
     brier = result.stats.get("Brier Score")
-    st.caption(f"Brier score {views.format_number(brier, '.3f')} (0 is perfect; 0.25 is a coin "
-               "flip at 50 %). The predicted win rate forecasts an R win (realized R > 0, "
-               "before costs); points on the diagonal mean those forecasts came true.")
+    st.caption(f"Brier score of the closed trades {views.format_number(brier, '.3f')}. The "
+               "predicted win rate is calibrated to a win after costs (net P&L > 0); points "
+               "on the diagonal mean those forecasts came true.")
 
 
 def main() -> None:

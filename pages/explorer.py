@@ -15,6 +15,10 @@ ui.require_router()
 
 LOOKBACK_OPTIONS = ("auto", "10", "20", "30", "59", "90", "180", "365", "730", "1825")
 _TONE_COLOR = {"good": "green", "bad": "red", "neutral": "gray"}
+#: Badge colour and icon of each verdict (swing_core.verdict).
+_VERDICT_BADGE = {"take": ("green", ":material/check_circle:"),
+                  "skip": ("red", ":material/block:"),
+                  "no edge": ("gray", ":material/help:")}
 #: Bars the price chart opens on (about two weeks; the whole history is a pan away).
 _INITIAL_BARS = {"15m": 260, "30m": 130, "1h": 70, "1d": 120}
 
@@ -40,6 +44,7 @@ def _metrics(signal: Any) -> None:
     plan = (f"**{entry.side}** · {entry.setup.replace('_', ' ')}" if entry
             else "no setup on the last bar")
     st.markdown(f"#### Trend **{trend}** · {plan}")
+    _verdict(signal)
     cols = st.columns(6)
     cols[0].metric("Confidence", f"{signal.confidence:.0%}",
                    help="Base confidence from trend, R, MTF and relative strength, blended with "
@@ -50,6 +55,18 @@ def _metrics(signal: Any) -> None:
     cols[3].metric("Stop", _fmt(entry.stop) if entry else "–")
     cols[4].metric("Target", _fmt(entry.target) if entry else "–")
     cols[5].metric("Price", _fmt(signal.trend.price), help="close of the signal bar")
+
+
+def _verdict(signal: Any) -> None:
+    """The engine's verdict next to the side and confidence: take / skip / no edge, and why."""
+    if signal.verdict is None:
+        return
+    color, icon = _VERDICT_BADGE.get(signal.verdict, ("gray", None))
+    cols = st.columns([1, 5], vertical_alignment="center")
+    cols[0].badge(f"Verdict: {signal.verdict}", color=color, icon=icon,
+                  help="From the pattern prior's expected R net of costs and how far the prior "
+                       "can be trusted (swing_core.verdict), not from the confidence.")
+    cols[1].caption(ui.plain(signal.verdict_reason or ""))
 
 
 def _trend_card(signal: Any, frame: Any) -> None:
@@ -105,19 +122,33 @@ def _prior_card(signal: Any) -> None:
                         "interval. Save signals to the journal and evaluate them (Journal page) "
                         "to build it.")
             return
-        cols = st.columns(4)
-        cols[0].metric("Win rate", _fmt(card["win_rate"], ".0%"),
-                       help="Calibrated when enough evaluated signals exist"
-                            + (f" (raw {_fmt(card['win_rate_raw'], '.0%')})"
-                               if card.get("win_rate_raw") is not None else ""))
-        cols[1].metric("Expected R", _fmt(card["expected_r"], "+.2f"))
-        cols[2].metric("Profit factor", _fmt(card["profit_factor"]))
-        cols[3].metric("Neighbours", card["n"] if card["n"] is not None else "–")
+        calibrated = card["win_rate_kind"] == "predicted_net"
+        cols = st.columns([3, 2])
+        cols[0].metric(
+            views.win_rate_label(card["win_rate_kind"], short=True),
+            views.rate_text(card["win_rate"], card["n"]),
+            help=(f"Calibrated on the journal to a win after fees and slippage; the "
+                  f"neighbours' own R win rate is {_fmt(card['win_rate_raw'], '.0%')} (before "
+                  "costs)." if calibrated else
+                  "The neighbours' share of R wins (R > 0, before costs), shrunk toward 50 % "
+                  "for a small n: a handful of neighbours never says 0 % or 100 %. "
+                  "Calibrated to a win after costs once the journal holds enough outcomes."))
+        cols[1].metric("Neighbours (n)", card["n"] if card["n"] is not None else "–",
+                       help="Evaluated setups most like this one; every rate here rests on them.")
         cols = st.columns(3)
-        cols[0].metric("Hold (bars)", _fmt(card["hold_bars"], ".1f"),
+        cols[0].metric("Exp. R (gross)", _fmt(card["expected_r"], "+.2f"),
+                       help="The neighbours' expected R, before costs.")
+        cols[1].metric("Costs (R)", _fmt(card["cost_r"], ".2f"),
+                       help="Slippage on both fills and two fees, relative to this plan's risk "
+                            "per share (swing_core.costs).")
+        cols[2].metric("Exp. R (net)", _fmt(card["expected_r_net"], "+.2f"),
+                       help="Expected R net of costs: what the verdict weighs.")
+        cols = st.columns(4)
+        cols[0].metric("Profit factor", _fmt(card["profit_factor"]))
+        cols[1].metric("Hold bars", _fmt(card["hold_bars"], ".1f"),
                        help=f"{_fmt(card['hold_days'], '.1f')} trading days")
-        cols[1].metric("Wins hold", _fmt(card["win_hold_bars"], ".1f"))
-        cols[2].metric("Losses hold", _fmt(card["loss_hold_bars"], ".1f"))
+        cols[2].metric("Wins hold", _fmt(card["win_hold_bars"], ".1f"))
+        cols[3].metric("Losses hold", _fmt(card["loss_hold_bars"], ".1f"))
         outcomes = _neighbor_r(signal)
         if outcomes:
             st.plotly_chart(charts.outcome_histogram(outcomes, title="Neighbours' outcomes (R)",
@@ -128,6 +159,26 @@ def _prior_card(signal: Any) -> None:
         library = ui.library(signal.interval)
         if library is not None and library.source == "demo":
             st.caption(f"⚠ {library.note}")
+
+
+def _calibration_card(interval: str) -> None:
+    """Do the priors carry information? The journal's calibration report, side by side."""
+    report = ui.journal_calibration(interval)
+    if report is None:
+        return
+    with st.expander(f"Calibration of the priors (journal, n = {report.n})",
+                     expanded=report.n > 0):
+        st.caption(ui.plain(report.verdict))
+        if report.n == 0:
+            st.caption("Save signals to the journal and evaluate them to judge the priors.")
+            return
+        st.dataframe(views.brier_table(report.comparison, short=True), hide_index=True,
+                     key="explorer_brier_table", column_config={
+                         "predictor": st.column_config.TextColumn("Predictor"),
+                         "brier": st.column_config.NumberColumn("Brier score", format="%.4f"),
+                         "n": st.column_config.NumberColumn("n", format="%d")})
+        st.caption("Brier score against a win after fees and slippage (lower is better; 0.25 "
+                   "= always 50 %), each predictor walk-forward over the evaluated signals.")
 
 
 def _service_notes(interval: str) -> None:
@@ -220,12 +271,13 @@ def main() -> None:
                                 + (" · New York time" if interval != "1d" else "")),
             key="explorer_chart", config={"scrollZoom": True, "displaylogo": False},
         )
-        left, right = st.columns([3, 2])
+        left, right = st.columns([1, 1])
         with left:
             _trend_card(signal, view.frame)
             _chips(signal)
         with right:
             _prior_card(signal)
+            _calibration_card(interval)
             _service_notes(interval)
         engine = ui.runtime(interval).engine
         ui.database_banner()

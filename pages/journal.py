@@ -67,7 +67,14 @@ def _table(table: pd.DataFrame) -> None:
         "exit_ts": st.column_config.TextColumn("Exit"),
         "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0,
                                                       max_value=1.0, format="percent"),
-        "expected_winrate": st.column_config.NumberColumn("Pred. win", format="percent"),
+        "expected_winrate": st.column_config.NumberColumn(
+            "Pred. win", format="percent",
+            help="The prior's win rate when the signal was made: calibrated to a win after "
+                 "costs once enough signals were evaluated, else the neighbours' R win rate."),
+        "prior_n": st.column_config.NumberColumn("n", format="%d",
+                                                 help="Neighbours the prior rested on."),
+        "verdict": "Verdict",
+        "verdict_reason": st.column_config.TextColumn("Why", width="large"),
         "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),
         "realized_r": st.column_config.NumberColumn("Realized R", format="%+.2f"),
         "r_multiple": st.column_config.NumberColumn("R", format="%.2f"),
@@ -101,12 +108,18 @@ def main() -> None:
                         "**Save to journal**; come back after two trading days to evaluate it.")
             return
         summary = views.journal_summary(table)
-        cols = st.columns(5)
+        cols = st.columns([2, 2, 2, 5, 5, 2])  # the win rates carry their n: room for it
         cols[0].metric("Signals", summary["signals"])
         cols[1].metric("Evaluated", summary["evaluated"])
         cols[2].metric("Pending", summary["pending"])
-        cols[3].metric("Win rate", views.format_number(summary["win_rate"], ".0%"))
-        cols[4].metric("Average R", views.format_number(summary["avg_r"], "+.2f"))
+        cols[3].metric(views.win_rate_label("r", short=True),
+                       views.rate_text(summary["win_rate"], summary["n_outcomes"]),
+                       help="Share of evaluated signals with realized R > 0, before costs.")
+        cols[4].metric(views.win_rate_label("net", short=True),
+                       views.rate_text(summary["win_rate_net"], summary["n_outcomes_net"]),
+                       help="Share with R net of fees and slippage > 0 (swing_core.costs): "
+                            "what the predicted win rate is calibrated to.")
+        cols[5].metric("Average R", views.format_number(summary["avg_r"], "+.2f"))
         demo = int((table["data_source"] == "demo").sum())
         if demo:
             were = "was" if demo == 1 else "were"

@@ -27,11 +27,15 @@ def _library_banner(library: views.Library) -> None:
 def _stats(neighbors: Any) -> None:
     stats = neighbors.stats()
     fmt = views.format_number
-    cols = st.columns(5)
+    cols = st.columns([2, 3, 2, 2, 2])  # the win rate carries its n
     cols[0].metric("Neighbours", stats.n, help=f"scope: {stats.scope}; same volatility regime: "
                    f"{'yes' if stats.regime_filtered else 'no'}")
-    cols[1].metric("Win rate", fmt(stats.win_rate, ".0%"))
-    cols[2].metric("Expected R", fmt(stats.expected_r, "+.2f"))
+    cols[1].metric(views.win_rate_label("predicted_r", short=True),
+                   views.rate_text(stats.win_rate, stats.n),
+                   help="The neighbours' share of R wins (R > 0, before costs), shrunk toward "
+                        "50 % for a small n.")
+    cols[2].metric("Expected R (gross)", fmt(stats.expected_r, "+.2f"),
+                   help="Before fees and slippage.")
     cols[3].metric("Profit factor", fmt(stats.profit_factor))
     cols[4].metric("Median hold (bars)", fmt(stats.median_hold_bars, ".0f"),
                    help=f"wins {fmt(stats.median_hold_bars_wins, '.0f')}, losses "

@@ -62,18 +62,20 @@ def _run_scan(symbols: list[str], interval: str) -> None:
 
 
 def _filters(table: pd.DataFrame) -> pd.DataFrame:
-    cols = st.columns([2, 3, 2, 2, 2])
-    sides = cols[0].multiselect("Side", ["long", "short", "none"], key="f_side",
+    cols = st.columns([2, 2, 3, 2, 2, 2])
+    verdicts = cols[0].multiselect("Verdict", ["take", "skip", "no edge"], key="f_verdict",
+                                   placeholder="all")
+    sides = cols[1].multiselect("Side", ["long", "short", "none"], key="f_side",
                                 placeholder="all")
-    setups = cols[1].multiselect("Setup", ["gp_pullback", "momentum", "mean_reversion", "none"],
+    setups = cols[2].multiselect("Setup", ["gp_pullback", "momentum", "mean_reversion", "none"],
                                  key="f_setup", placeholder="all")
-    regimes = cols[2].multiselect("Volatility", ["L", "M", "H"], key="f_regime",
+    regimes = cols[3].multiselect("Volatility", ["L", "M", "H"], key="f_regime",
                                   placeholder="all")
-    min_conf = cols[3].slider("Min confidence", 0.0, 1.0, 0.0, 0.05, key="f_conf")
-    text = cols[4].text_input("Symbol contains", key="f_text", max_chars=15)
+    min_conf = cols[4].slider("Min confidence", 0.0, 1.0, 0.0, 0.05, key="f_conf")
+    text = cols[5].text_input("Symbol contains", key="f_text", max_chars=15)
     return views.filter_table(
         table,
-        equals={"side": sides, "setup": setups, "vol_regime": regimes},
+        equals={"verdict": verdicts, "side": sides, "setup": setups, "vol_regime": regimes},
         minimum={"confidence": min_conf or None},
         text={"symbol": text.strip()},
     )
@@ -99,12 +101,25 @@ def _results(scan: dict) -> None:
         selection_mode="single-row",
         column_config={
             "symbol": st.column_config.TextColumn("Symbol", pinned=True),
+            "verdict": st.column_config.TextColumn(
+                "Verdict", help="take / skip / no edge: from the prior's expected R net of "
+                "costs and how far it can be trusted (see the reason column)."),
             "side": "Side", "setup": "Setup",
+            "expected_r_net": st.column_config.NumberColumn(
+                "Exp. R net", format="%+.2f", help="The prior's expected R minus this plan's "
+                "fees and slippage in R: the ranking."),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0,
                                                           max_value=1.0, format="percent"),
             "r_multiple": st.column_config.NumberColumn("R", format="%.2f"),
-            "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),
-            "expected_winrate": st.column_config.NumberColumn("Win rate", format="percent"),
+            "expected_r": st.column_config.NumberColumn("Exp. R (before costs)",
+                                                        format="%+.2f"),
+            "cost_r": st.column_config.NumberColumn("Costs (R)", format="%.2f"),
+            "expected_winrate_raw": st.column_config.NumberColumn(
+                views.win_rate_label("predicted_r", short=True), format="percent",
+                help="The neighbours' share of R wins, shrunk toward 50 % for a small n."),
+            "prior_n": st.column_config.NumberColumn("n", format="%d",
+                                                     help="Neighbours the prior rests on."),
+            "verdict_reason": st.column_config.TextColumn("Why", width="large"),
             "vol_regime": "Vol.", "data_source": "Data", "trend_label": "Trend",
             "price": st.column_config.NumberColumn("Price", format="%.2f"),
             "entry": st.column_config.NumberColumn("Entry", format="%.2f"),
@@ -119,8 +134,9 @@ def _results(scan: dict) -> None:
             "error": "Problem",
         },
     )
-    st.caption("Click a row to open the symbol in the Signal Explorer; click a column header "
-               "to sort.")
+    st.caption("Ranked by the engine: verdict \"take\" first, then expected R net of costs, "
+               "then confidence. Click a row to open the symbol in the Signal Explorer; click a "
+               "column header to sort.")
     cols = st.columns([2, 2, 6])
     pick = cols[0].selectbox("Open in the Explorer", list(shown["symbol"]), key="scan_open_pick",
                              label_visibility="collapsed")

@@ -80,6 +80,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if signal.is_demo and not any("DEMO" in note for note in payload["notes"]):
         payload["notes"].insert(0, "DEMO DATA: synthetic bars, not the market.")
     print(json.dumps(payload, indent=2))
+    # the verdict (also in the JSON) as one line a person reads; stdout stays pure JSON
+    print(f"verdict: {signal.verdict} ({signal.verdict_reason})", file=sys.stderr)
     return 0
 
 
@@ -91,9 +93,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
                    engine=runtime.engine, offline=args.offline or None,
                    prior_provider=runtime.prior_provider, source=args.source)
     table = scan_table(results)
-    columns = [c for c in ("symbol", "data_source", "trend_label", "setup", "side", "entry",
-                           "stop", "target", "r_multiple", "confidence", "expected_r",
-                           "expected_winrate", "vol_regime", "error") if c in table]
+    # in the engine's ranking: "take" first, then expected R net of costs, then confidence
+    columns = [c for c in ("symbol", "verdict", "data_source", "trend_label", "setup", "side",
+                           "entry", "stop", "target", "r_multiple", "expected_r_net",
+                           "confidence", "expected_r", "cost_r", "expected_winrate_raw",
+                           "prior_n", "vol_regime", "error") if c in table]
     with pd.option_context("display.max_columns", None, "display.width", 200,
                            "display.float_format", "{:.3f}".format):
         print(table[columns].to_string(index=False))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from swing_core.config import INTERVALS
 from swing_core.errors import BacktestError
+from swing_core.exits import FILL_CONVENTIONS
 
 __all__ = ["add_backtest_commands"]
 
@@ -46,7 +47,7 @@ def _config(args: argparse.Namespace) -> Any:
         interval=args.interval, start=args.start, end=args.end,
         params=params_from_dict(_params(args.param)), initial_equity=args.equity,
         max_positions=args.max_positions, one_position_per_symbol=not args.all_signals,
-        priors=not args.no_priors, use_library=args.library,
+        priors=not args.no_priors, use_library=args.library, fill=args.fill,
     )
 
 
@@ -98,6 +99,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 0
     for symbol, message in result.errors.items():
         print(f"skipped {symbol}: {message}", file=sys.stderr)
+    for symbol, notes in result.notes.items():
+        for note in notes:
+            print(f"note {symbol}: {note}", file=sys.stderr)
     origin = "served from storage" if result.from_storage else "computed"
     print(f"run {result.run_hash} ({origin}; symbols: {', '.join(result.symbols)})")
     _print_stats(result.stats)
@@ -189,7 +193,7 @@ def _params_raw(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from swing_core.backtest import gather_bars, grid_search, optuna_search
+    from swing_core.backtest import gather_bars, gather_context, grid_search, optuna_search
 
     config = _config(args)
     if not args.space:
@@ -202,17 +206,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"skipped {symbol}: {message}", file=sys.stderr)
     if not bars:
         raise BacktestError("No symbol could run: " + " | ".join(errors.values()))
+    context = gather_context(bars, config, engine=engine, offline=args.offline or None)
+    for symbol, notes in context.notes.items():
+        for note in notes:
+            print(f"note {symbol}: {note}", file=sys.stderr)
     space = _space(args.space)
     split = float(args.split) if args.split.replace(".", "", 1).isdigit() else args.split
     if args.optuna:
         result = optuna_search(bars, space, config=config, n_trials=args.optuna, split=split,
-                               metric=args.metric, progress=_progress)
+                               metric=args.metric, progress=_progress,
+                               context=context.frames)
     else:
         grid = {k: (list(range(v[0], v[1] + 1)) if isinstance(v, tuple) else v)
                 for k, v in space.items()}
         result = grid_search(bars, grid, config=config, split=split, metric=args.metric,
                              max_workers=args.workers, progress=_progress,
-                             executor="inline" if args.workers == 1 else None)
+                             executor="inline" if args.workers == 1 else None,
+                             context=context.frames)
     print(f"split at {result.split}; metric {result.metric}; selected on train:")
     print(f"  {result.best_params}  train {result.best_train_score:.4f}  "
           f"test {result.best_test_score:.4f}")
@@ -235,6 +245,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-priors", action="store_true", help="skip pattern priors")
     parser.add_argument("--library", action="store_true",
                         help="priors also from the stored vector library (point in time)")
+    parser.add_argument("--fill", default="close", choices=FILL_CONVENTIONS,
+                        help="where market entries fill: the signal bar's close (default) or "
+                             "the next bar's open")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (1: run in this process)")
     from swing_core.cli import add_source_option

@@ -101,6 +101,10 @@ class StrategyParams:
     knn_k: int = 60
     min_regime_neighbors: int = 10
     calibration_min_samples: int = 50
+    # the verdict on a signal (swing_core.verdict): "take" needs this many neighbours and an
+    # expected R net of costs above this
+    verdict_min_neighbors: int = 20
+    verdict_min_net_r: float = 0.0
     # exits, sizing, costs
     max_hold_days: int = 2
     entry_window_days: int = 1

@@ -7,9 +7,16 @@ Semantics (STRATEGY.md, "Exits"), for a plan produced by the close of bar ``s``:
 
 Entry
     * **Market entry** when the entry is at or through the signal bar's close (long:
-      ``entry <= close[s]``; short: ``entry >= close[s]``): filled at ``close[s]``,
-      ``fill_pos = s``.
-    * **Stop-order entry** otherwise (long entry above the close, short entry below it): it
+      ``entry <= close[s]``; short: ``entry >= close[s]``). Its fill follows the run's **fill
+      convention** (``fill``):
+
+      - ``"close"`` (the default; what every statistic uses unless a run says otherwise):
+        filled at ``close[s]``, ``fill_pos = s``, the close at which the plan was made
+        (backtesting.py's ``trade_on_close=True``);
+      - ``"next_open"``: a market-on-open order, filled at ``open[s+1]``, ``fill_pos = s+1``
+        (backtesting.py's default); PENDING while bar ``s+1`` does not exist yet.
+    * **Stop-order entry** otherwise (long entry above the close, short entry below it), the
+      same under both conventions: it
       must trade within the next ``BARS_PER_DAY[interval] * params.entry_window_days`` bars
       (``s+1 …``). A long fills on the first bar whose high reaches the entry, at
       ``max(open, entry)`` (a bar that gaps through the entry fills at its open); shorts
@@ -30,9 +37,15 @@ Exit
       the fill is unknown, so only the stop is checked on it, against the bar's full low
       (long) / high (short), exiting at the stop price; the target can only be hit from the
       next bar on. ``both_touched`` is flagged when that bar also reached the target.
-      For a market entry the fill happens at the signal bar's close, so the first bar
-      followed is ``s+1``.
-    * No hit in the ``H`` followed bars: ``TIME`` exit at the close of bar ``fill_pos+H``.
+      For a market entry filled at the signal bar's close the first bar followed is ``s+1``.
+    * **Next-open fill** (``fill="next_open"``): the order fills at the open of bar ``s+1``,
+      so all of that bar comes after the fill and it is followed like any later bar: a next
+      open already at or beyond the stop (target) exits at that open (0 R before costs),
+      else both levels are checked on it (both touched: ``STOP``). It is held to the close of
+      bar ``s+H`` at most, the same time exit as a fill at the signal bar's close, so the two
+      conventions differ only in the entry (its price and moment).
+    * No hit in the ``H`` followed bars: ``TIME`` exit at the close of bar ``fill_pos+H``
+      (``s+H`` for a next-open fill).
     * Not enough later bars yet to decide (entry window or hold window incomplete and no
       exit so far): ``PENDING``, no outcome.
 
@@ -50,10 +63,11 @@ import numpy as np
 import pandas as pd
 
 from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams, validate_interval
-from swing_core.errors import BacktestError
+from swing_core.errors import BacktestError, ConfigError
 
 __all__ = [
     "EXIT_REASONS",
+    "FILL_CONVENTIONS",
     "ExitResults",
     "simulate_exits",
 ]
@@ -61,6 +75,8 @@ __all__ = [
 STOP, TARGET, TIME, NOT_FILLED, PENDING = "STOP", "TARGET", "TIME", "NOT_FILLED", "PENDING"
 EXIT_REASONS: tuple[str, ...] = (STOP, TARGET, TIME, NOT_FILLED, PENDING)
 _REASON_DTYPE = "<U10"
+#: Where a market entry fills: at the signal bar's close, or at the next bar's open.
+FILL_CONVENTIONS: tuple[str, ...] = ("close", "next_open")
 #: Trades per matrix block: bounds memory at about 80 bars × 50,000 trades × 8 B per array.
 _CHUNK = 50_000
 
@@ -192,20 +208,23 @@ def _fill_stop_entries(
 
 
 def _follow(
-    fill_pos: np.ndarray, stop_entry: np.ndarray, is_long: np.ndarray,
+    fill_pos: np.ndarray, stop_entry: np.ndarray, at_open: np.ndarray, is_long: np.ndarray,
     stop: np.ndarray, target: np.ndarray, bars: tuple[np.ndarray, ...], hold: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Exit phase for filled trades: (exit_pos, exit_price, reason, both_touched).
 
-    Column 0 of the window is the fill bar (checked for the stop only, stop entries only);
-    columns 1 … hold are the followed bars.
+    Column 0 of the window is the fill bar: checked for the stop only for stop entries, in
+    full (like a later bar) for fills at its open (``at_open``), not at all for fills at the
+    signal bar's close; columns 1 … hold are the followed bars (1 … hold-1 for fills at the
+    open: the same last bar as a fill at the signal bar's close).
     """
     open_, high, low, close = bars
     n_bars = open_.shape[0]
     m = fill_pos.shape[0]
     pos = fill_pos[:, None] + np.arange(hold + 1)
     valid = pos < n_bars
-    valid[:, 0] &= stop_entry
+    valid[:, 0] &= stop_entry | at_open
+    valid[:, hold] &= ~at_open
     posc = np.minimum(pos, n_bars - 1)
     o, h, lo = open_[posc], high[posc], low[posc]
     lng = is_long[:, None]
@@ -214,20 +233,22 @@ def _follow(
     target_touch = np.where(lng, h >= tg, lo <= tg)
     stop_hit = valid & stop_touch
     target_hit = valid & target_touch
-    target_hit[:, 0] = False
+    target_hit[:, 0] &= at_open  # a stop entry's fill bar: only after the fill, the stop
     event = stop_hit | target_hit
     has_exit = event.any(axis=1)
     k = event.argmax(axis=1)
     row = np.arange(m)
     ko, kst, ktg = o[row, k], stop, target
-    gap_stop = np.where(is_long, ko <= kst, ko >= kst) & (k > 0)
+    whole_bar = (k > 0) | at_open  # its open came after the fill: the open can decide
+    gap_stop = np.where(is_long, ko <= kst, ko >= kst) & whole_bar
     gap_target = target_hit[row, k] & np.where(is_long, ko >= ktg, ko <= ktg)
     is_stop = stop_hit[row, k] & ~gap_target
-    stop_price = np.where(k == 0, kst, np.where(is_long, np.minimum(ko, kst), np.maximum(ko, kst)))
+    stop_price = np.where(whole_bar, np.where(is_long, np.minimum(ko, kst), np.maximum(ko, kst)),
+                          kst)
     target_price = np.where(is_long, np.maximum(ko, ktg), np.minimum(ko, ktg))
     both = has_exit & is_stop & target_touch[row, k] & ~gap_stop
 
-    last = fill_pos + hold
+    last = fill_pos + hold - at_open
     time_exit = ~has_exit & (last <= n_bars - 1)
     exit_pos = np.where(has_exit, pos[row, k], np.where(time_exit, last, -1))
     exit_price = np.where(
@@ -250,17 +271,23 @@ def simulate_exits(
     *,
     interval: str,
     params: StrategyParams,
+    fill: str = "close",
 ) -> ExitResults:
     """Simulate fills and exits of entry plans over ``bars`` (see the module docstring).
 
     ``signal_pos``: positional index of the bar whose close produced each plan (uses bars
     after it only, so appending bars never changes a decided outcome, it can only turn a
-    PENDING into one). ``side``: +1 long / -1 short. Prices in the bars' currency.
+    PENDING into one). ``side``: +1 long / -1 short. Prices in the bars' currency. ``fill``:
+    where market entries fill (:data:`FILL_CONVENTIONS`): "close" (the signal bar's close) or
+    "next_open" (the next bar's open).
     Raises :class:`BacktestError` for unusable input (NaN plans, stop or target on the wrong
     side, positions outside the bars, negative windows); :class:`ConfigError` for an unknown
-    interval.
+    interval or fill convention.
     """
     validate_interval(interval)
+    if fill not in FILL_CONVENTIONS:
+        raise ConfigError(f"Unknown fill convention {fill!r}: use one of "
+                          f"{', '.join(FILL_CONVENTIONS)}.")
     if params.entry_window_days < 0 or params.max_hold_days < 1:
         raise BacktestError(
             "entry_window_days must be >= 0 and max_hold_days >= 1 "
@@ -283,6 +310,7 @@ def simulate_exits(
             ohlc, signal_pos[a:a + _CHUNK], side_arr[a:a + _CHUNK], entry_arr[a:a + _CHUNK],
             stop_arr[a:a + _CHUNK], target_arr[a:a + _CHUNK],
             entry_window=bpd * params.entry_window_days, hold=bpd * params.max_hold_days,
+            next_open=fill == "next_open",
         )
         for a in range(0, max(n_trades, 1), _CHUNK)
     ]
@@ -296,16 +324,25 @@ def simulate_exits(
 def _simulate_block(
     ohlc: tuple[np.ndarray, ...], signal_pos: np.ndarray, side: np.ndarray,
     entry: np.ndarray, stop: np.ndarray, target: np.ndarray, *, entry_window: int, hold: int,
+    next_open: bool = False,
 ) -> dict[str, np.ndarray]:
     open_, high, low, close = ohlc
     n = signal_pos.shape[0]
+    n_bars = open_.shape[0]
     is_long = side == 1
     close_s = close[signal_pos] if n else np.empty(0)
     stop_entry = np.where(is_long, entry > close_s, entry < close_s)
 
-    filled = ~stop_entry
-    fill_pos = np.where(stop_entry, -1, signal_pos)
-    fill_price = np.where(stop_entry, np.nan, close_s)
+    if next_open:  # market-on-open for the next bar: pending until that bar exists
+        at_open = ~stop_entry
+        filled = at_open & (signal_pos + 1 <= n_bars - 1)
+        fill_pos = np.where(filled, signal_pos + 1, -1)
+        fill_price = np.where(filled, open_[np.minimum(signal_pos + 1, n_bars - 1)], np.nan)
+    else:
+        at_open = np.zeros(n, dtype=bool)
+        filled = ~stop_entry
+        fill_pos = np.where(stop_entry, -1, signal_pos)
+        fill_price = np.where(stop_entry, np.nan, close_s)
     reason = np.full(n, PENDING, dtype=_REASON_DTYPE)
     se = np.flatnonzero(stop_entry)
     if se.size:
@@ -321,12 +358,15 @@ def _simulate_block(
     fi = np.flatnonzero(filled)
     if fi.size:
         exit_pos[fi], exit_price[fi], reason[fi], both[fi] = _follow(
-            fill_pos[fi], stop_entry[fi], is_long[fi], stop[fi], target[fi], ohlc, hold
+            fill_pos[fi], stop_entry[fi], at_open[fi], is_long[fi], stop[fi], target[fi], ohlc,
+            hold,
         )
     exited = exit_pos >= 0
     risk = np.abs(fill_price - stop)
     with np.errstate(invalid="ignore", divide="ignore"):
-        realized_r = np.where(exited, (exit_price - fill_price) * side / risk, np.nan)
+        # risk 0 only for a next open exactly at the stop: it exits at that open, 0 R
+        realized_r = np.where(exited, np.where(risk > 0, (exit_price - fill_price) * side
+                                               / np.where(risk > 0, risk, 1.0), 0.0), np.nan)
     return {
         "filled": filled,
         "fill_pos": fill_pos.astype(np.int64),

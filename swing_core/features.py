@@ -2,8 +2,8 @@
 
 - time-of-day bucket in New York time,
 - volatility regime from Bollinger width against its own trailing distribution,
-- relative strength against benchmarks aligned on timestamps,
-- multi-timeframe alignment using only higher-timeframe bars that had closed,
+- relative strength against benchmarks and multi-timeframe alignment, both using only bars of
+  the other series that had closed by the bar's close (one rule: :func:`last_closed_position`),
 - the 16-value, L2-normalized float32 setup vector of ``shared/STRATEGY.md``.
 """
 
@@ -68,18 +68,75 @@ def volatility_regime(bb_width: pd.Series, *, params: StrategyParams) -> np.ndar
         ).astype(object)
 
 
+def bar_interval(values: pd.DataFrame | pd.Series | None, *, default: str) -> str:
+    """The bar interval of ``values`` (bars or a close series, labelled by bar open time).
+
+    ``attrs["interval"]`` when the market layer set it; else read from the labels: the
+    longest known interval not longer than the smallest gap between two labels (bars never
+    overlap, so a bar lasts at most that gap); ``default`` when that cannot be told (fewer than
+    two bars)."""
+    if values is None:
+        return default
+    stated = values.attrs.get("interval")
+    if stated in INTERVAL_DELTA:
+        return str(stated)
+    labels = pd.DatetimeIndex(values.index).unique().sort_values()
+    if len(labels) < 2:
+        return default
+    gap = pd.Timedelta(np.diff(labels.as_unit("ns").asi8).min())
+    fitting = [name for name, delta in INTERVAL_DELTA.items() if delta <= gap]
+    return max(fitting, key=INTERVAL_DELTA.__getitem__) if fitting else default
+
+
+def last_closed_position(
+    base_index: pd.DatetimeIndex,
+    base_interval: str | None,
+    other_index: pd.DatetimeIndex,
+    other_interval: str | None,
+) -> np.ndarray:
+    """For each base bar, the position in ``other_index`` (sorted, ascending) of the last bar
+    of the other series that had closed at or before the base bar's close; -1 when none.
+
+    The one known-at rule of the engine for series of other timeframes (multi-timeframe trend,
+    relative-strength benchmarks): Yahoo labels bars by their open time, so a bar labelled
+    ``t`` is known at ``t + INTERVAL_DELTA[interval]``. An interval of None counts as zero
+    (labels compared as they are: for two series of the same interval that is the same rule).
+    """
+    base_delta = INTERVAL_DELTA[base_interval] if base_interval else pd.Timedelta(0)
+    other_delta = INTERVAL_DELTA[other_interval] if other_interval else pd.Timedelta(0)
+    other_known_at = (other_index + other_delta).as_unit("ns").asi8
+    base_known_at = (base_index + base_delta).as_unit("ns").asi8
+    return np.searchsorted(other_known_at, base_known_at, side="right") - 1
+
+
 def relative_strength(
-    close: pd.Series, benchmark_close: pd.Series | None, *, lookback: int = 20
+    close: pd.Series,
+    benchmark_close: pd.Series | None,
+    *,
+    lookback: int = 20,
+    interval: str | None = None,
+    benchmark_interval: str | None = None,
 ) -> np.ndarray:
     """(close / close ``lookback`` bars ago) / the same ratio of the benchmark.
 
-    The benchmark is aligned on our timestamps with a forward fill (a benchmark bar counts only
-    from its own timestamp on, so no future value leaks in); NaN when no benchmark is given.
+    Bar t sees the last benchmark close known by t's close (:func:`last_closed_position`):
+    a benchmark bar counts from the first of our bars whose close is at or after its own
+    close, so a coarser benchmark never leaks (an hourly bar on day D sees day D−1's daily
+    close, not day D's). ``interval`` / ``benchmark_interval``: the bar intervals of ``close``
+    and of the benchmark (one given: the other is taken to be the same; neither: labels are
+    compared as they are, right for two series of the same interval). Missing benchmark closes
+    carry the previous one forward; NaN when no benchmark is given.
     """
     if benchmark_close is None or benchmark_close.empty:
         return np.full(len(close), np.nan)
-    bench = benchmark_close[~benchmark_close.index.duplicated(keep="last")].sort_index()
-    aligned = bench.reindex(bench.index.union(close.index)).ffill().reindex(close.index)
+    bench = benchmark_close[~benchmark_close.index.duplicated(keep="last")].dropna().sort_index()
+    interval = interval or benchmark_interval
+    benchmark_interval = benchmark_interval or interval
+    position = last_closed_position(pd.DatetimeIndex(close.index), interval,
+                                    pd.DatetimeIndex(bench.index), benchmark_interval)
+    values = bench.to_numpy(dtype=float)
+    aligned = pd.Series(np.where(position >= 0, values[np.maximum(position, 0)], np.nan)
+                        if len(values) else np.full(len(close), np.nan), index=close.index)
     ours = close / close.shift(lookback)
     theirs = aligned / aligned.shift(lookback)
     return (ours / theirs).to_numpy(dtype=float)
@@ -94,16 +151,14 @@ def higher_timeframe_trend(
     """The other timeframe's trend label as of each base bar's close.
 
     A bar of the other timeframe counts only once it has closed at or before the base bar's
-    close (Yahoo labels bars by their open time, so close = label + interval).
+    close (:func:`last_closed_position`; Yahoo labels bars by their open time).
     """
     if other_trend is None or other_trend.empty:
         return np.full(len(base_index), "", dtype=object)
-    order = np.argsort(other_trend.index.asi8, kind="stable")
-    other_known_at = (other_trend.index + INTERVAL_DELTA[other_interval]).asi8[order]
+    order = np.argsort(other_trend.index.as_unit("ns").asi8, kind="stable")
     labels = other_trend.to_numpy(dtype=object)[order]
-    base_known_at = (base_index + INTERVAL_DELTA[base_interval]).asi8
-    # the last other-timeframe bar whose close is at or before the base bar's close
-    position = np.searchsorted(other_known_at, base_known_at, side="right") - 1
+    position = last_closed_position(base_index, base_interval, other_trend.index[order],
+                                    other_interval)
     return np.where(position >= 0, labels[np.maximum(position, 0)], "").astype(object)
 
 

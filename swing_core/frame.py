@@ -18,6 +18,7 @@ from swing_core.config import StrategyParams, validate_interval
 from swing_core.features import (
     VECTOR_COLUMNS,
     VECTOR_VERSION,
+    bar_interval,
     base_confidence,
     higher_timeframe_trend,
     mtf_alignment,
@@ -51,8 +52,10 @@ PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 class FrameContext:
     """Optional inputs beyond the symbol's own bars.
 
-    ``sector`` / ``market``: benchmark bars (sector ETF and SPY) or their close series;
-    ``mtf``: bars of other intervals keyed by interval (``"15m"``, ``"1h"``).
+    ``sector`` / ``market``: benchmark bars (sector ETF and SPY) or their close series, of
+    any interval (``attrs["interval"]``, else read from the label spacing); ``mtf``: bars of
+    other intervals keyed by interval (``"15m"``, ``"1h"``). Every context bar counts from the
+    close of the first of the symbol's bars that closes at or after its own close.
     """
 
     sector: pd.DataFrame | pd.Series | None = None
@@ -100,8 +103,8 @@ def build_signal_frame(
 ) -> pd.DataFrame:
     """Build the signal frame of ``bars`` (UTC index of bar open times, OHLCV columns).
 
-    Row t uses bars <= t of the symbol, benchmark closes at timestamps <= t, and
-    other-timeframe bars that had closed by bar t's close.  Columns are listed in the module
+    Row t uses bars <= t of the symbol, and benchmark and other-timeframe bars that had
+    closed by bar t's close.  Columns are listed in the module
     docstring of ``swing_core.frame`` and in the README's "Signal frame" section.
     """
     params = params or StrategyParams()
@@ -169,11 +172,15 @@ def build_signal_frame(
 
     columns["time_bucket"] = time_of_day_bucket(index, interval)
     columns["vol_regime"] = volatility_regime(bb_width, params=params)
+    # benchmarks are aligned by close time, like the other timeframes: a daily benchmark under
+    # hourly bars gives day D's bars day D-1's close (its interval: attrs or label spacing)
     columns["rs_sector"] = relative_strength(
-        close, _close_series(context.sector), lookback=params.rs_lookback
+        close, _close_series(context.sector), lookback=params.rs_lookback, interval=interval,
+        benchmark_interval=bar_interval(context.sector, default=interval),
     )
     columns["rs_spy"] = relative_strength(
-        close, _close_series(context.market), lookback=params.rs_lookback
+        close, _close_series(context.market), lookback=params.rs_lookback, interval=interval,
+        benchmark_interval=bar_interval(context.market, default=interval),
     )
     other_trends = []
     for other_interval in MTF_INTERVALS:

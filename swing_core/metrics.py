@@ -24,8 +24,10 @@ every surface (statistics, the Backtest Review page, saved runs, universe runs, 
 
 Two kinds of win, named apart (:func:`won_pnl`, :func:`won_r`): ``Win Rate [%]`` keeps
 backtesting.py's meaning, P&L > 0 after fees and slippage; ``R Win Rate [%]`` is the share of
-closed trades with realized R > 0 (before costs), the event a pattern prior's win rate predicts
-(STRATEGY.md, "Pattern priors"), hence the target of the calibration bins and the Brier score.
+closed trades with realized R > 0 (before costs), the event a pattern prior's raw win rate
+counts among the neighbours (STRATEGY.md, "Pattern priors"). The predicted win rate is
+calibrated to the outcome a trader keeps, a win after costs (:mod:`swing_core.costs`), so the
+calibration bins and the Brier score compare it with P&L wins.
 """
 
 from __future__ import annotations
@@ -82,13 +84,14 @@ def closed_mask(trades: pd.DataFrame) -> np.ndarray:
 
 def won_pnl(pnl: pd.Series | np.ndarray) -> np.ndarray:
     """A **P&L win**: net P&L > 0, after fees and slippage (``Win Rate [%]``, backtesting.py's
-    meaning; breakdowns' win rate too)."""
+    meaning; breakdowns' win rate too): what the predicted win rate is calibrated to, so the
+    target of the calibration bins and the Brier score."""
     return np.asarray(pnl, dtype=float) > 0
 
 
 def won_r(realized_r: pd.Series | np.ndarray) -> np.ndarray:
     """An **R win**: realized R > 0, before costs (``R Win Rate [%]``): what a pattern prior's
-    win rate predicts, so the target of the calibration bins and the Brier score."""
+    raw win rate counts among the neighbours."""
     return np.asarray(realized_r, dtype=float) > 0
 
 
@@ -208,8 +211,8 @@ def calibration_table(predicted: np.ndarray, outcome: np.ndarray, *, bins: int =
                       ) -> pd.DataFrame:
     """Reliability bins of a run (:func:`swing_core.calibration.reliability_curve`, every
     bin kept): for predictions in [k/bins, (k+1)/bins): n, mean predicted win rate, observed
-    win rate (share of ``outcome`` that were wins: a run passes R wins, :func:`won_r`, the
-    event the predicted win rate forecasts); empty bins have n = 0 and NaN rates."""
+    win rate (share of ``outcome`` that were wins: a run passes P&L wins, :func:`won_pnl`,
+    the event the calibrated win rate forecasts); empty bins have n = 0 and NaN rates."""
     curve = reliability_curve(predicted, outcome, bins=bins, empty_bins=True)
     return pd.DataFrame({"bin_low": curve["bin_low"], "bin_high": curve["bin_high"],
                          "n": curve["count"], "mean_predicted": curve["predicted"],
@@ -378,8 +381,10 @@ def _additions(trades: pd.DataFrame, counts: RunCounts | None) -> dict[str, obje
         predicted = trades["prior_win_rate"].to_numpy(float)
         has = np.isfinite(predicted)
         out["# Trades With Prior"] = int(has.sum())
-        # the predicted win rate forecasts an R win: Brier score against won_r
+        # the predicted win rate is calibrated to a win after costs: Brier against won_pnl
         out["Avg. Predicted Win Rate [%]"] = (float(np.mean(predicted[has])) * 100
                                               if has.any() else np.nan)
-        out["Brier Score"] = brier_score(predicted, wins.astype(float))
+        pnl = trades["pnl"].to_numpy(float) if "pnl" in trades else np.full(len(trades), np.nan)
+        out["Brier Score"] = brier_score(predicted, np.where(np.isfinite(pnl), won_pnl(pnl),
+                                                             np.nan))
     return out

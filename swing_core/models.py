@@ -194,6 +194,8 @@ class SignalRecord(SQLModel, table=True):
     expected_hold_days: float | None = None
     prior_n: int | None = None
     prior_json: str | None = _text()
+    verdict: str | None = None
+    verdict_reason: str | None = _text()
     mtf_15m: str | None = None
     mtf_1h: str | None = None
     mtf_alignment: int | None = None
@@ -273,6 +275,8 @@ class BacktestTrade(SQLModel, table=True):
     pnl: float | None = None
     fees: float | None = None
     predicted_winrate: float | None = None
+    predicted_winrate_raw: float | None = None
+    prior_n: int | None = None
     expected_r: float | None = None
     both_touched: bool | None = None
 

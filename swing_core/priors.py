@@ -1,9 +1,17 @@
 """Pattern priors for live signals: the stored vector library, point in time, as signal fields.
 
 A signal on bar t (open time ``asof``) is priced with the neighbours whose outcome was known by
-the bar's close (``asof + INTERVAL_DELTA``): expected R, win rate (calibrated with isotonic
-regression once enough evaluated signals exist), hold times, and the confidence blend of
-STRATEGY.md.  The index is loaded once and topped up incrementally (``PatternIndex.refresh``).
+the bar's close (``asof + INTERVAL_DELTA``): expected R, win rate (the neighbours' share of wins
+shrunk toward 50 % for small samples, :func:`swing_core.patterns.shrunk_win_rate`, then
+calibrated with isotonic regression once enough evaluated signals exist), hold times, and the
+confidence blend of STRATEGY.md. Every rate goes with ``prior["n"]``, the neighbours it rests
+on.  The index is loaded once and topped up incrementally (``PatternIndex.refresh``).
+
+The neighbours' win rate is an R win rate, before costs; the calibration (fitted on the
+journal's evaluated signals) maps it to the chance of a win after fees and slippage
+(:func:`swing_core.costs.won_after_costs`), so a calibrated ``expected_winrate`` is after costs.
+The journal's calibration report is made once with the calibrator; its outcome goes with every
+prior (``prior["calibration"]``) for the verdict (:mod:`swing_core.verdict`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from swing_core.errors import SwingError
 from swing_core.numbers import finite_or_none
 from swing_core.patterns import PatternIndex, PriorStats, blend_confidence
 
-__all__ = ["PriorProvider", "build_prior_provider", "prior_fields"]
+__all__ = ["PriorProvider", "build_prior_provider", "calibration_outcome", "prior_fields"]
 
 #: Seconds between two incremental refreshes of the index from the database.
 REFRESH_EVERY_S = 5.0
@@ -33,30 +41,46 @@ def prior_fields(
     confidence: float,
     params: StrategyParams,
     calibrated_win_rate: float | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Signal fields from neighbour statistics (None where undefined)."""
+    """Signal fields from neighbour statistics (None where undefined).
+
+    ``expected_winrate_raw``: the neighbours' win rate before calibration (already shrunk
+    toward 50 % for a small n, ``stats.win_rate``); ``expected_winrate``: calibrated when a
+    calibrated value is given, else the same; ``prior``: every statistic, with ``n`` (the
+    neighbours the rates rest on), ``win_rate_unshrunk`` (the bare share of wins),
+    ``calibrated`` (whether ``expected_winrate`` is calibrated: a win after costs) and
+    ``calibration`` (the journal's calibration outcome, when given: ``outcome``, ``n``,
+    ``n_calibrated`` of :class:`~swing_core.calibration.BrierComparison`)."""
+    prior = {**stats.to_dict(), "calibrated": calibrated_win_rate is not None,
+             "calibration": calibration}
     if stats.n == 0:
         return {
             "expected_source": "none",
             "expected_notes": "No evaluated setup like this yet: record signals and evaluate "
             "them (Journal), or run a backtest, to build the pattern library.",
-            "prior": stats.to_dict(),
+            "prior": prior,
         }
     win_rate = finite_or_none(stats.win_rate)
     note = f"{stats.n} nearest setups ({'this symbol' if stats.scope == 'symbol' else 'all symbols'}"
     note += ", same volatility regime)" if stats.regime_filtered else ")"
+    share = stats.win_rate_unshrunk
+    if win_rate is not None and np.isfinite(share) and abs(win_rate - share) >= 0.005:
+        # say so where it shows: 3 wins of 3 are not a 100 % win rate
+        note += (f" · win share {share:.0%} of {stats.n} shrunk to {win_rate:.0%} "
+                 "(Beta prior toward 50 %)")
     fields: dict[str, Any] = {
         "expected_r": finite_or_none(stats.expected_r),
         "expected_winrate_raw": win_rate,
         "expected_winrate": calibrated_win_rate if calibrated_win_rate is not None else win_rate,
         "expected_source": f"knn:{stats.scope}",
-        "expected_notes": note + (" · win rate calibrated (isotonic)"
+        "expected_notes": note + (" · win rate calibrated to wins after costs (isotonic)"
                                   if calibrated_win_rate is not None else ""),
         "expected_hold_bars": finite_or_none(stats.median_hold_bars),
         "expected_hold_days": finite_or_none(stats.median_hold_days),
         "expected_win_hold_bars": finite_or_none(stats.median_hold_bars_wins),
         "expected_loss_hold_bars": finite_or_none(stats.median_hold_bars_losses),
-        "prior": stats.to_dict(),
+        "prior": prior,
         "confidence": blend_confidence(confidence, stats, params=params),
     }
     return fields
@@ -66,10 +90,14 @@ class PriorProvider:
     """Callable ``(signal, params) -> fields`` over a :class:`PatternIndex` kept up to date."""
 
     def __init__(self, index: PatternIndex, *, engine: sa.Engine | None = None,
-                 calibrator: Any = None) -> None:
+                 calibrator: Any = None, calibration: Any = None) -> None:
+        """``calibrator``: a fitted :class:`~swing_core.calibration.WinRateCalibrator` (None:
+        win rates uncalibrated); ``calibration``: the journal's
+        :class:`~swing_core.calibration.CalibrationReport` (None: none was made)."""
         self.index = index
         self.engine = engine
         self.calibrator = calibrator
+        self.calibration = calibration
         self._lock = threading.Lock()
         self._last_refresh = time.monotonic()
 
@@ -98,16 +126,33 @@ class PriorProvider:
         if self.calibrator is not None and stats.n > 0 and np.isfinite(stats.win_rate):
             calibrated = float(self.calibrator.predict([stats.win_rate])[0])
         return prior_fields(stats, confidence=signal.confidence, params=params,
-                            calibrated_win_rate=calibrated)
+                            calibrated_win_rate=calibrated,
+                            calibration=calibration_outcome(self.calibration))
 
 
-def _load_calibrator(engine: sa.Engine, params: StrategyParams) -> tuple[Any, str | None]:
-    """An isotonic calibrator fitted on evaluated live signals, when there are enough."""
-    try:
-        from swing_core.calibration import fit_from_signals
-    except ImportError:  # pragma: no cover - calibration ships with patterns
-        return None, None
-    return fit_from_signals(engine, params=params)
+def calibration_outcome(report: Any) -> dict[str, Any] | None:
+    """What a prior carries of the journal's calibration report (None without one): its
+    ``outcome`` (``too_few``, ``beats_base_rate``, ``no_information``,
+    ``worse_than_base_rate``), ``n`` (evaluated signals) and ``n_calibrated``."""
+    if report is None:
+        return None
+    comparison = report.comparison
+    return {"outcome": comparison.outcome, "n": int(comparison.n),
+            "n_calibrated": int(comparison.n_calibrated)}
+
+
+def _load_calibration(engine: sa.Engine, params: StrategyParams
+                      ) -> tuple[Any, Any, str | None]:
+    """The journal's calibration report (:func:`swing_core.calibration.report_from_signals`,
+    one read of the evaluated live signals) and the isotonic calibrator fitted on all of them,
+    when there are enough (else None and a note saying how many more are needed)."""
+    from swing_core.calibration import report_from_signals
+
+    report = report_from_signals(engine, params=params)
+    if not report.calibrator.fitted:
+        return None, report, (f"Win rates uncalibrated: {report.n} evaluated signals with a "
+                              f"prior, calibration needs {report.calibrator.min_samples}.")
+    return report.calibrator, report, None
 
 
 def build_prior_provider(
@@ -123,9 +168,10 @@ def build_prior_provider(
     notes: list[str] = []
     index = PatternIndex.from_db(engine, interval=interval, backend=settings.pattern_backend)
     try:
-        calibrator, note = _load_calibrator(engine, params)
+        calibrator, report, note = _load_calibration(engine, params)
     except SwingError as exc:
-        calibrator, note = None, f"calibration unavailable: {exc}"
+        calibrator, report, note = None, None, f"calibration unavailable: {exc}"
     if note:
         notes.append(note)
-    return index, PriorProvider(index, engine=engine, calibrator=calibrator), notes
+    provider = PriorProvider(index, engine=engine, calibrator=calibrator, calibration=report)
+    return index, provider, notes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from real_bars import daily_bars
 
 from swing_core.backtest import (
     PRIOR_COLUMNS,
@@ -21,7 +22,9 @@ from swing_core.backtest import (
     trim_bars,
     walk_forward,
 )
+from swing_core.calibration import report_from_trades
 from swing_core.config import StrategyParams
+from swing_core.costs import won_after_costs
 from swing_core.errors import BacktestError
 from swing_core.exits import simulate_exits
 from swing_core.frame import VECTOR_COLUMNS, build_signal_frame
@@ -232,6 +235,16 @@ def test_predicted_win_rate_is_calibrated_point_in_time(daily) -> None:
     assert early.any() and (~early).any()
     np.testing.assert_allclose(cal[early], raw[early])
     assert cal[~early].between(0, 1).all() and (cal[~early] != raw[~early]).any()
+    # the calibration report of the trades scores those very values (one rule, one place)
+    report = report_from_trades(trades)
+    scored = trades.iloc[report.pairs["row"].to_numpy()]
+    np.testing.assert_array_equal(report.pairs["calibrated"], scored["prior_win_rate"])
+    assert report.n == int((has & trades["realized_r"].notna()).sum())
+    # scored against a win after fees and slippage, the outcome it is calibrated to
+    won = won_after_costs(scored["realized_r"], scored["fill_price"], scored["stop"],
+                          exit_price=scored["exit_price"], params=StrategyParams())
+    np.testing.assert_array_equal(report.pairs["won"], won)
+    assert report.brier_calibrated == pytest.approx(np.mean((scored["prior_win_rate"] - won) ** 2))
 
 
 def test_lookahead_check_catches_a_leaky_prior(daily) -> None:
@@ -304,4 +317,59 @@ def test_saved_runs_feed_the_pattern_library_but_never_with_demo_bars(sqlite_eng
     other = run_backtest(["REAL"], config=tuned, bars={"REAL": real}, engine=sqlite_engine,
                          executor="inline")
     assert other.library_rows_stored == 0
+    at_open = run_backtest(["REAL"], config=dc_replace(config, fill="next_open"),
+                           bars={"REAL": real}, engine=sqlite_engine, executor="inline")
+    assert at_open.library_rows_stored == 0  # live outcomes are evaluated with close fills
     assert len(db.load_vector_matrix(sqlite_engine, interval="1d").meta) == len(library.meta)
+
+
+def test_rerun_over_its_own_saved_setups_prices_as_without_the_library(db_engine) -> None:
+    """Issue 15 item 5: a saved run's setups are in the library; re-running with use_library
+    must not count them twice (same priors as use_library=False over the same rows)."""
+    real = daily_bars("REAL")
+    real.attrs["source"] = "file"
+    first = run_backtest(["REAL"], config=_cfg(), bars={"REAL": real}, engine=db_engine,
+                         executor="inline")
+    assert first.library_rows_stored > 100
+    again = run_backtest(["REAL"], config=_cfg(use_library=True), bars={"REAL": real},
+                         engine=db_engine, save=False, executor="inline")
+    assert again.run_hash != first.run_hash and not again.from_storage
+    columns = [*PRIOR_COLUMNS, "confidence", "prior_win_rate_raw"]
+    assert (first.trades["prior_n"] > 0).sum() > 50
+    pd.testing.assert_frame_equal(again.trades[columns], first.trades[columns])
+
+
+# --------------------------------------------------------------------------- fill convention
+
+
+def test_fill_convention_is_validated_hashed_and_used(daily) -> None:
+    from swing_core.backtest import run_hash, validate_config
+    from swing_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fill convention"):
+        validate_config(_cfg(fill="midpoint"))
+    with pytest.raises(ConfigError, match="fill convention"):
+        run_backtest(["AAPL"], config=_cfg(fill="open"), bars=daily, save=False)
+    assert run_hash(["AAPL"], _cfg(), {}) != run_hash(["AAPL"], _cfg(fill="next_open"), {})
+    bars = trim_bars(daily["AAPL"], symbol="AAPL", config=_cfg())
+    close = prepare_symbol(bars, symbol="AAPL", config=_cfg()).signals
+    at_open = prepare_symbol(bars, symbol="AAPL", config=_cfg(fill="next_open")).signals
+    market = close[~close["stop_entry"] & close["filled"]]
+    assert len(market) > 20
+    later = at_open.set_index("signal_ts").loc[market["signal_ts"]]
+    opens = bars["open"].to_numpy()
+    # a market entry: at the signal bar's close, or at the next bar's open (one bar later)
+    np.testing.assert_array_equal(market["fill_price"],
+                                  bars["close"].to_numpy()[market["signal_pos"]])
+    filled = later["filled"].to_numpy(bool)
+    np.testing.assert_array_equal(later["fill_pos"].to_numpy()[filled],
+                                  market["signal_pos"].to_numpy()[filled] + 1)
+    np.testing.assert_array_equal(later["fill_price"].to_numpy()[filled],
+                                  opens[market["signal_pos"].to_numpy()[filled] + 1])
+    assert (later["entry_time"].to_numpy()[filled]
+            == later["fill_ts"].to_numpy()[filled]).all()  # at that bar's open
+    assert (market["entry_time"] == market["signal_ts"] + pd.Timedelta(days=1)).all()
+    stops = close[close["stop_entry"]].set_index("signal_ts")
+    pd.testing.assert_frame_equal(
+        at_open.set_index("signal_ts").loc[stops.index, ["fill_pos", "fill_price"]],
+        stops[["fill_pos", "fill_price"]])

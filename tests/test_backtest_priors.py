@@ -25,6 +25,7 @@ from swing_core.backtest import (
 )
 from swing_core.calibration import fit_calibrator
 from swing_core.config import StrategyParams
+from swing_core.costs import won_after_costs
 from swing_core.frame import VECTOR_COLUMNS
 from swing_core.market import demo_bars
 from swing_core.patterns import PatternIndex, blend_confidence
@@ -114,20 +115,26 @@ def test_the_predicted_win_rate_is_calibrated_on_earlier_outcomes_only(signals: 
     params = StrategyParams(calibration_min_samples=30)
     out = attach_priors(signals, params=params)
     priced = out[out["taken"] & out["prior_win_rate_raw"].notna()]
-    pairs = priced[priced["exit_pos"] >= 0].sort_values("exit_ts", kind="stable")
+    # the target: a win after fees and slippage (not an R above 0 before costs)
+    pairs = priced[priced["exit_ts"].notna() & (priced["exit_pos"] >= 0)].assign(
+        won=lambda f: won_after_costs(f["realized_r"], f["fill_price"], f["stop"],
+                                      exit_price=f["exit_price"], params=params))
+    # in the order outcomes became known; ties (several exits on one close) by value
+    pairs = pairs.sort_values(["exit_ts", "prior_win_rate_raw", "won"], kind="stable")
+    # refits at 30, 45, 68, ... known outcomes: a fixed sequence, whatever comes later
+    sizes = [30]
+    while sizes[-1] < 10_000:
+        sizes.append(int(np.ceil(sizes[-1] * 1.5)))
     checked = 0
     for _, row in priced.iloc[::7].iterrows():
         known = pairs[pairs["exit_ts"] <= row["asof"]]
         if len(known) < 30:
             assert row["prior_win_rate"] == row["prior_win_rate_raw"]
             continue
-        # the fit used is one of the refits (30, 45, 68, ... pairs), all known by then
-        sizes = [30]
-        while sizes[-1] * 1.5 < len(pairs):
-            sizes.append(int(np.ceil(sizes[-1] * 1.5)))
+        # the fit used: the largest refit all of whose pairs were known by then
         size = max(s for s in sizes if s <= len(known))
         fit = fit_calibrator(known["prior_win_rate_raw"][:size],
-                             known["realized_r"][:size] > 0, params=params)
+                             known["won"][:size], params=params)
         assert row["prior_win_rate"] == pytest.approx(fit.predict(row["prior_win_rate_raw"]))
         checked += 1
     assert checked > 10
@@ -151,3 +158,46 @@ def test_a_custom_prior_function_is_used_and_no_priors_is_empty(signals: pd.Data
     empty = no_priors(signals)
     assert set(PRIOR_COLUMNS) <= set(empty.columns) and (empty["prior_n"] == 0).all()
     assert (empty["confidence"] == signals["base_confidence"]).all()
+
+
+# --------------------------------------------------------------------------- one setup, once
+
+
+def test_a_setup_both_stored_and_in_the_run_counts_once(signals: pd.DataFrame) -> None:
+    """A library that already holds the run's own setups (a run re-run with use_library after
+    it was saved) prices every signal as the run alone does; other stored setups still count.
+    A row is identified by (symbol, interval, bar ts): the run's own row is the one kept."""
+    params = StrategyParams()
+    outcomes = outcome_rows(signals, interval="1d")
+    alone = attach_priors(signals, params=params)
+    same = attach_priors(signals, params=params,
+                         library=PatternIndex.from_frame(outcomes, interval="1d"))
+    pd.testing.assert_frame_equal(same, alone)
+    rng = np.random.default_rng(3)
+    others = outcomes.sample(200, random_state=4).assign(
+        symbol="NVDA", realized_r=rng.normal(0.2, 1.4, 200))
+    mixed = attach_priors(signals, params=params, library=PatternIndex.from_frame(
+        pd.concat([outcomes, others], ignore_index=True), interval="1d"))
+    only_others = attach_priors(signals, params=params,
+                                library=PatternIndex.from_frame(others, interval="1d"))
+    pd.testing.assert_frame_equal(mixed, only_others)
+
+
+def test_no_neighbour_appears_twice() -> None:
+    """30 distinct setups, stored and passed again as the run's rows, k = 60: 30 neighbours."""
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(30, len(VECTOR_COLUMNS))).astype(np.float32)
+    rows = pd.DataFrame(vectors, columns=list(VECTOR_COLUMNS)).assign(
+        symbol="AAPL", ts=pd.date_range("2024-01-01", periods=30, freq="D", tz="UTC"),
+        exit_ts=pd.date_range("2024-01-03", periods=30, freq="D", tz="UTC"),
+        realized_r=rng.normal(0.1, 1.0, 30), hold_bars=2, exit_reason="TIME", setup="momentum",
+        side="long", vol_regime="M")
+    index = PatternIndex.from_frame(rows, interval="1d")
+    params = StrategyParams(knn_k=60, min_regime_neighbors=1)
+    asof = pd.Timestamp("2025-01-01", tz="UTC")
+    twice = index.query_many(vectors[:5], asof, "AAPL", params=params, extra=rows)
+    once = PatternIndex(interval="1d").query_many(vectors[:5], asof, "AAPL", params=params,
+                                                  extra=rows)
+    assert twice.n.tolist() == once.n.tolist() == [30] * 5
+    np.testing.assert_allclose(twice.win_rate, once.win_rate)
+    np.testing.assert_allclose(twice.avg_r, once.avg_r)

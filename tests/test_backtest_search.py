@@ -93,3 +93,26 @@ def test_cli_backtest_prints_saves_and_serves_from_storage(tmp_path, monkeypatch
     assert "Win Rate [%]" in capsys.readouterr().out
     with pytest.raises(BacktestError, match="name=value"):
         _cli(argv + ["--param", "oops"])
+
+
+def test_cli_backtest_fill_convention(tmp_path, monkeypatch, capsys):
+    import json
+
+    from swing_core import db
+    from swing_core.backtest import load_run
+
+    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SWING_DATABASE_URL", raising=False)
+    argv = ["backtest", "AAPL", "--interval", "1d", "--start", "2024-06-01", "--end",
+            "2025-06-01", "--offline", "--workers", "1", "--json"]
+    runs = {}
+    for fill in ("close", "next_open"):
+        assert _cli(argv + ["--fill", fill]) == 0
+        runs[fill] = json.loads(capsys.readouterr().out)
+    assert runs["close"]["run_hash"] != runs["next_open"]["run_hash"], "saved runs differ"
+    assert runs["close"]["stats"]["Avg. R"] != runs["next_open"]["stats"]["Avg. R"]
+    stored = load_run(db.get_engine(), runs["next_open"]["run_hash"])
+    assert stored.config.fill == "next_open"
+    assert load_run(db.get_engine(), runs["close"]["run_hash"]).config.fill == "close"
+    with pytest.raises(SystemExit):
+        _cli(argv + ["--fill", "vwap"])

@@ -30,6 +30,9 @@ def test_analyze_prints_the_signal_as_json_and_says_demo(tmp_path):
     assert payload["notes"][0].startswith("DEMO DATA")
     assert payload["trend"]["label"] in {"strong_up", "up", "sideways", "down", "strong_down"}
     assert (tmp_path / "swingdesk.sqlite").exists()
+    # the verdict, in the JSON and as one line for a person
+    assert payload["verdict"] in {"take", "skip", "no edge"} and payload["verdict_reason"]
+    assert f"verdict: {payload['verdict']} (" in done.stderr
 
 
 def test_scan_prints_a_table_and_keeps_going(tmp_path):
@@ -37,6 +40,7 @@ def test_scan_prints_a_table_and_keeps_going(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "AAPL" in done.stdout and "MSFT" in done.stdout and "BAD$YMBOL" in done.stdout
     assert "DEMO DATA" in done.stdout
+    assert "verdict" in done.stdout and "expected_r_net" in done.stdout and "prior_n" in done.stdout
 
 
 @pytest.mark.parametrize(

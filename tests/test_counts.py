@@ -8,8 +8,9 @@ backtesting.py, and every surface shows that number: the statistics, the Trades 
 page, the saved runs, a universe run's summary and the CLI.
 
 Two kinds of win are named apart: ``Win Rate [%]`` is P&L > 0 after costs (backtesting.py);
-``R Win Rate [%]``, the calibration bins and the Brier score use R > 0 (before costs), the
-event the pattern prior's win rate predicts.
+``R Win Rate [%]`` is R > 0 (before costs), what the neighbours' raw win rate counts. The
+predicted win rate is calibrated to a win after costs, so the calibration bins and the Brier
+score compare it with P&L wins (issue 15).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def test_the_two_wins_are_named_apart(run) -> None:
     assert (won_r(closed["realized_r"]) & ~won_pnl(closed["pnl"])).any()
     predicted = closed["prior_win_rate"].to_numpy(float)
     has = np.isfinite(predicted)
-    brier = np.mean((predicted[has] - won_r(closed["realized_r"])[has]) ** 2)
+    # the predicted win rate is calibrated to a win after costs: scored against P&L wins
+    brier = np.mean((predicted[has] - won_pnl(closed["pnl"])[has]) ** 2)
     assert s["Brier Score"] == pytest.approx(brier)
 
 

@@ -30,10 +30,11 @@ def _bars(rows: list[tuple[float, float, float, float]], interval: str = "1d") -
     return frame
 
 
-def _one(rows, side, entry, stop, target, params=PARAMS, signal_pos=0):
+def _one(rows, side, entry, stop, target, params=PARAMS, signal_pos=0, fill="close"):
     res = simulate_exits(
         _bars(rows), np.array([signal_pos]), np.array([side], dtype=np.int8),
         np.array([entry]), np.array([stop]), np.array([target]), interval="1d", params=params,
+        fill=fill,
     )
     return res.to_frame().iloc[0]
 
@@ -193,6 +194,70 @@ def test_bar_by_bar(name: str) -> None:
         assert math.isnan(got.realized_r) and got.hold_bars == -1 and pd.isna(got.exit_ts)
 
 
+# fill="next_open": the same plans, market entries filled at the next bar's open. Each case:
+# rows, plan, (reason, fill_pos, fill_price, exit_pos, exit_price, both_touched, realized_r)
+# with fill="next_open", then the same with the default fill at the signal bar's close.
+NEXT_OPEN = {
+    "long_target_entry_one_point_higher": (
+        [(99, 101, 98, 100),      # signal bar: plan made at its close 100
+         (101, 104, 100.5, 103),  # next open 101: filled there (close fill: 100)
+         (103, 111, 102, 109)],   # high 111 >= target 110 -> TARGET at 110 either way
+        LONG, ("TARGET", 1, 101.0, 2, 110.0, False, 9 / 6),
+        ("TARGET", 0, 100.0, 2, 110.0, False, 10 / 5)),
+    "long_next_open_below_the_stop": (
+        [(99, 101, 98, 100),
+         (94, 96, 93, 95)],       # opens at 94, below the stop 95: filled and out at 94, 0 R
+        LONG, ("STOP", 1, 94.0, 1, 94.0, False, 0.0),
+        ("STOP", 0, 100.0, 1, 94.0, False, -6 / 5)),  # close fill: gap stop at the open 94
+    "long_both_levels_on_the_fill_bar": (
+        [(99, 101, 98, 100),
+         (100.5, 111, 94, 100)],  # fill 100.5; stop 95 and target 110 touched -> STOP, flagged
+        LONG, ("STOP", 1, 100.5, 1, 95.0, True, -5.5 / 5.5),
+        ("STOP", 0, 100.0, 1, 95.0, True, -1.0)),
+    "short_time_exit_same_bar_as_close_fill": (
+        [(101, 102, 99, 100),
+         (99, 101, 98, 99.5),     # short filled at the open 99 (close fill: 100)
+         (99, 100, 97, 98),
+         (98, 99, 96, 97)],       # max_hold_days=3: TIME at the close of bar 3 either way
+        SHORT, ("TIME", 1, 99.0, 3, 97.0, False, 2 / 6),
+        ("TIME", 0, 100.0, 3, 97.0, False, 3 / 5)),
+    "last_bar_pending": (
+        [(99, 101, 98, 100)],     # no next bar yet: not filled, PENDING (close fill: filled)
+        LONG, ("PENDING", -1, math.nan, -1, math.nan, False, math.nan),
+        ("PENDING", 0, 100.0, -1, math.nan, False, math.nan)),
+}
+
+
+@pytest.mark.parametrize("name", list(NEXT_OPEN))
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_fill_conventions_by_hand(name: str, fill: str) -> None:
+    rows, plan, at_open, at_close = NEXT_OPEN[name]
+    reason, fill_pos, fill_price, exit_pos, exit_price, both, r = (
+        at_open if fill == "next_open" else at_close)
+    got = _one(rows, **plan, fill=fill)
+    assert got.exit_reason == reason
+    assert (got.fill_pos, got.exit_pos) == (fill_pos, exit_pos)
+    np.testing.assert_allclose([got.fill_price, got.exit_price, got.realized_r],
+                               [fill_price, exit_price, r])
+    assert bool(got.both_touched) is both
+    assert bool(got.stop_entry) is False
+    if fill_pos >= 0:
+        assert got.fill_ts == _bars(rows).index[fill_pos]
+
+
+def test_stop_entries_fill_the_same_under_both_conventions() -> None:
+    rows = [(99, 101, 98, 100), (100, 103, 99.5, 102.5), (102, 111, 101, 109)]
+    plan = dict(side=1, entry=102.0, stop=97.0, target=110.0)  # above the close: a stop order
+    close, next_open = _one(rows, **plan), _one(rows, **plan, fill="next_open")
+    assert bool(close.stop_entry) and bool(next_open.stop_entry)
+    pd.testing.assert_series_equal(close, next_open)
+
+
+def test_unknown_fill_convention() -> None:
+    with pytest.raises(ConfigError, match="fill convention"):
+        _one([(99, 101, 98, 100), (100, 101, 99, 100)], **LONG, fill="vwap")
+
+
 def test_entry_window_is_one_trading_day_intraday() -> None:
     """30m: a stop entry may fill up to 13 bars after the signal bar, not 14."""
     rows = [(100, 100.5, 99.5, 100)] * 15
@@ -269,25 +334,28 @@ def _ref_bar(d, o, h, lo, st_, tg):
     return None
 
 
-def _ref_fill(o, h, lo, c, s, d, e, window):
-    """(fill_pos, fill_price, stop_entry) or (None, reason, True) when not filled."""
+def _ref_fill(o, h, lo, c, s, d, e, window, fill="close"):
+    """(fill_pos, fill_price, stop_entry) or (None, reason, stop_entry) when not filled."""
     n = len(c)
     if (d == 1 and e <= c[s]) or (d == -1 and e >= c[s]):
-        return s, c[s], False
+        if fill == "close":
+            return s, c[s], False
+        return (s + 1, o[s + 1], False) if s + 1 <= n - 1 else (None, "PENDING", False)
     for j in range(s + 1, min(s + window, n - 1) + 1):
         if (d == 1 and h[j] >= e) or (d == -1 and lo[j] <= e):
             return j, (max(o[j], e) if d == 1 else min(o[j], e)), True
     return None, ("NOT_FILLED" if s + window <= n - 1 else "PENDING"), True
 
 
-def _reference(bars: pd.DataFrame, sp, side, entry, stop, target, interval, params):
+def _reference(bars: pd.DataFrame, sp, side, entry, stop, target, interval, params,
+               fill_at="close"):
     o, h, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
     n = len(bars)
     window = BARS_PER_DAY[interval] * params.entry_window_days
     hold = BARS_PER_DAY[interval] * params.max_hold_days
     out = []
     for s, d, e, st_, tg in zip(sp, side, entry, stop, target, strict=True):
-        fill, fpx, stop_entry = _ref_fill(o, h, lo, c, s, d, e, window)
+        fill, fpx, stop_entry = _ref_fill(o, h, lo, c, s, d, e, window, fill_at)
         if fill is None:
             out.append((fpx, -1, math.nan, -1, math.nan, False))
             continue
@@ -296,14 +364,17 @@ def _reference(bars: pd.DataFrame, sp, side, entry, stop, target, interval, para
             # fill bar: only the stop counts, at the stop price
             both = (h[fill] >= tg) if d == 1 else (lo[fill] <= tg)
             result = ("STOP", fill, fpx, fill, st_, both)
-        for j in range(fill + 1, min(fill + hold, n - 1) + 1):
+        # a fill at the open: its whole bar is followed, to the close of bar s+hold at most
+        first, last = (fill, s + hold) if fill > s and not stop_entry else (fill + 1,
+                                                                            fill + hold)
+        for j in range(first, min(last, n - 1) + 1):
             if result is not None:
                 break
             hit = _ref_bar(d, o[j], h[j], lo[j], st_, tg)
             if hit is not None:
                 result = (hit[0], fill, fpx, j, hit[1], hit[2])
-        if result is None and fill + hold <= n - 1:
-            result = ("TIME", fill, fpx, fill + hold, c[fill + hold], False)
+        if result is None and last <= n - 1:
+            result = ("TIME", fill, fpx, last, c[last], False)
         out.append(result or ("PENDING", fill, fpx, -1, math.nan, False))
     return out
 
@@ -327,8 +398,10 @@ def _random_bars(rng: np.random.Generator, n: int, interval: str) -> pd.DataFram
     interval=st.sampled_from(["1d", "1h", "30m"]),
     hold_days=st.integers(1, 3),
     window_days=st.integers(0, 2),
+    fill=st.sampled_from(["close", "next_open"]),
 )
-def test_matches_reference_loop(seed: int, interval: str, hold_days: int, window_days: int):
+def test_matches_reference_loop(seed: int, interval: str, hold_days: int, window_days: int,
+                                fill: str):
     rng = np.random.default_rng(seed)
     n_bars = int(rng.integers(5, 120))
     bars = _random_bars(rng, n_bars, interval)
@@ -341,8 +414,9 @@ def test_matches_reference_loop(seed: int, interval: str, hold_days: int, window
     stop = entry - side * risk
     target = entry + side * np.round(risk * rng.uniform(0.5, 3.0, n_trades) * 4 + 1) / 4
     params = StrategyParams(max_hold_days=hold_days, entry_window_days=window_days)
-    res = simulate_exits(bars, sp, side, entry, stop, target, interval=interval, params=params)
-    expected = _reference(bars, sp, side, entry, stop, target, interval, params)
+    res = simulate_exits(bars, sp, side, entry, stop, target, interval=interval, params=params,
+                         fill=fill)
+    expected = _reference(bars, sp, side, entry, stop, target, interval, params, fill)
     for i, (reason, fill_pos, fill_price, exit_pos, exit_price, both) in enumerate(expected):
         ctx = f"trade {i}: plan {side[i]} {entry[i]} {stop[i]} {target[i]} at {sp[i]}"
         assert res.exit_reason[i] == reason, ctx
@@ -356,17 +430,21 @@ def test_matches_reference_loop(seed: int, interval: str, hold_days: int, window
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), cut=st.floats(0.2, 0.9))
-def test_appending_bars_never_changes_a_decided_outcome(seed: int, cut: float) -> None:
+@given(seed=st.integers(0, 2**32 - 1), cut=st.floats(0.2, 0.9),
+       fill=st.sampled_from(["close", "next_open"]))
+def test_appending_bars_never_changes_a_decided_outcome(seed: int, cut: float,
+                                                        fill: str) -> None:
     rng = np.random.default_rng(seed)
     bars = _random_bars(rng, 150, "1h")
     k = int(len(bars) * cut)
     sp = rng.integers(0, k, 40)
     side = rng.choice(np.array([1, -1], dtype=np.int8), 40)
-    entry = bars["close"].to_numpy()[sp] + side * 0.25
+    # stop-order entries (beyond the close) and market entries (at it)
+    entry = bars["close"].to_numpy()[sp] + side * rng.choice([0.0, 0.25], 40)
     stop, target = entry - side * 1.5, entry + side * 3.0
     args = (sp, side, entry, stop, target)
-    short = simulate_exits(bars.iloc[:k], *args, interval="1h", params=PARAMS).to_frame()
-    full = simulate_exits(bars, *args, interval="1h", params=PARAMS).to_frame()
+    short = simulate_exits(bars.iloc[:k], *args, interval="1h", params=PARAMS,
+                           fill=fill).to_frame()
+    full = simulate_exits(bars, *args, interval="1h", params=PARAMS, fill=fill).to_frame()
     decided = short.exit_reason != "PENDING"
     pd.testing.assert_frame_equal(short[decided], full[decided])

@@ -171,7 +171,14 @@ def test_journal_summary_counts_and_rates() -> None:
                           "realized_r": [1.0, -1.0, np.nan, np.nan]})
     summary = views.journal_summary(table)
     assert summary == {"signals": 4, "evaluated": 3, "pending": 1, "wins": 1, "win_rate": 0.5,
+                       "win_rate_net": None, "n_outcomes": 2, "n_outcomes_net": 0,
                        "avg_r": 0.0}
+    # with prices: +0.05 R on a 1.00 stop at 100 is an R win but a loss after costs (0.10 R)
+    priced = pd.DataFrame({"evaluated": [True, True, True], "realized_r": [0.05, 1.0, -1.0],
+                           "entry": 100.0, "stop": 99.0, "exit_price": [100.05, 101.0, 99.0]})
+    summary = views.journal_summary(priced)
+    assert summary["win_rate"] == pytest.approx(2 / 3)
+    assert summary["win_rate_net"] == pytest.approx(1 / 3) and summary["n_outcomes"] == 3
 
 
 def test_stats_table_renders_times_durations_and_numbers() -> None:

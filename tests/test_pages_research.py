@@ -8,7 +8,7 @@ import pytest
 from apptest_support import assert_clean, demo_app, open_page, table_with
 from streamlit.testing.v1 import AppTest
 
-from swing_core import db
+from swing_core import db, views
 
 RUN = "bt_run"
 
@@ -35,7 +35,8 @@ def test_backtest_form_runs_and_shows_every_view(app: AppTest) -> None:
     assert_clean(at)
     assert any("DEMO DATA" in w.value for w in at.warning)
     labels = [m.label for m in at.metric]
-    assert {"Return", "Sharpe Ratio", "Max. Drawdown", "Win Rate", "# Trades"} <= set(labels)
+    assert {"Return", "Sharpe Ratio", "Max. Drawdown", "Win Rate (P&L after costs)",
+            "# Trades"} <= set(labels)
     stats = table_with(at, "statistic", "value")
     assert "SQN" in set(stats["statistic"]) and "Brier Score" in set(stats["statistic"])
     trades = table_with(at, "entry_ts", "exit_reason", "realized_r")
@@ -43,6 +44,53 @@ def test_backtest_form_runs_and_shows_every_view(app: AppTest) -> None:
     assert len(at.get("plotly_chart")) >= 6, "equity, price+trades, R, breakdowns, calibration"
     runs = table_with(at, "run_hash", "n_trades")
     assert len(runs) == 1, "the run was saved"
+
+
+def test_calibration_tab_shows_the_four_brier_scores_n_and_the_verdict(app: AppTest) -> None:
+    at = run_small_backtest(open_page(app, "pages/backtest_review.py"))
+    assert_clean(at)
+    report = views.backtest_calibration(at.session_state["bt_result"])
+    assert report.n > 0
+    brier = table_with(at, "predictor", "brier", "n")
+    assert brier["predictor"].tolist() == list(views.BRIER_LABELS.values())
+    comparison = report.comparison
+    assert brier["brier"].tolist() == pytest.approx(
+        [comparison.brier_raw, comparison.brier_calibrated, comparison.brier_base_rate, 0.25],
+        nan_ok=True)
+    assert set(brier["n"]) == {report.n}
+    boxes = [b.value for b in (*at.success, *at.warning, *at.info)]
+    assert report.verdict in boxes, "the plain-language verdict is shown"
+    # predicted (before costs) and realized (after costs) side by side, named, with n
+    tiles = {m.label: m.value for m in at.metric}
+    for kind in ("predicted_r", "predicted_net", "pnl", "r"):
+        assert views.win_rate_label(kind, short=True) in tiles, kind
+    assert tiles[views.win_rate_label("predicted_r", short=True)].endswith(f"(n = {report.n})")
+    trades = int(at.session_state["bt_result"].stats["# Trades"])
+    assert tiles[views.win_rate_label("pnl", short=True)].endswith(f"(n = {trades})")
+    stats = table_with(at, "statistic", "value")
+    assert {views.win_rate_label("pnl"), views.win_rate_label("r")} <= set(stats["statistic"])
+    # a reloaded run shows the same report (the raw win rate and n are stored)
+    at.button(key=RUN).click().run()
+    assert any("Served from storage" in c.value for c in at.caption)
+    again = table_with(at, "predictor", "brier", "n")
+    assert again["n"].tolist() == brier["n"].tolist()
+    assert again["brier"].tolist() == pytest.approx(brier["brier"].tolist(), nan_ok=True)
+
+
+def test_fill_convention_is_a_form_choice_and_part_of_the_run(app: AppTest) -> None:
+    at = open_page(app, "pages/backtest_review.py")
+    fill = at.selectbox(key="bt_fill")
+    assert fill.value == "close" and fill.options == ["Signal bar's close", "Next bar's open"]
+    assert "next bar's open" in fill.help
+    run_small_backtest(at)
+    assert not any("next bar's open" in c.value for c in at.caption)
+    at.selectbox(key="bt_fill").set_value("next_open")
+    at.button(key=RUN).click().run()
+    assert_clean(at)
+    assert any("next bar's open" in c.value for c in at.caption)
+    assert at.session_state["bt_result"].config.fill == "next_open"
+    runs = table_with(at, "run_hash", "n_trades")
+    assert len(runs) == 2, "a run with the other fill is another run"
 
 
 def test_trade_filters_narrow_the_list(app: AppTest) -> None:

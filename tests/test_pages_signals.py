@@ -45,6 +45,31 @@ def test_explorer_shows_plan_chart_cards_and_demo_label(app: AppTest) -> None:
         assert any(f"[{label}:" in chip for chip in chips), (label, chips)
 
 
+def test_explorer_shows_the_verdict_next_to_the_plan_and_n_beside_every_rate(app: AppTest
+                                                                             ) -> None:
+    at = open_page(app, "pages/explorer.py")  # AAPL 30m on demo bars: a plan and a prior
+    badges = [m.value for m in at.markdown if "Verdict:" in m.value]
+    assert len(badges) == 1
+    verdict = badges[0].split("Verdict: ")[1].rstrip("]")
+    assert verdict in {"take", "skip", "no edge"}
+    reasons = {"take": "Positive edge after costs", "skip": "No edge after costs",
+               "no edge": ""}
+    assert any(c.value.startswith(reasons[verdict]) and "neighbours" in c.value
+               for c in at.caption), "the reason is shown beside the verdict"
+    tiles = {m.label: m.value for m in at.metric}
+    n = int(tiles["Neighbours (n)"])
+    assert n > 0
+    rate = views.win_rate_label("predicted_r", short=True)  # no journal: not calibrated
+    assert tiles[rate].endswith(f"% (n = {n})")
+    assert not tiles[rate].startswith(("0%", "100%"))
+    expected, costs = float(tiles["Exp. R (gross)"]), float(tiles["Costs (R)"])
+    assert float(tiles["Exp. R (net)"]) == pytest.approx(expected - costs, abs=0.011)
+    # the journal's calibration of the priors, with its n (an empty journal: too early)
+    expander = next(e for e in at.expander if e.label.startswith("Calibration of the priors"))
+    assert expander.label.endswith("(journal, n = 0)")
+    assert any("Too early to judge the priors" in c.value for c in at.caption)
+
+
 def test_explorer_symbol_and_lookback_changes_change_the_view(app: AppTest) -> None:
     at = open_page(app, "pages/explorer.py")
     price_aapl = metric(at, "Price")
@@ -85,18 +110,31 @@ def test_scanner_empty_state_then_scan_filter_and_csv(app: AppTest) -> None:
     assert any("Press **Scan**" in i.value for i in at.info)
     at.button(key="run_scan").click().run()
     assert not at.exception and not at.error
-    table = table_with(at, "symbol", "confidence", "expected_winrate", "data_source")
+    table = table_with(at, "symbol", "confidence", "verdict", "data_source")
     assert sorted(table["symbol"]) == sorted(WATCHLIST)
     assert set(table["data_source"]) == {"demo"}
-    assert list(table["confidence"]) == sorted(table["confidence"], reverse=True)
+    # the engine's ranking: "take" first, then expected R net of costs, then confidence;
+    # every prior rate with its n beside it
+    assert set(table["verdict"]) <= {"take", "skip", "no edge"}
+    assert {"expected_r_net", "cost_r", "expected_winrate_raw", "prior_n",
+            "verdict_reason"} <= set(table.columns)
+    key = list(zip(table["verdict"] == "take", table["expected_r_net"].fillna(-1e9),
+                   table["confidence"], strict=True))
+    assert key == sorted(key, reverse=True)
+    assert table.loc[table["expected_winrate_raw"].notna(), "prior_n"].gt(0).all()
     assert any("DEMO DATA" in w.value for w in at.warning)
     assert at.get("download_button")
     wanted = table["side"].iloc[0]
     at.multiselect(key="f_side").set_value([wanted]).run()
-    filtered = table_with(at, "symbol", "confidence", "expected_winrate")
+    filtered = table_with(at, "symbol", "confidence", "verdict")
     assert set(filtered["side"]) == {wanted} and len(filtered) <= len(table)
     at.slider(key="f_conf").set_value(1.0).run()
     assert any("No symbol matches" in i.value for i in at.info)
+    at.slider(key="f_conf").set_value(0.0).run()
+    at.multiselect(key="f_side").set_value([]).run()
+    at.multiselect(key="f_verdict").set_value([table["verdict"].iloc[0]]).run()
+    by_verdict = table_with(at, "symbol", "confidence", "verdict")
+    assert set(by_verdict["verdict"]) == {table["verdict"].iloc[0]}
 
 
 def test_scanner_opens_a_symbol_in_the_explorer(app: AppTest) -> None:

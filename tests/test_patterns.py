@@ -25,6 +25,7 @@ from swing_core.patterns import (
     make_vector_index,
     neighbor_stats,
 )
+from swing_core.patterns.stats import _stat_arrays, shrunk_win_rate
 
 VEC = [f"vec_{i:02d}" for i in range(16)]
 T0 = pd.Timestamp("2025-03-03 14:30", tz="UTC")
@@ -380,6 +381,7 @@ def test_statistics_on_a_hand_made_neighbour_set() -> None:
     s = neighbor_stats(hand_made(), scope="symbol", regime_filtered=True)
     assert s.n == 6
     assert s.win_rate == pytest.approx(3 / 6)  # 0.0 is not a win
+    assert s.win_rate_unshrunk == pytest.approx(3 / 6)  # (3 + 2) / (6 + 4): 50 % stays 50 %
     assert s.avg_r == pytest.approx(4.5 / 6)
     assert s.avg_win_r == pytest.approx(6.5 / 3)
     assert s.avg_loss_r == pytest.approx(-2.0 / 3)  # losses: -1, -1, 0
@@ -399,9 +401,38 @@ def test_statistics_edge_cases() -> None:
                                              "exit_reason": ["TARGET"] * 2,
                                              "interval": ["1d"] * 2}))
     assert wins_only.profit_factor == np.inf and np.isnan(wins_only.avg_loss_r)
-    assert wins_only.expected_r == pytest.approx(1.5) and wins_only.median_hold_days == 4
+    # two wins of two are not a 100 % win rate: (2 + 2) / (2 + 4) with the Beta prior; expected
+    # R weighs the (unknown-size, counted 0) loss side by the rest
+    assert wins_only.win_rate_unshrunk == 1.0 and wins_only.win_rate == pytest.approx(4 / 6)
+    assert wins_only.expected_r == pytest.approx(4 / 6 * 1.5) and wins_only.median_hold_days == 4
     empty = neighbor_stats(pd.DataFrame({"realized_r": [], "hold_bars": [], "exit_reason": []}))
     assert empty.n == 0 and empty.scope == "none" and empty.to_dict()["win_rate"] is None
+
+
+def test_small_samples_never_say_0_or_100_percent() -> None:
+    """The win rate is the Beta posterior mean (wins + 4·m) / (n + 4), m = 50 % by default,
+    the same in the single and the batch paths; n goes with it."""
+    assert shrunk_win_rate(3, 3) == pytest.approx(5 / 7)
+    assert shrunk_win_rate(0, 3) == pytest.approx(2 / 7)
+    assert shrunk_win_rate(45, 60) == pytest.approx(47 / 64)
+    assert np.isnan(shrunk_win_rate(0, 0))  # no neighbours: no rate
+    assert shrunk_win_rate(1, 1, base_rate=0.4) == pytest.approx(2.6 / 5)
+    np.testing.assert_allclose(shrunk_win_rate([0, 5], [5, 5], base_rate=[0.5, 0.3]),
+                               [2 / 9, 6.2 / 9])
+    for wins, n in ((0, 1), (1, 1), (3, 3), (0, 5), (7, 60), (60, 60)):
+        frame = pd.DataFrame({"realized_r": [1.0] * wins + [-1.0] * (n - wins),
+                              "exit_reason": ["TARGET"] * wins + ["STOP"] * (n - wins)})
+        s = neighbor_stats(frame)
+        assert s.n == n and s.win_rate_unshrunk == pytest.approx(wins / n)
+        assert s.win_rate == pytest.approx((wins + 2) / (n + 4)) and 0 < s.win_rate < 1
+        assert s.to_dict()["n"] == n and "win_rate_unshrunk" in s.to_dict()
+        r = frame["realized_r"].to_numpy(float)[None, :]
+        keep = np.ones_like(r, bool)
+        batch = _stat_arrays(r, np.full_like(r, np.nan), np.full_like(r, np.nan), keep)
+        assert batch["n"][0] == n
+        np.testing.assert_allclose(batch["win_rate"], [s.win_rate], rtol=1e-12)
+        np.testing.assert_allclose(batch["win_rate_unshrunk"], [s.win_rate_unshrunk])
+        np.testing.assert_allclose(batch["expected_r"], [s.expected_r], rtol=1e-12)
 
 
 def test_stats_of_the_index_match_the_neighbour_frame(index: PatternIndex) -> None:

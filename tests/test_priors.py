@@ -51,7 +51,13 @@ def test_priors_use_only_outcomes_known_by_the_signal_close(sqlite_engine):
     _, provider, _ = build_prior_provider(sqlite_engine, interval="30m")
     signal = analyze("AAPL", "30m", engine=sqlite_engine, offline=True, prior_provider=provider)
     assert signal.prior["n"] == 30
-    assert signal.expected_winrate == 0.0 and signal.expected_r == pytest.approx(-1.0)
+    # 0 wins of 30: the bare share 0 %, shown as (0 + 2) / (30 + 4) (Beta prior toward 50 %);
+    # expected R = that rate · 0 (no win seen) + the rest · -1 R
+    assert signal.prior["win_rate_unshrunk"] == 0.0
+    assert signal.expected_winrate == pytest.approx(2 / 34)
+    assert signal.expected_winrate_raw == pytest.approx(2 / 34)  # uncalibrated, not unshrunk
+    assert signal.expected_r == pytest.approx(-32 / 34)
+    assert "win share 0% of 30 shrunk to 6%" in signal.expected_notes
     assert signal.expected_hold_bars == 5 and signal.expected_hold_days == pytest.approx(5 / 13)
     expected_conf = 0.6 * plain.confidence + 0.4 * np.clip(0.5 - 1.0 / 4, 0, 1)
     assert signal.confidence == pytest.approx(expected_conf)
@@ -68,8 +74,9 @@ def test_priors_use_only_outcomes_known_by_the_signal_close(sqlite_engine):
     provider.refresh(force=True)
     later = analyze("AAPL", "30m", engine=sqlite_engine, offline=True, prior_provider=provider)
     assert later.prior["n"] == 50
-    assert later.expected_winrate == pytest.approx(20 / 50)
-    assert later.expected_r == pytest.approx(0.4 * 2.0 + 0.6 * -1.0)
+    assert later.expected_winrate == pytest.approx(22 / 54)  # 20 of 50, shrunk
+    assert later.prior["win_rate_unshrunk"] == pytest.approx(20 / 50)
+    assert later.expected_r == pytest.approx(22 / 54 * 2.0 + 32 / 54 * -1.0)
 
 
 def test_no_library_says_what_to_do(sqlite_engine):

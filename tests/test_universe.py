@@ -29,6 +29,9 @@ def _bars(symbol: str, n_bars: int = 600) -> pd.DataFrame:
 
 
 LOADER = partial(_bars, n_bars=600)
+#: The benchmarks the context reads (sector ETF, SPY): the universe run gets them from its
+#: loader, a run_backtest of given bars from the same mapping.
+BENCHMARKS = ["XLK", "SPY"]
 
 
 def _config() -> BacktestConfig:
@@ -49,7 +52,7 @@ def _same_trades(left: pd.DataFrame, right: pd.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def reference() -> tuple:
-    bars = {s: _bars(s) for s in SYMBOLS}
+    bars = {s: _bars(s) for s in SYMBOLS + BENCHMARKS}
     return run_backtest(SYMBOLS, config=_config(), bars=bars, executor="inline", save=False)
 
 
@@ -172,7 +175,8 @@ def test_unknown_symbol_is_reported_and_the_others_run(sqlite_engine, tmp_path) 
 def test_process_pool_matches_inline(reference, sqlite_engine, tmp_path) -> None:
     out = run_universe(SYMBOLS[:4], config=_config(), engine=sqlite_engine, chunk_size=3,
                        max_workers=2, bars_loader=LOADER, spill_dir=tmp_path / "spill")
-    ref = run_backtest(SYMBOLS[:4], config=_config(), bars={s: _bars(s) for s in SYMBOLS[:4]},
+    ref = run_backtest(SYMBOLS[:4], config=_config(),
+                       bars={s: _bars(s) for s in SYMBOLS[:4] + BENCHMARKS},
                        executor="inline", save=False)
     assert out.status == "done" and out.worker_peak_rss_mb > 0
     _stats_equal(ref.stats, out.summary.stats)

@@ -44,11 +44,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "views": ("app", "pages", "__main__", "cli", "cli_backtest", "cli_journal"),
     "presentation": ("charts", "views"),
     "services": ("agent", "backtest", "patterns", "priors", "llm", "journal", "services",
-                 "swingagent"),
+                 "swingagent", "verdict"),
     # calibration: isotonic fits, reliability curve and Brier score are statistics (metrics
     # uses them), hence compute; its one loader reads the database lazily.
     "compute": ("indicators", "strategy", "features", "frame", "exits", "portfolio", "metrics",
-                "calibration"),
+                "calibration", "costs"),
     "infrastructure": ("market", "db", "migrations", "perf", "config", "clock", "timefmt",
                        "errors", "models", "lazy", "numbers"),
 }

@@ -7,7 +7,7 @@ frame's context come from the same source as the symbol's own bars (:func:`load_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +19,51 @@ from swing_core.config import StrategyParams, validate_interval
 from swing_core.errors import SwingError
 from swing_core.frame import MTF_INTERVALS, FrameContext, build_signal_frame, min_bars_required
 from swing_core.perf import timed_fn
+from swing_core.verdict import signal_verdict
 
 __all__ = [
     "ANALYZE_LOOKBACK_DAYS",
     "Analysis",
+    "ContextFetch",
     "analysis",
     "analyze",
     "analyze_frame",
+    "context_series",
+    "context_source",
     "load_context",
 ]
 
 #: History an analysis loads by default (calendar days): enough for every indicator, within
 #: Yahoo's limits, and shorter than the market layer's fetch default (its maximum history).
 ANALYZE_LOOKBACK_DAYS: dict[str, int] = {"15m": 30, "30m": 59, "1h": 180, "1d": 730}
+
+
+#: ``fetch(symbol, interval, source) -> bars`` of one context series; raises a
+#: :class:`~swing_core.errors.SwingError` when there are none (see :func:`load_context`).
+ContextFetch = Callable[[str, str, str], pd.DataFrame]
+
+
+def context_series(symbol: str, interval: str, *, params: StrategyParams
+                   ) -> dict[str, tuple[str, str]]:
+    """The series the context of ``symbol``'s ``interval`` bars reads, as (symbol, interval)
+    by role: "sector" and "market" (the benchmarks, unless ``symbol`` is one) and, below daily
+    bars, the symbol's own other timeframes (:data:`~swing_core.frame.MTF_INTERVALS`)."""
+    wanted: dict[str, tuple[str, str]] = {}
+    if symbol != params.sector_symbol:
+        wanted["sector"] = (params.sector_symbol, interval)
+    if symbol != params.market_symbol:
+        wanted["market"] = (params.market_symbol, interval)
+    if interval != "1d":
+        for other in MTF_INTERVALS:
+            if other != interval:
+                wanted[other] = (symbol, other)
+    return wanted
+
+
+def context_source(main_source: str) -> str:
+    """The source context series are asked from for bars of ``main_source`` (their ``source``
+    attr): local bars get local context, demo bars demo context, anything else "auto"."""
+    return {"local": "local", "demo": "demo"}.get(main_source, "auto")
 
 
 def load_context(
@@ -43,30 +75,31 @@ def load_context(
     engine: Any = None,
     offline: bool | None = None,
     main_source: str = "demo",
+    fetch: ContextFetch | None = None,
 ) -> tuple[FrameContext, list[str]]:
-    """Benchmark and other-timeframe bars for ``symbol``, from the same source as its own bars
-    (``main_source``, the ``source`` attr of those bars: local bars get local benchmarks, demo
-    bars demo ones, Yahoo or cached bars Yahoo's with the automatic fallbacks); what cannot be
-    had is left out and noted (the signal then carries NaN relative strength / zero alignment).
-    Demo context is never mixed into a signal computed on real bars."""
-    context_source = {"local": "local", "demo": "demo"}.get(main_source, "auto")
+    """Benchmark and other-timeframe bars for ``symbol`` (:func:`context_series`), from the
+    same source as its own bars (``main_source``, the ``source`` attr of those bars: local bars
+    get local benchmarks, demo bars demo ones, Yahoo or cached bars Yahoo's with the automatic
+    fallbacks; :func:`context_source`); what cannot be had is left out and noted (the signal
+    then carries NaN relative strength / zero alignment). Demo context is never mixed into a
+    signal computed on real bars.
+
+    The one context rule of the engine: the analysis and the backtests (which pass ``fetch``,
+    their own way of getting each series once per run) both come here. ``fetch``: default
+    :func:`swing_core.market.fetch_bars` over the last ``lookback_days`` with ``engine`` and
+    ``offline``."""
+    if fetch is None:
+        def fetch(other_symbol: str, other_interval: str, source: str) -> pd.DataFrame:
+            return market.fetch_bars(other_symbol, other_interval, lookback_days=lookback_days,
+                                     engine=engine, offline=offline, source=source)
+
+    source = context_source(main_source)
     notes: list[str] = []
-    wanted: dict[str, tuple[str, str]] = {}
-    if symbol != params.sector_symbol:
-        wanted["sector"] = (params.sector_symbol, interval)
-    if symbol != params.market_symbol:
-        wanted["market"] = (params.market_symbol, interval)
-    if interval != "1d":
-        for other in MTF_INTERVALS:
-            if other != interval:
-                wanted[other] = (symbol, other)
     got: dict[str, pd.DataFrame] = {}
-    for key, (other_symbol, other_interval) in wanted.items():
+    for key, (other_symbol, other_interval) in context_series(symbol, interval,
+                                                              params=params).items():
         try:
-            bars = market.fetch_bars(
-                other_symbol, other_interval, lookback_days=lookback_days, engine=engine,
-                offline=offline, source=context_source,
-            )
+            bars = fetch(other_symbol, other_interval, source)
         except SwingError as exc:
             notes.append(f"{other_symbol} {other_interval} unavailable ({exc}); left out")
             continue
@@ -92,7 +125,8 @@ def analyze_frame(
     prior_provider: PriorProvider | None = None,
     notes: Iterable[str] = (),
 ) -> Signal:
-    """The signal of the last row of ``frame``, with priors when a provider is given."""
+    """The signal of the last row of ``frame``, with priors when a provider is given, and its
+    verdict (:func:`swing_core.verdict.signal_verdict`: take / skip / no edge)."""
     signal = signal_from_frame(
         frame, symbol=symbol, interval=interval, sector_symbol=params.sector_symbol, notes=notes
     )
@@ -100,7 +134,7 @@ def analyze_frame(
         updates = prior_provider(signal, params)
         if updates:
             signal = signal.model_copy(update=updates)
-    return signal
+    return signal.model_copy(update=signal_verdict(signal, params=params).fields())
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from swing_core.agent.signals import PriorProvider, Signal
 from swing_core.config import StrategyParams
 from swing_core.errors import SwingError
 from swing_core.perf import timed_fn
+from swing_core.verdict import TAKE
 
 __all__ = ["ScanResult", "scan", "scan_table"]
 
@@ -62,7 +63,11 @@ def scan(
 
 
 def scan_table(results: list[ScanResult]) -> pd.DataFrame:
-    """Scan results as one sortable table (errors included, with their message)."""
+    """Scan results as one table (errors included, with their message), ranked: the signals
+    whose verdict is "take" first (:mod:`swing_core.verdict`), then by expected R net of costs
+    (``expected_r_net``, highest first; none last), then by confidence. The one ranking of the
+    Scanner page and ``python -m swing_core scan``: a confident plan whose neighbours lost money
+    after costs ranks below one they made money on, whatever its confidence."""
     rows = []
     for result in results:
         if result.signal is None:
@@ -72,8 +77,14 @@ def scan_table(results: list[ScanResult]) -> pd.DataFrame:
         flat["error"] = None
         rows.append(flat)
     table = pd.DataFrame(rows)
-    if "confidence" in table:
-        table = table.sort_values("confidence", ascending=False, na_position="last")
-    return table.reset_index(drop=True)
-
-
+    if table.empty:
+        return table
+    for column in ("verdict", "expected_r_net", "confidence"):
+        if column not in table:
+            table[column] = None
+    take = table["verdict"].eq(TAKE)
+    net = pd.to_numeric(table["expected_r_net"], errors="coerce")
+    confidence = pd.to_numeric(table["confidence"], errors="coerce")
+    order = pd.DataFrame({"take": take, "net": net, "confidence": confidence}).sort_values(
+        ["take", "net", "confidence"], ascending=False, na_position="last", kind="stable").index
+    return table.loc[order].reset_index(drop=True)

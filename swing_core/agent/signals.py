@@ -92,6 +92,12 @@ class Signal(BaseModel):
     expected_win_hold_bars: float | None = None
     expected_loss_hold_bars: float | None = None
     prior: dict[str, Any] | None = None
+    # the verdict (swing_core.verdict, set by the analysis): take / skip / no edge, why, the
+    # plan's round-trip costs in R and the expected R net of them
+    verdict: str | None = None
+    verdict_reason: str | None = None
+    cost_r: float | None = None
+    expected_r_net: float | None = None
     # the advisor (filled by swing_core.llm when consulted)
     llm_vote: dict[str, Any] | None = None
     llm_explanation: str | None = None
@@ -138,10 +144,15 @@ class Signal(BaseModel):
             "golden_pocket_high": self.fib_levels.get("golden_pocket_high"),
             "confidence": self.confidence,
             "expected_r": self.expected_r,
+            "expected_r_net": self.expected_r_net,
+            "cost_r": self.cost_r,
             "expected_winrate": self.expected_winrate,
+            "expected_winrate_raw": self.expected_winrate_raw,
             "expected_hold_bars": self.expected_hold_bars,
             "expected_hold_days": self.expected_hold_days,
             "prior_n": (self.prior or {}).get("n"),
+            "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason,
             "mtf_15m": self.mtf_15m,
             "mtf_1h": self.mtf_1h,
             "mtf_alignment": self.mtf_alignment,

@@ -4,6 +4,8 @@ Modules, by concept (the pipeline of :func:`run_backtest` in order):
 
 - :mod:`~swing_core.backtest.config`: :class:`BacktestConfig`, its validation, the bars a run
   uses (:func:`trim_bars`);
+- :mod:`~swing_core.backtest.context`: each symbol's benchmark and other-timeframe bars, the
+  ones ``analyze`` reads, fetched once per run (:func:`gather_context`);
 - :mod:`~swing_core.backtest.walk`: stage 1 per symbol: signal frame, plans, fills and exits
   (:func:`prepare_symbol`; :func:`walk_forward` for one symbol with priors, no portfolio);
 - :mod:`~swing_core.backtest.priors`: pattern priors point in time through the pattern engine;
@@ -31,6 +33,7 @@ from swing_core.backtest.config import (
     trim_bars,
     validate_config,
 )
+from swing_core.backtest.context import RunContext, gather_context
 from swing_core.backtest.executor import (
     InlineExecutor,
     default_workers,
@@ -75,6 +78,7 @@ __all__ = [
     "PriorFn",
     "PriorQueries",
     "ProgressFn",
+    "RunContext",
     "SearchResult",
     "SymbolPass",
     "UniverseResult",
@@ -86,6 +90,7 @@ __all__ = [
     "data_fingerprint",
     "default_workers",
     "gather_bars",
+    "gather_context",
     "grid_search",
     "list_runs",
     "load_run",

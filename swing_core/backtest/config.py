@@ -14,6 +14,7 @@ import pandas as pd
 from swing_core.clock import warmup_lookback_days
 from swing_core.config import BARS_PER_DAY, StrategyParams, validate_interval
 from swing_core.errors import BacktestError, ConfigError
+from swing_core.exits import FILL_CONVENTIONS
 from swing_core.frame import min_bars_required
 
 __all__ = [
@@ -57,6 +58,10 @@ class BacktestConfig:
     (``warmup_bars``, default from the parameters). ``one_position_per_symbol``: a new signal
     of a symbol only once its previous trade is closed. ``priors``: pattern priors from
     earlier outcomes of the run; ``use_library``: also from the stored vector library.
+    ``fill``: where market entries fill (:data:`~swing_core.exits.FILL_CONVENTIONS`): "close",
+    at the signal bar's close (the default; the plan is made at that close), or "next_open",
+    at the next bar's open; stop-order entries fill the same way under both (STRATEGY.md
+    "Exits").
     """
 
     interval: str = "1d"
@@ -70,6 +75,7 @@ class BacktestConfig:
     use_library: bool = False
     risk_free_rate: float = 0.0
     warmup_bars: int | None = None
+    fill: str = "close"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", _utc(self.start))
@@ -107,9 +113,14 @@ class BacktestConfig:
 
 def validate_config(config: BacktestConfig) -> None:
     """Raise :class:`ConfigError` for an unknown interval (the one interval check,
-    :func:`~swing_core.config.validate_interval`), else :class:`BacktestError` naming every absurd
-    setting (nothing is silently fixed)."""
+    :func:`~swing_core.config.validate_interval`) or fill convention
+    (:data:`~swing_core.exits.FILL_CONVENTIONS`), else :class:`BacktestError` naming every
+    absurd setting (nothing is silently fixed)."""
     validate_interval(config.interval)
+    if config.fill not in FILL_CONVENTIONS:
+        raise ConfigError(f"Unknown fill convention {config.fill!r}: market entries fill at "
+                          "the signal bar's close ('close') or at the next bar's open "
+                          "('next_open').")
     p = config.params
     problems = []
     if config.start is not None and config.end is not None and config.start >= config.end:

@@ -31,7 +31,7 @@ from swing_core.metrics import (
     calibration_table,
     closed_mask,
     compute_stats,
-    won_r,
+    won_pnl,
 )
 from swing_core.patterns import PatternIndex
 from swing_core.portfolio import simulate_portfolio
@@ -155,7 +155,8 @@ def run_statistics(core: CoreResult, config: BacktestConfig, *,
     """Statistics, breakdowns and calibration bins of a run's closed trades
     (:func:`~swing_core.metrics.closed_mask`). ``data_sources``: where each symbol's bars came
     from; ``lookahead_ok``: the look-ahead check's verdict when it ran. The calibration bins
-    compare the predicted win rate with R wins (:func:`~swing_core.metrics.won_r`)."""
+    compare the predicted win rate with P&L wins (:func:`~swing_core.metrics.won_pnl`, after
+    fees and slippage: what it is calibrated to)."""
     closed = _subset(core.trades, closed_mask(core.trades), _STATS_COLUMNS)
     stats = compute_stats(closed, core.equity["Equity"], counts=core.counts,
                           exposure=core.equity["Exposed"],
@@ -170,5 +171,5 @@ def run_statistics(core: CoreResult, config: BacktestConfig, *,
         breakdowns={by: breakdown(closed, by)
                     for by in ("setup", "trend", "vol_regime", "exit_reason", "symbol")},
         calibration=calibration_table(closed["prior_win_rate"].to_numpy(float),
-                                      won_r(closed["realized_r"]).astype(float)),
+                                      won_pnl(closed["pnl"]).astype(float)),
     )

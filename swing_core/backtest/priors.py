@@ -21,8 +21,9 @@ a leaky one to prove the check catches it); the default is :func:`pattern_priors
 The formulas applied to the engine's answer (confidence blend, calibrated win rate) live in
 :func:`priced_columns` / :func:`unpriced_columns`: :func:`attach_priors` and the universe's
 final stage (:mod:`swing_core.backtest.universe`, which prices in batches from its spill
-files) both call them. The predicted win rate forecasts an R win
-(:func:`swing_core.metrics.won_r`).
+files) both call them. The neighbours' win rate is an R win rate (before costs); it is
+calibrated to a win after costs (:func:`swing_core.costs.won_after_costs`: realized R net of
+fees and slippage > 0), the outcome the run's ``Win Rate [%]`` counts.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ import pandas as pd
 from swing_core.backtest.config import BacktestConfig
 from swing_core.calibration import calibrate_point_in_time
 from swing_core.config import INTERVAL_DELTA, StrategyParams
+from swing_core.costs import won_after_costs
 from swing_core.frame import VECTOR_COLUMNS
-from swing_core.metrics import won_r
 from swing_core.patterns import PatternIndex, PriorBatch, blend_confidence
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
 
 #: Which prior implementation computed a run (part of its hash, so a stored run computed by
 #: another one is recomputed rather than served): the pattern engine since the kernels merged.
-PRIORS_ENGINE = "patterns.query_many/1"
+PRIORS_ENGINE = "patterns.query_many/3"  # 3: calibrated to wins after costs
 
 #: Prior columns of a signal (NaN / None where a signal was not priced).
 PRIOR_COLUMNS: tuple[str, ...] = (
@@ -150,14 +151,16 @@ def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def priced_columns(batch: PriorBatch, *, base_confidence: np.ndarray, exited: np.ndarray,
-                   realized_r: np.ndarray, exit_ts: Any, asof: Any, params: StrategyParams
+                   realized_r: np.ndarray, fill_price: np.ndarray, stop: np.ndarray,
+                   exit_price: np.ndarray, exit_ts: Any, asof: Any, params: StrategyParams
                    ) -> dict[str, np.ndarray]:
     """The prior columns of priced signals (one row per query of ``batch``, in its order), from
     the engine's answer: ``expected_r``; ``confidence`` (base confidence clipped to [0, 1],
     blended with the prior, STRATEGY.md "Confidence"); ``prior_win_rate_raw`` (the neighbours'
-    R win rate) and ``prior_win_rate`` (calibrated point in time, :func:`_calibrated`).
-    ``exited``, ``realized_r``, ``exit_ts`` (when each outcome became known) and ``asof``
-    (UTC close of each signal bar) are those of the same rows."""
+    R win rate, before costs) and ``prior_win_rate`` (calibrated point in time to a win after
+    costs, :func:`_calibrated`). ``exited``, ``realized_r``, ``fill_price``, ``stop``,
+    ``exit_price``, ``exit_ts`` (when each outcome became known) and ``asof`` (UTC close of
+    each signal bar) are those of the same rows."""
     raw = np.asarray(batch.win_rate, dtype=float)
     confidence = np.clip(np.asarray(base_confidence, dtype=float), 0.0, 1.0)
     return {
@@ -165,7 +168,9 @@ def priced_columns(batch: PriorBatch, *, base_confidence: np.ndarray, exited: np
         "confidence": blend_confidence(confidence, batch, params=params),
         "prior_win_rate_raw": raw,
         "prior_win_rate": _calibrated(raw, exited=np.asarray(exited, bool),
-                                      realized_r=np.asarray(realized_r, float),
+                                      won=won_after_costs(realized_r, fill_price, stop,
+                                                          exit_price=exit_price,
+                                                          params=params),
                                       exit_ts=exit_ts, asof=asof, params=params),
     }
 
@@ -212,6 +217,9 @@ def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
     priced = priced_columns(batch, base_confidence=sub["base_confidence"].to_numpy(float),
                             exited=sub["exit_pos"].to_numpy() >= 0,
                             realized_r=sub["realized_r"].to_numpy(float),
+                            fill_price=sub["fill_price"].to_numpy(float),
+                            stop=sub["stop"].to_numpy(float),
+                            exit_price=sub["exit_price"].to_numpy(float),
                             exit_ts=sub["exit_ts"], asof=sub["asof"], params=params)
     confidence = np.clip(signals["base_confidence"].to_numpy(float), 0.0, 1.0)
     confidence[rows] = priced.pop("confidence")
@@ -221,18 +229,18 @@ def attach_priors(signals: pd.DataFrame, *, params: StrategyParams,
     return _with_columns(signals, {col: columns[col] for col in _ATTACHED_ORDER})
 
 
-def _calibrated(raw: np.ndarray, *, exited: np.ndarray, realized_r: np.ndarray, exit_ts: Any,
+def _calibrated(raw: np.ndarray, *, exited: np.ndarray, won: np.ndarray, exit_ts: Any,
                 asof: Any, params: StrategyParams) -> np.ndarray:
     """STRATEGY.md: once enough (predicted, realized) pairs are known, the predicted win rate is
     calibrated with isotonic regression on them, point in time (see
     :func:`~swing_core.calibration.calibrate_point_in_time`). Pairs: the priced signals with an
-    outcome (an R win or not, :func:`~swing_core.metrics.won_r`), known at their exit bar's
-    close."""
+    outcome, ``won`` a win after costs or not (:func:`~swing_core.costs.won_after_costs`, NaN
+    where unknown: left out), known at their exit bar's close."""
     out = raw.copy()
     priced = np.flatnonzero(np.isfinite(raw))
     pairs = priced[exited[priced]]
     out[priced] = calibrate_point_in_time(
-        raw[pairs], won_r(realized_r[pairs]), _take(exit_ts, pairs), queries=raw[priced],
+        raw[pairs], won[pairs], _take(exit_ts, pairs), queries=raw[priced],
         asof=_take(asof, priced), params=params)
     return out
 

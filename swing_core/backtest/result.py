@@ -25,7 +25,8 @@ class BacktestResult:
     trend, vol_regime, predicted win rate and expected R at entry; ``equity``: DataFrame
     (Equity, DrawdownPct, Exposed) over bar labels; ``breakdowns``: by setup / trend /
     vol_regime / exit_reason; ``calibration``: reliability bins; ``errors``: symbols that could
-    not run and why."""
+    not run and why; ``notes``: per symbol, what its signals' context left out and why (e.g. a
+    benchmark without bars from the run's source: no relative strength, as in ``analyze``)."""
 
     run_hash: str
     config: BacktestConfig
@@ -42,6 +43,7 @@ class BacktestResult:
     data_fingerprints: dict[str, str] = field(default_factory=dict)
     data_sources: dict[str, str] = field(default_factory=dict)
     library_rows_stored: int = 0
+    notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def is_demo(self) -> bool:

@@ -3,7 +3,9 @@
 :func:`run_backtest` runs the pipeline (each stage vectorized; Python loops only over symbols,
 trades or search points):
 
-1. per symbol, in a worker (:mod:`swing_core.backtest.walk`): signal frame, plans, exits;
+1. per symbol, in a worker (:mod:`swing_core.backtest.walk`): signal frame (with the symbol's
+   benchmark and other-timeframe bars, the same as ``analyze`` reads, fetched once per run:
+   :mod:`swing_core.backtest.context`), plans, exits;
 2. pattern priors of each taken signal from outcomes known at its as-of time
    (:mod:`swing_core.backtest.priors`), the portfolio across symbols and the statistics
    (:mod:`swing_core.backtest.core`);
@@ -31,6 +33,7 @@ from swing_core.backtest.config import (
     trim_bars,
     validate_config,
 )
+from swing_core.backtest.context import RunContext, gather_context
 from swing_core.backtest.core import core_from_passes, run_statistics
 from swing_core.backtest.executor import map_tasks
 from swing_core.backtest.lookahead import cut_fractions, lookahead_check
@@ -122,10 +125,11 @@ def _normalized(symbol: str) -> str:
 
 
 def _run_passes(bars: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
-                executor: Any, max_workers: int | None, progress: ProgressFn,
-                engine: Any = None) -> tuple[list[SymbolPass], dict[str, str]]:
+                context: RunContext, executor: Any, max_workers: int | None,
+                progress: ProgressFn, engine: Any = None
+                ) -> tuple[list[SymbolPass], dict[str, str]]:
     symbols = list(bars)
-    payloads = [(s, bars[s], config) for s in symbols]
+    payloads = [(s, bars[s], config, context.frames.get(s)) for s in symbols]
     inline = executor is None and (len(symbols) == 1 or max_workers == 1)
     outcomes = map_tasks(symbol_task, payloads, executor="inline" if inline else executor,
                          max_workers=max_workers, progress=progress,
@@ -184,18 +188,19 @@ def run_backtest(
                                 source=source)
     if not ready:
         raise BacktestError("No symbol could run: " + " | ".join(errors.values()))
+    context = gather_context(ready, config, given=bars, engine=engine, offline=offline)
     library, library_fp = stored_library(config, engine)
     fingerprints = {s: data_fingerprint(b) for s, b in ready.items()}
     cuts = cut_fractions(lookahead)
     digest = run_hash(list(ready), config, fingerprints,
                       extra={"library": library_fp, "lookahead": list(cuts),
-                             "priors": PRIORS_ENGINE})
+                             "priors": PRIORS_ENGINE, "context": context.fingerprint})
     if engine is not None and reuse:
         stored = load_run(engine, digest)
         if stored is not None:
             progress(1, 1, "served from storage")
             return replace(stored, errors={**errors, **stored.errors})
-    passes, pass_errors = _run_passes(ready, config, executor=executor,
+    passes, pass_errors = _run_passes(ready, config, context=context, executor=executor,
                                       max_workers=max_workers, progress=progress,
                                       engine=engine)
     errors.update(pass_errors)
@@ -205,7 +210,8 @@ def run_backtest(
     report = None
     if cuts:
         report = lookahead_check({p.symbol: ready[p.symbol] for p in passes}, config=config,
-                                 cuts=cuts, prior_fn=prior_fn, library=library, full=core)
+                                 cuts=cuts, prior_fn=prior_fn, library=library, full=core,
+                                 context=context.frames)
     sources = {p.symbol: str(ready[p.symbol].attrs.get("source", "given")) for p in passes}
     summary = run_statistics(core, config, data_sources=sources.values(),
                              lookahead_ok=None if report is None else report.ok)
@@ -214,6 +220,7 @@ def run_backtest(
         stats=summary.stats, trades=core.trades, equity=core.equity,
         breakdowns=summary.breakdowns, calibration=summary.calibration, errors=errors,
         lookahead=report, data_fingerprints=fingerprints, data_sources=sources,
+        notes={p.symbol: context.notes[p.symbol] for p in passes if p.symbol in context.notes},
     )
     if engine is not None and save:
         stored = store_outcome_vectors(engine, core.signals, config=config, sources=sources)
@@ -226,12 +233,13 @@ def store_outcome_vectors(engine: Any, signals: pd.DataFrame, *, config: Backtes
                           sources: Mapping[str, str]) -> int:
     """Add the run's exited setups (vector + realized outcome) to the stored pattern library.
 
-    Only setups computed with the default :class:`StrategyParams` (the library must describe
-    the setups live signals are made of) and never those of demo bars (synthetic outcomes must
-    not price real signals). Upserts are idempotent: a re-run rewrites the same rows. Returns
+    Only setups computed with the default :class:`StrategyParams` and filled at the signal
+    bar's close (the library must describe the setups live signals are made of, and their
+    outcomes as the journal evaluates them) and never those of demo bars (synthetic outcomes
+    must not price real signals). Upserts are idempotent: a re-run rewrites the same rows. Returns
     the rows written.
     """
-    if config.params != StrategyParams() or signals.empty:
+    if config.params != StrategyParams() or config.fill != "close" or signals.empty:
         return 0
     real = [symbol for symbol, source in sources.items() if source != "demo"]
     exited = signals[signals["symbol"].isin(real)

@@ -7,6 +7,11 @@ before it serve only as indicator warm-up). The search *selects* on the train sc
 score is what the choice would have earned afterwards, the honest estimate. Results are one
 row per parameter set, ready for ``table.pivot(index=p1, columns=p2, values="test_score")``
 (a heatmap).
+
+Every period runs the backtest's own stage 1 (:func:`~swing_core.backtest.prepare_symbol`) with
+each symbol's context (benchmarks, other timeframes: what ``analyze`` and ``run_backtest``
+read, :func:`~swing_core.backtest.context.gather_context`), so a searched signal is the
+backtested and the live one.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from swing_core.backtest.config import (
     trim_bars,
     validate_config,
 )
+from swing_core.backtest.context import gather_context
 from swing_core.backtest.core import core_from_passes, run_statistics
 from swing_core.backtest.executor import map_tasks
 from swing_core.backtest.walk import prepare_symbol
 from swing_core.errors import BacktestError, SwingError
+from swing_core.frame import FrameContext
 
 __all__ = ["SearchResult", "grid_search", "optuna_search", "resolve_split"]
 
@@ -88,12 +95,14 @@ def _score(stats: pd.Series, metric: str, min_trades: int) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def _period(bars: Mapping[str, pd.DataFrame], config: BacktestConfig) -> pd.Series | None:
+def _period(bars: Mapping[str, pd.DataFrame], config: BacktestConfig,
+            context: Mapping[str, FrameContext]) -> pd.Series | None:
     passes = []
     for symbol, frame in bars.items():
         try:
             passes.append(prepare_symbol(trim_bars(frame, symbol=symbol, config=config),
-                                         symbol=symbol, config=config))
+                                         symbol=symbol, config=config,
+                                         context=context.get(symbol)))
         except SwingError:
             continue
     if not passes:
@@ -102,13 +111,16 @@ def _period(bars: Mapping[str, pd.DataFrame], config: BacktestConfig) -> pd.Seri
                           config).stats
 
 
-def _evaluate(payload: tuple[Mapping[str, pd.DataFrame], BacktestConfig, pd.Timestamp, str, int]
-              ) -> dict[str, Any]:
+_Payload = tuple[Mapping[str, pd.DataFrame], BacktestConfig, pd.Timestamp, str, int,
+                 Mapping[str, FrameContext]]
+
+
+def _evaluate(payload: _Payload) -> dict[str, Any]:
     """Train and test statistics of one configuration (top level: runs in workers)."""
-    bars, config, split, metric, min_trades = payload
+    bars, config, split, metric, min_trades, context = payload
     before = split - pd.Timedelta(microseconds=1)
-    train = _period(bars, replace(config, end=before))
-    test = _period(bars, replace(config, start=split))
+    train = _period(bars, replace(config, end=before), context)
+    test = _period(bars, replace(config, start=split), context)
     row: dict[str, Any] = {}
     for name, stats in (("train", train), ("test", test)):
         row[f"{name}_score"] = _score(stats, metric, min_trades) if stats is not None else math.nan
@@ -134,16 +146,27 @@ def _py(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _contexts(bars: Mapping[str, pd.DataFrame], config: BacktestConfig,
+              context: Mapping[str, FrameContext] | None) -> dict[str, FrameContext]:
+    """The symbols' contexts: given, else from the bars mapping itself (as
+    ``run_backtest(bars=...)``: benchmarks given along with the symbols, nothing fetched)."""
+    if context is not None:
+        return dict(context)
+    return gather_context(bars, config, given=bars).frames
+
+
 def grid_search(bars: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]], *,
                 config: BacktestConfig | None = None, split: float | str | pd.Timestamp = 0.7,
                 metric: str = "SQN", min_trades: int = 5, executor: Any = None,
-                max_workers: int | None = None, progress: ProgressFn | None = None
-                ) -> SearchResult:
+                max_workers: int | None = None, progress: ProgressFn | None = None,
+                context: Mapping[str, FrameContext] | None = None) -> SearchResult:
     """Every combination of ``grid`` (StrategyParams field -> values), train/test scored.
 
     ``metric``: any statistic of the run (``SQN``, ``Sharpe Ratio``, ``Avg. R``, …); a period
     with fewer than ``min_trades`` trades scores NaN. Parameter sets run on ``executor``
-    (see :func:`swing_core.backtest.executor.map_tasks`)."""
+    (see :func:`swing_core.backtest.executor.map_tasks`). ``context``: each symbol's context
+    (``gather_context(bars, config, ...).frames``, from the bars' source); None: from ``bars``
+    itself (benchmarks given with the symbols, see :func:`_contexts`)."""
     config = config or BacktestConfig()
     if not grid:
         raise BacktestError("The grid is empty: give at least one parameter and its values.")
@@ -152,13 +175,14 @@ def grid_search(bars: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[An
     if len(combos) > 5000:
         raise BacktestError(f"{len(combos)} combinations: narrow the grid (at most 5000).")
     split_ts = resolve_split(bars, config, split)
+    contexts = _contexts(bars, config, context)
     payloads = []
     for combo in combos:
         params = params_from_dict({**config.params.to_dict(), **dict(zip(names, combo,
                                                                          strict=True))})
         candidate = replace(config, params=params)
         validate_config(candidate)
-        payloads.append((dict(bars), candidate, split_ts, metric, min_trades))
+        payloads.append((dict(bars), candidate, split_ts, metric, min_trades, contexts))
     outcomes = map_tasks(_evaluate, payloads, executor=executor, max_workers=max_workers,
                          progress=progress, labels=[str(c) for c in combos])
     rows = []
@@ -174,17 +198,19 @@ def optuna_search(bars: Mapping[str, pd.DataFrame],
                   config: BacktestConfig | None = None, n_trials: int = 30,
                   split: float | str | pd.Timestamp = 0.7, metric: str = "SQN",
                   min_trades: int = 5, seed: int = 0, timeout: float | None = None,
-                  progress: ProgressFn | None = None) -> SearchResult:
+                  progress: ProgressFn | None = None,
+                  context: Mapping[str, FrameContext] | None = None) -> SearchResult:
     """Optuna (TPE) search maximizing the *train* score; every trial's test score is recorded.
 
     ``space``: field -> (low, high) (ints give an integer range, floats a float range) or a
-    list of choices. Needs ``pip install optuna``."""
+    list of choices; ``context`` as :func:`grid_search`'s. Needs ``pip install optuna``."""
     try:
         import optuna  # lazy: optional, heavy (only for an Optuna search)
     except ImportError as exc:
         raise BacktestError("Optuna is not installed: pip install optuna.") from exc
     config = config or BacktestConfig()
     split_ts = resolve_split(bars, config, split)
+    contexts = _contexts(bars, config, context)
     names = list(space)
     rows: list[dict[str, Any]] = []
 
@@ -203,7 +229,7 @@ def optuna_search(bars: Mapping[str, pd.DataFrame],
         params = params_from_dict({**config.params.to_dict(), **values})
         candidate = replace(config, params=params)
         validate_config(candidate)
-        outcome = _evaluate((bars, candidate, split_ts, metric, min_trades))
+        outcome = _evaluate((bars, candidate, split_ts, metric, min_trades, contexts))
         rows.append({**values, **outcome})
         if progress is not None:
             progress(len(rows), n_trials, str(values))

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from swing_core.backtest.config import BacktestConfig, trim_bars
+from swing_core.backtest.context import ContextBars, symbol_context
 from swing_core.backtest.priors import (
     PriorQueries,
     concat_batches,
@@ -32,7 +33,7 @@ from swing_core.backtest.priors import (
 )
 from swing_core.backtest.run import data_fingerprint
 from swing_core.backtest.store import trades_for_storage
-from swing_core.backtest.walk import SymbolPass, prepare_symbol
+from swing_core.backtest.walk import SymbolPass, entry_times, prepare_symbol
 from swing_core.config import INTERVAL_DELTA
 from swing_core.errors import BacktestError, SwingError
 from swing_core.frame import VECTOR_COLUMNS
@@ -91,10 +92,12 @@ def compact_arrays(sp: SymbolPass) -> dict[str, Any]:
     return out
 
 
-def spill_task(payload: tuple[str, BacktestConfig, BarsLoader]) -> dict[str, Any]:
-    """A universe run's stage-1 worker task: load, trim and prepare one symbol, return it as a
-    spill part (:func:`compact_arrays` and its metadata; top level: picklable)."""
-    symbol, config, loader = payload
+def spill_task(payload: tuple[str, BacktestConfig, BarsLoader, ContextBars]) -> dict[str, Any]:
+    """A universe run's stage-1 worker task: load, trim and prepare one symbol with its context
+    (``symbol_context``: the run's benchmarks come with the task, other timeframes are fetched
+    here), return it as a spill part (:func:`compact_arrays`, its metadata and ``notes`` on
+    what the context left out; top level: picklable)."""
+    symbol, config, loader, fetch = payload
     try:
         bars = loader(symbol)
     except SwingError:
@@ -102,9 +105,10 @@ def spill_task(payload: tuple[str, BacktestConfig, BarsLoader]) -> dict[str, Any
     except Exception as exc:  # noqa: BLE001 - a bar source failure is the symbol's error
         raise BacktestError(f"{symbol}: could not load bars ({exc}).") from exc
     bars = trim_bars(bars, symbol=symbol, config=config)
-    sp = prepare_symbol(bars, symbol=symbol, config=config)
+    context, notes = symbol_context(symbol, bars, config, fetch)
+    sp = prepare_symbol(bars, symbol=symbol, config=config, context=context)
     return {"symbol": symbol, "arrays": compact_arrays(sp), "fingerprint": data_fingerprint(bars),
-            "source": str(bars.attrs.get("source", "given")),
+            "source": str(bars.attrs.get("source", "given")), "notes": list(notes),
             "buy_hold": sp.buy_hold_return_pct, "n_invalid": sp.n_invalid_plans,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -340,6 +344,5 @@ def taken_columns(data: SpillColumns, taken: np.ndarray, interval: str) -> dict[
         cols[col] = raw.pop(col)
     for col in _INTS:
         cols[col] = raw.pop(col).astype(np.int8 if col == "side_sign" else np.int64)
-    fill_ts = cols["fill_ts"]
-    cols["entry_time"] = fill_ts.where(cols["stop_entry"], fill_ts + delta)
+    cols["entry_time"] = entry_times(cols["signal_ts"], cols["fill_ts"], delta)
     return cols

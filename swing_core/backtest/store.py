@@ -41,7 +41,7 @@ HEADLINE = ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "# Trades", "Win 
             "Avg. R", "Profit Factor", "SQN", "Brier Score")
 _MAX_EQUITY_POINTS = 10_000
 _TRADE_MAP = {"fill_ts": "entry_ts", "fill_price": "entry_price",
-              "prior_win_rate": "predicted_winrate"}
+              "prior_win_rate": "predicted_winrate", "prior_win_rate_raw": "predicted_winrate_raw"}
 
 
 def json_value(value: Any) -> Any:
@@ -99,6 +99,7 @@ def save_run(engine: Any, result: BacktestResult, *, name: str | None = None,
         "equity": _equity_json(result.equity),
         "errors": dict(result.errors),
         "fingerprints": dict(result.data_fingerprints),
+        "notes": {symbol: list(notes) for symbol, notes in result.notes.items()},
     }
     run = {
         "run_hash": result.run_hash,
@@ -179,6 +180,7 @@ def load_run(engine: Any, run_hash: str) -> BacktestResult | None:
         errors=dict(metrics.get("errors") or {}), lookahead=report, from_storage=True,
         run_id=int(run["id"]) if run.get("id") is not None else None,
         data_fingerprints=dict(fingerprints),
+        notes={symbol: tuple(notes) for symbol, notes in (metrics.get("notes") or {}).items()},
     )
 
 

@@ -6,7 +6,11 @@ every symbol's bars and signal frame at once:
 1. stage 1 (bars -> signal frame -> plans -> exits, :func:`~swing_core.backtest.prepare_symbol`)
    runs chunk by chunk (``chunk_size`` symbols) through
    :func:`swing_core.backtest.executor.map_tasks`; each worker loads its own bars
-   (``bars_loader``), so bars and frames never reach the parent. A worker returns only compact
+   (``bars_loader``), so bars and frames never reach the parent. Each signal frame has the
+   context ``analyze`` and ``run_backtest`` give it
+   (:func:`~swing_core.backtest.context.symbol_context`): the benchmarks are fetched once, in
+   the parent, and sent with the tasks; other timeframes (below daily bars) by the worker of
+   their symbol (a custom ``bars_loader`` gives the benchmarks, at the run's interval only). A worker returns only compact
    per-signal arrays (codes for labels, float32 setup vectors, float64 prices so the
    portfolio's P&L is exact) and the symbol's closes;
 2. each finished chunk is committed: its compact arrays to a spill file (``spill_dir``, written
@@ -58,6 +62,7 @@ import pandas as pd
 
 from swing_core import db, market
 from swing_core.backtest.config import BacktestConfig, ProgressFn, validate_config
+from swing_core.backtest.context import benchmark_bars
 from swing_core.backtest.core import core_from_taken, run_statistics
 from swing_core.backtest.executor import map_tasks, open_executor
 from swing_core.backtest.priors import (
@@ -231,7 +236,7 @@ def run_universe(
     library, library_fp = stored_library(config, engine)
     digest = run_hash(names, config, {}, extra={
         "universe": chunk_size, "loader": _loader_key(loader), "library": library_fp,
-        "priors": PRIORS_ENGINE})
+        "priors": PRIORS_ENGINE, "context": "load_context"})
     chunks = [names[i:i + chunk_size] for i in range(0, len(names), chunk_size)]
     total = len(names)
     stored = db.load_backtest_run(engine, digest)
@@ -252,7 +257,8 @@ def run_universe(
     marker = {"chunk_size": chunk_size, "chunks_total": len(chunks),
               "done": sorted(done_chunks), "errors": dict(marker.get("errors") or {}),
               "fingerprints": dict(marker.get("fingerprints") or {}),
-              "sources": dict(marker.get("sources") or {})}
+              "sources": dict(marker.get("sources") or {}),
+              "notes": dict(marker.get("notes") or {})}
     resumed = len(done_chunks)
     worker_rss = 0.0
     finished = sum(len(chunks[k]) for k in done_chunks)
@@ -260,6 +266,9 @@ def run_universe(
         progress(finished, total, f"resumed: {resumed} chunk(s) already stored")
     todo = [k for k in range(len(chunks)) if k not in done_chunks]
     inline = executor == "inline" or (executor is None and max_workers == 1)
+    fetch = (benchmark_bars(config, source=loader.source, offline=loader.offline,
+                            database_url=loader.database_url, engine=engine)
+             if isinstance(loader, MarketBarsLoader) else benchmark_bars(config, loader=loader))
 
     def _status(status: str) -> UniverseResult:
         row = progress_row(digest, names, config, marker, status=status, name=name)
@@ -278,7 +287,7 @@ def run_universe(
             def chunk_progress(done: int, _total: int, label: str, base: int = base) -> None:
                 progress(base + done, total, label)
 
-            outcomes = map_tasks(spill_task, [(s, config, loader) for s in chunk],
+            outcomes = map_tasks(spill_task, [(s, config, loader, fetch) for s in chunk],
                                  executor=pool, max_workers=max_workers,
                                  progress=chunk_progress, labels=chunk)
             parts = []
@@ -292,6 +301,7 @@ def run_universe(
                     worker_rss = max(worker_rss, float(outcome.pop("rss_mb")))
                     marker["fingerprints"][symbol] = outcome["fingerprint"]
                     marker["sources"][symbol] = outcome["source"]
+                    marker["notes"][symbol] = outcome["notes"]
             write_spill(spill, k, parts)
             trades = stage1_trades(parts)
             del parts, outcomes
@@ -353,14 +363,16 @@ def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
         cols = taken_columns(data, taken, config.interval)
         priors = priced_columns(batch, base_confidence=cols["base_confidence"],
                                 exited=cols["exit_pos"] >= 0, realized_r=cols["realized_r"],
-                                exit_ts=cols["exit_ts"], asof=utc_times(asof_ns),
-                                params=config.params)
+                                fill_price=cols["fill_price"], stop=cols["stop"],
+                                exit_price=cols["exit_price"], exit_ts=cols["exit_ts"],
+                                asof=utc_times(asof_ns), params=config.params)
         del batch, asof_ns
     else:
         cols = taken_columns(data, taken, config.interval)
         priors = unpriced_columns(cols["base_confidence"])
     # the prior columns the portfolio (confidence), statistics and stored trades read
-    cols.update({col: priors[col] for col in ("prior_win_rate", "expected_r", "confidence")})
+    kept = ("prior_win_rate", "prior_win_rate_raw", "expected_r", "confidence")
+    cols.update({col: priors[col] for col in kept})
     del taken, priors, cols["base_confidence"]
     frame = pd.DataFrame(index=pd.RangeIndex(len(cols["symbol"])))
     for col in list(cols):  # column by column: never the columns and a copy at once
@@ -377,7 +389,8 @@ def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
         stats=summary.stats, trades=core.trades, equity=core.equity,
         breakdowns=summary.breakdowns, calibration=summary.calibration,
         errors=dict(marker["errors"]), data_sources=sources,
-        data_fingerprints={m["symbol"]: m["fingerprint"] for m in meta})
+        data_fingerprints={m["symbol"]: m["fingerprint"] for m in meta},
+        notes={s: tuple(n) for s, n in (marker.get("notes") or {}).items() if n})
     del core, summary
     release_memory()
     run_id = save_run(engine, result, name=name, trade_batch=_TRADE_BATCH)

@@ -8,7 +8,8 @@ same setup kind, same interval.
 
 Batches (:meth:`PatternIndex.query_many`, for walk-forward backtests) run the same kernel on
 blocks of queries sorted by as-of time and accept extra in-memory rows (earlier trades of the
-same run) that are searched alongside the stored library under the same point-in-time rule.
+same run) that are searched alongside the stored library under the same point-in-time rule,
+each setup once (a stored row that is also an extra row is left out of the stored search).
 
 This module holds the index itself (building, updates, the public queries); the rule's steps
 are in :mod:`~swing_core.patterns.rule`, the database loading in :mod:`~swing_core.patterns.sync`.
@@ -292,8 +293,11 @@ class PatternIndex(NeighborRule, DatabaseSync):
         ``symbols`` / ``vol_regimes`` / ``setups`` (m,) or one value (``vol_regimes`` None: no
         regime rule; ``setups`` None: no setup filter). ``extra``: more library rows kept in
         memory only (e.g. the run's own earlier trades, same columns as :meth:`add`), searched
-        with the stored rows under the same rule ``exit_ts <= asof``. Same neighbours as
-        :meth:`neighbors` row by row."""
+        with the stored rows under the same rule ``exit_ts <= asof``; a setup that is both
+        stored and an extra row (same symbol, interval and bar ``ts``, the identity of a row,
+        e.g. a run re-run over a library that holds its saved outcomes) counts once, as the
+        extra row. Same neighbours as :meth:`neighbors` row by row (over the stored rows plus
+        the extra rows, each setup once)."""
         params = params or StrategyParams()
         with perf.timed("pattern_query"):
             q = _query_rows(vectors)

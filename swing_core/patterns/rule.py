@@ -40,11 +40,12 @@ class NeighborRule:
         return out[0], out[1], out[2]
 
     def _search_both(self, queries: np.ndarray, asof: np.ndarray, k: int,
-                     codes: tuple[int | None, int | None, int | None], extra: _Store | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     codes: tuple[int | None, int | None, int | None], extra: _Store | None,
+                     hidden: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top k over the stored rows (but ``hidden`` ones) and the ``extra`` rows."""
         if extra is not None and len(extra) and len(self._store) == 0:
             return extra.search(queries, asof, k, codes)  # its rows are numbered from 0
-        found = self._store.search(queries, asof, k, codes)
+        found = self._store.search(queries, asof, k, codes, hidden)
         if extra is None or len(extra) == 0:
             return found
         return _merge_topk(found, extra.search(queries, asof, k, codes), len(self._store), k)
@@ -53,7 +54,9 @@ class NeighborRule:
                  setups: np.ndarray | None, interval: str | None, k: int,
                  extra: _Store | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(similarity, row id, scope) per query: the same symbol first, all symbols when the
-        symbol has no outcome known by then."""
+        symbol has no outcome known by then. A setup both stored and among the ``extra`` rows
+        (same symbol, interval and bar: :meth:`_hidden`) counts once, as its extra row."""
+        hidden = self._hidden(extra)
         m = queries.shape[0]
         sims, ids = np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
         scope = np.full(m, "none", dtype=object)
@@ -62,17 +65,30 @@ class NeighborRule:
             if symbol is None or symbol == "":  # no symbol: every symbol at once
                 continue
             codes = self._codes(symbol, setup, interval)
-            s, i = self._search_both(queries[rows], asof[rows], k, codes, extra)
+            s, i = self._search_both(queries[rows], asof[rows], k, codes, extra, hidden)
             has = i[:, 0] >= 0
             sims[rows[has]], ids[rows[has]], scope[rows[has]] = s[has], i[has], "symbol"
         rest = np.flatnonzero(scope == "none")
         for (setup,), rows in _groups(setups[rest]):
             rows = rest[rows]
             s, i = self._search_both(queries[rows], asof[rows], k,
-                                     self._codes(None, setup, interval), extra)
+                                     self._codes(None, setup, interval), extra, hidden)
             has = i[:, 0] >= 0
             sims[rows[has]], ids[rows[has]], scope[rows[has]] = s[has], i[has], "all"
         return sims, ids, scope
+
+    def _hidden(self, extra: _Store | None) -> np.ndarray | None:
+        """Stored rows that are also among the ``extra`` rows (a row's identity: symbol,
+        interval, bar ``ts``; e.g. a run's own outcomes already saved to the library): left out
+        of the search so that one setup never counts twice. None when there are none."""
+        if extra is None or len(extra) == 0 or len(self._store) == 0:
+            return None
+        found = self._store.locate(extra.table)
+        if not (found >= 0).any():
+            return None
+        hidden = np.zeros(len(self._store), bool)
+        hidden[found[found >= 0]] = True
+        return hidden
 
     def _column(self, name: str, ids: np.ndarray, extra: _Store | None, fill: Any) -> np.ndarray:
         """Metadata column ``name`` of row ids (index rows first, then extra rows)."""

@@ -6,6 +6,15 @@ losses) and in days, counts by exit reason; expected R = win rate · average win
 (1 − win rate) · average loss R. :class:`PriorStats` is one query's, :class:`PriorBatch` many
 queries' as arrays (the walk-forward backtest's), both computed by the same formulas.
 STRATEGY.md, "Confidence": :func:`blend_confidence`.
+
+**Differs** (honest small samples): the win rate is not the bare share of winning neighbours,
+which says 0 % or 100 % from a handful of them, but the posterior mean of a Beta prior:
+(wins + s·m) / (n + s), ``s`` = :data:`WIN_RATE_PRIOR_STRENGTH` (4) pseudo-outcomes centred on
+the base rate ``m`` (:data:`WIN_RATE_PRIOR_CENTRE`, 50 %, unless the caller passes one). 3 wins
+of 3 say 71 %, 0 of 3 say 29 %, 45 of 60 say 73 % (not 75 %): it matters only when n is small.
+Expected R uses that win rate (the formula above, with the rate shown). The bare share stays
+available as ``win_rate_unshrunk``; ``n`` (how many neighbours a rate rests on) goes with every
+rate.
 """
 
 from __future__ import annotations
@@ -20,19 +29,42 @@ import pandas as pd
 
 from swing_core.config import BARS_PER_DAY, StrategyParams
 
-__all__ = ["NEIGHBOR_COLUMNS", "Neighbor", "Neighbors", "PriorBatch", "PriorStats",
-           "blend_confidence", "neighbor_stats"]
+__all__ = ["NEIGHBOR_COLUMNS", "WIN_RATE_PRIOR_CENTRE", "WIN_RATE_PRIOR_STRENGTH", "Neighbor",
+           "Neighbors", "PriorBatch", "PriorStats", "blend_confidence", "neighbor_stats",
+           "shrunk_win_rate"]
+
+#: Strength of the Beta prior on a neighbour set's win rate, in pseudo-outcomes (a + b): small,
+#: so 60 neighbours move the rate by at most 2-3 points, while 3 can no longer say 0 % or 100 %.
+WIN_RATE_PRIOR_STRENGTH = 4.0
+#: Where that prior is centred when the caller knows no base rate: 50 %, near the R win share of
+#: these setups (a coin flip between stop and target at 1-2 R), and neutral.
+WIN_RATE_PRIOR_CENTRE = 0.5
 
 
 def _nan_to_none(value: Any) -> Any:
     return None if isinstance(value, float) and np.isnan(value) else value
 
 
+def shrunk_win_rate(wins: Any, n: Any, *, base_rate: Any = WIN_RATE_PRIOR_CENTRE,
+                    strength: float = WIN_RATE_PRIOR_STRENGTH) -> Any:
+    """Posterior mean win rate of ``wins`` out of ``n`` outcomes under a Beta(s·m, s·(1 − m))
+    prior, ``m`` = ``base_rate`` (a share, scalar or per row), ``s`` = ``strength``:
+    (wins + s·m) / (n + s). NaN where n = 0 (no outcome: no rate at all, rather than the
+    prior's). A float for scalars, else an array."""
+    wins_a, n_a = np.asarray(wins, dtype=float), np.asarray(n, dtype=float)
+    m = np.asarray(base_rate, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(n_a > 0, (wins_a + strength * m) / (n_a + strength), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
 @dataclass(frozen=True, eq=False)
 class PriorStats:
     """What happened after the neighbours of a setup (STRATEGY.md, "Pattern priors").
 
-    R values are realized R multiples; a win is R > 0. ``profit_factor`` = sum of wins /
+    R values are realized R multiples; a win is R > 0. ``win_rate``: the share of wins shrunk
+    toward a base rate (see the module docstring), with ``n`` the neighbours it rests on;
+    ``win_rate_unshrunk``: the bare share. ``profit_factor`` = sum of wins /
     |sum of losses| (``inf`` with wins and no losses). Medians are of ``hold_bars`` (bars from
     entry to exit) and of hold days (hold bars / ``BARS_PER_DAY[interval]`` per neighbour).
     ``scope``: "symbol" (the query's symbol), "all" (every symbol) or "none" (no neighbour);
@@ -41,6 +73,7 @@ class PriorStats:
 
     n: int = 0
     win_rate: float = float("nan")
+    win_rate_unshrunk: float = float("nan")
     avg_r: float = float("nan")
     avg_win_r: float = float("nan")
     avg_loss_r: float = float("nan")
@@ -65,7 +98,7 @@ class PriorStats:
     __hash__ = None  # type: ignore[assignment]
 
 
-_STAT_FIELDS = ("win_rate", "avg_r", "avg_win_r", "avg_loss_r", "profit_factor", "expected_r",
+_STAT_FIELDS = ("win_rate", "win_rate_unshrunk", "avg_r", "avg_win_r", "avg_loss_r", "profit_factor", "expected_r",
                 "median_hold_bars", "median_hold_bars_wins", "median_hold_bars_losses",
                 "median_hold_days")
 
@@ -73,11 +106,13 @@ _STAT_FIELDS = ("win_rate", "avg_r", "avg_win_r", "avg_loss_r", "profit_factor",
 @dataclass(frozen=True)
 class PriorBatch:
     """:class:`PriorStats` of many queries as arrays (row i = query i): ``n`` int64, the float
-    statistics (NaN when undefined), ``exit_reason_counts`` (m, len(exit_reason_names)),
+    statistics (NaN when undefined; ``win_rate`` shrunk, ``win_rate_unshrunk`` the bare share,
+    both resting on ``n``), ``exit_reason_counts`` (m, len(exit_reason_names)),
     ``scope`` (object: "symbol"/"all"/"none"), ``regime_filtered`` bool."""
 
     n: np.ndarray
     win_rate: np.ndarray
+    win_rate_unshrunk: np.ndarray
     avg_r: np.ndarray
     avg_win_r: np.ndarray
     avg_loss_r: np.ndarray
@@ -193,9 +228,10 @@ class Neighbors:
 # --------------------------------------------------------------------------- statistics
 
 
-def _stat_arrays(r: np.ndarray, hold: np.ndarray, days: np.ndarray, keep: np.ndarray
-                 ) -> dict[str, np.ndarray]:
-    """Statistics per row of (m, k) arrays over the cells where ``keep``."""
+def _stat_arrays(r: np.ndarray, hold: np.ndarray, days: np.ndarray, keep: np.ndarray, *,
+                 base_rate: Any = WIN_RATE_PRIOR_CENTRE) -> dict[str, np.ndarray]:
+    """Statistics per row of (m, k) arrays over the cells where ``keep``; the win rate shrunk
+    toward ``base_rate`` (one for all rows, or one per row)."""
     r = np.where(keep, r, np.nan)
     n = keep.sum(axis=1)
     win, loss = keep & (r > 0), keep & ~(r > 0)
@@ -203,7 +239,8 @@ def _stat_arrays(r: np.ndarray, hold: np.ndarray, days: np.ndarray, keep: np.nda
     sum_win = np.where(win, r, 0.0).sum(axis=1)
     sum_loss = np.where(loss, r, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        win_rate = np.where(n > 0, n_win / np.maximum(n, 1), np.nan)
+        win_share = np.where(n > 0, n_win / np.maximum(n, 1), np.nan)
+        win_rate = shrunk_win_rate(n_win, n, base_rate=base_rate)
         avg_win = np.where(n_win > 0, sum_win / np.maximum(n_win, 1), np.nan)
         avg_loss = np.where(n_loss > 0, sum_loss / np.maximum(n_loss, 1), np.nan)
         profit_factor = np.where(sum_loss < 0, sum_win / -sum_loss,
@@ -211,6 +248,7 @@ def _stat_arrays(r: np.ndarray, hold: np.ndarray, days: np.ndarray, keep: np.nda
     out = {
         "n": n.astype(np.int64),
         "win_rate": win_rate,
+        "win_rate_unshrunk": win_share,
         "avg_r": np.where(n > 0, np.where(keep, r, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan),
         "avg_win_r": avg_win,
         "avg_loss_r": avg_loss,
@@ -246,7 +284,8 @@ def _median(values: np.ndarray) -> float:
 
 
 def _stats(r: np.ndarray, hold: np.ndarray, intervals: np.ndarray, reasons: np.ndarray,
-           scope: str | None, regime_filtered: bool | None) -> PriorStats:
+           scope: str | None, regime_filtered: bool | None,
+           base_rate: float = WIN_RATE_PRIOR_CENTRE) -> PriorStats:
     """One neighbour set (1-D arrays): the same numbers as :func:`_stat_arrays`, without its
     (m, k) machinery (a single query stays well under a millisecond)."""
     keep = np.isfinite(r)
@@ -254,7 +293,8 @@ def _stats(r: np.ndarray, hold: np.ndarray, intervals: np.ndarray, reasons: np.n
     n = int(r.size)
     win = r > 0
     wins, losses = r[win], r[~win]
-    win_rate = float(win.mean()) if n else float("nan")
+    win_share = float(win.mean()) if n else float("nan")
+    win_rate = shrunk_win_rate(int(win.sum()), n, base_rate=base_rate)
     avg_win = float(wins.mean()) if wins.size else float("nan")
     avg_loss = float(losses.mean()) if losses.size else float("nan")
     sum_win, sum_loss = float(wins.sum()), float(losses.sum())
@@ -263,7 +303,7 @@ def _stats(r: np.ndarray, hold: np.ndarray, intervals: np.ndarray, reasons: np.n
     per_day = np.array([BARS_PER_DAY.get(i, np.nan) for i in intervals.tolist()], float)
     names, counts = np.unique(reasons.astype(str), return_counts=True)
     return PriorStats(
-        n=n, win_rate=win_rate, avg_r=float(r.mean()) if n else float("nan"),
+        n=n, win_rate=win_rate, win_rate_unshrunk=win_share, avg_r=float(r.mean()) if n else float("nan"),
         avg_win_r=avg_win, avg_loss_r=avg_loss, profit_factor=profit_factor,
         expected_r=(win_rate * (avg_win if wins.size else 0.0)
                     + (1 - win_rate) * (avg_loss if losses.size else 0.0)) if n
@@ -276,16 +316,20 @@ def _stats(r: np.ndarray, hold: np.ndarray, intervals: np.ndarray, reasons: np.n
 
 
 def neighbor_stats(neighbors: Neighbors | pd.DataFrame, *, scope: str | None = None,
-                   regime_filtered: bool | None = None) -> PriorStats:
+                   regime_filtered: bool | None = None,
+                   base_rate: float = WIN_RATE_PRIOR_CENTRE) -> PriorStats:
     """:class:`PriorStats` of a neighbour set: a :class:`Neighbors` or a frame with columns
     ``realized_r``, ``hold_bars`` (bars, may be missing), ``exit_reason`` and ``interval`` (for
-    hold days; missing: NaN days). Rows without a realized R are ignored."""
+    hold days; missing: NaN days). Rows without a realized R are ignored. ``base_rate``: where
+    the win rate's prior is centred (a share known at the query's as-of time, e.g. the win
+    share of every outcome known by then; default 50 %)."""
     if isinstance(neighbors, Neighbors):
         data = neighbors.data
         return _stats(data["realized_r"].astype(float), data["hold_bars"].astype(float),
                       data["interval"], data["exit_reason"],
                       neighbors.scope if scope is None else scope,
-                      neighbors.regime_filtered if regime_filtered is None else regime_filtered)
+                      neighbors.regime_filtered if regime_filtered is None else regime_filtered,
+                      base_rate)
     frame = neighbors
     r = pd.to_numeric(frame["realized_r"], errors="coerce").to_numpy(float)
     nothing = np.full(r.shape, np.nan)
@@ -294,7 +338,7 @@ def neighbor_stats(neighbors: Neighbors | pd.DataFrame, *, scope: str | None = N
     intervals = frame["interval"].to_numpy(object) if "interval" in frame else nothing
     reasons = frame["exit_reason"].to_numpy(object) if "exit_reason" in frame else \
         np.full(r.shape, "", object)
-    return _stats(r, hold, intervals, reasons, scope, regime_filtered)
+    return _stats(r, hold, intervals, reasons, scope, regime_filtered, base_rate)
 
 
 def blend_confidence(confidence: float | np.ndarray, stats: PriorStats | PriorBatch | None, *,

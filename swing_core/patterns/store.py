@@ -271,11 +271,13 @@ class _Store:
         return self._scopes[codes]
 
     def search(self, queries: np.ndarray, asof: np.ndarray, k: int,
-               codes: tuple[int | None, int | None, int | None]
-               ) -> tuple[np.ndarray, np.ndarray]:
+               codes: tuple[int | None, int | None, int | None],
+               hidden: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """k nearest rows known by each query's as-of time within a filter (rows of this store,
-        -1 padded)."""
+        -1 padded); ``hidden``: a mask of rows left out (another copy of them is searched)."""
         rows = self.scope(codes)
+        if hidden is not None:
+            rows = np.flatnonzero(~hidden) if rows is None else rows[~hidden[rows]]
         exits = self.table.cols["exit"]
         if rows is None:
             return self.backend.search(queries, k, limits=np.searchsorted(exits, asof, "right"))

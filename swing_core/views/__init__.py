@@ -4,8 +4,9 @@ No Streamlit here and no trading logic: these functions only call the engine (``
 ``market``, ``db``) and reshape its results into tables, chips and cards. Pages call one of them,
 cache the result and render it (``from swing_core import views; views.scan_view(...)``).
 
-One module per concept: ``formatting`` (numbers and times), ``watchlist``, ``signals`` (signal
-view, chips, watchlist and scan tables), ``journal``, ``backtest`` (Backtest Review tables),
+One module per concept: ``formatting`` (numbers and times), ``labels`` (the names of win rates
+and calibration figures), ``watchlist``, ``signals`` (signal view, chips, watchlist and scan
+tables), ``journal``, ``backtest`` (Backtest Review tables and calibration),
 ``library`` (setup library, neighbours, projection), ``export`` (CSV download, upload limits),
 ``perf`` (the Performance page's history and live figures; not re-exported here, use
 ``from swing_core.views import perf``).
@@ -16,6 +17,7 @@ from __future__ import annotations
 from swing_core.views.backtest import (
     SEARCH_PARAMS,
     TRADE_COLUMNS,
+    backtest_calibration,
     breakdown_table,
     library_date_range,
     open_trades,
@@ -48,6 +50,15 @@ from swing_core.views.journal import (
     evaluation_text,
     journal_summary,
     journal_table,
+)
+from swing_core.views.labels import (
+    BRIER_LABELS,
+    WIN_RATE_KINDS,
+    brier_table,
+    predicted_kind,
+    rate_text,
+    stat_label,
+    win_rate_label,
 )
 from swing_core.views.library import (
     Library,
@@ -82,6 +93,7 @@ from swing_core.views.watchlist import (
 )
 
 __all__ = [
+    "BRIER_LABELS",
     "CLOSE_TIME_COLUMNS",
     "Chip",
     "DEFAULT_WATCHLIST",
@@ -94,9 +106,12 @@ __all__ = [
     "SEARCH_PARAMS",
     "SignalView",
     "TRADE_COLUMNS",
+    "WIN_RATE_KINDS",
+    "backtest_calibration",
     "bar_time_text",
     "bar_times",
     "breakdown_table",
+    "brier_table",
     "library_date_range",
     "demo_library",
     "describe_source",
@@ -118,8 +133,10 @@ __all__ = [
     "outcome_label",
     "parse_grid_values",
     "parse_symbols",
+    "predicted_kind",
     "prior_card",
     "project_2d",
+    "rate_text",
     "reliability_curve",
     "row_time_texts",
     "save_watchlist",
@@ -127,6 +144,7 @@ __all__ = [
     "signal_chips",
     "source_summary",
     "sparkline_values",
+    "stat_label",
     "stats_table",
     "stored_library",
     "table_times",
@@ -135,4 +153,5 @@ __all__ = [
     "trade_list",
     "trade_window",
     "watchlist_table",
+    "win_rate_label",
 ]

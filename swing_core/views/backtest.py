@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 
 from swing_core import market
+from swing_core.calibration import report_from_trades
 from swing_core.config import INTERVAL_DELTA
 from swing_core.errors import ConfigError
 from swing_core.metrics import closed_mask, filled_mask
 from swing_core.views.formatting import bar_time_text, bar_times, format_number
+from swing_core.views.labels import stat_label
 
 _TRADE_ALIASES = {"fill_ts": "entry_ts", "fill_price": "entry_price",
                   "prior_win_rate": "predicted_winrate"}
@@ -24,7 +26,7 @@ _TRADE_ALIASES = {"fill_ts": "entry_ts", "fill_price": "entry_price",
 TRADE_COLUMNS: tuple[str, ...] = (
     "symbol", "side", "setup", "trend", "vol_regime", "signal_ts", "entry_ts", "entry_price",
     "stop", "target", "exit_ts", "exit_price", "exit_reason", "realized_r", "hold_bars", "qty",
-    "pnl", "predicted_winrate", "expected_r",
+    "pnl", "predicted_winrate", "prior_n", "expected_r",
 )
 
 
@@ -100,7 +102,9 @@ def stats_table(stats: pd.Series | Mapping[str, pd.Series]) -> pd.DataFrame:
     runs = dict(stats) if isinstance(stats, Mapping) else {"value": stats}
     names = list(dict.fromkeys(k for s in runs.values() for k in s.index))
     data = {run: [text(s.get(name)) for name in names] for run, s in runs.items()}
-    return pd.DataFrame(data, index=pd.Index(names, name="statistic")).reset_index()
+    # the two win rates named by what they count (swing_core.views.labels)
+    shown = [stat_label(name) for name in names]
+    return pd.DataFrame(data, index=pd.Index(shown, name="statistic")).reset_index()
 
 
 def breakdown_table(breakdown: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -122,6 +126,23 @@ def reliability_curve(calibration: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"predicted": frame["mean_predicted"].astype(float).to_numpy(),
                          "observed": frame["observed_rate"].astype(float).to_numpy(),
                          "count": frame["n"].astype(int).to_numpy()})
+
+
+def backtest_calibration(result: Any) -> Any:
+    """The calibration report of a backtest (:func:`swing_core.calibration.report_from_trades`
+    with the run's parameters): its taken signals with a prior and an outcome, the neighbours'
+    raw R win rate against a win after costs, walk-forward; a stored run's trades get their
+    as-of time (the close of the signal bar) back from ``signal_ts``. Empty (n = 0) for runs
+    stored before the raw win rate was kept."""
+    trades = _trades_frame(result.trades)
+    if "asof" not in trades and "signal_ts" in trades:
+        trades = trades.assign(asof=pd.to_datetime(trades["signal_ts"], utc=True)
+                               + INTERVAL_DELTA[result.config.interval])
+    if "fill_price" not in trades and "entry_price" in trades:
+        trades = trades.assign(fill_price=trades["entry_price"])
+    if "prior_win_rate_raw" not in trades and "predicted_winrate_raw" in trades:
+        trades = trades.assign(prior_win_rate_raw=trades["predicted_winrate_raw"])
+    return report_from_trades(trades, params=result.config.params)
 
 
 def library_date_range(engine: Any, symbols: Sequence[str], interval: str

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from swing_core import market
+from swing_core.config import StrategyParams
+from swing_core.costs import won_after_costs
 from swing_core.journal import evaluate_pending
 from swing_core.views.formatting import row_time_texts
 
 JOURNAL_COLUMNS: tuple[str, ...] = (
-    "id", "asof", "symbol", "interval", "side", "setup", "trend_label", "entry", "stop", "target",
-    "r_multiple", "confidence", "expected_winrate", "expected_r", "data_source", "evaluated",
-    "exit_reason", "realized_r", "hold_bars", "exit_ts",
+    "id", "asof", "symbol", "interval", "verdict", "side", "setup", "trend_label", "entry",
+    "stop", "target", "r_multiple", "confidence", "expected_winrate", "prior_n", "expected_r",
+    "data_source", "evaluated", "exit_reason", "realized_r", "hold_bars", "exit_ts",
+    "verdict_reason",
 )
 
 
@@ -55,19 +59,35 @@ def evaluation_text(summary: Any) -> str:
     return text
 
 
-def journal_summary(table: pd.DataFrame) -> dict[str, Any]:
-    """Counts and outcomes of journal rows: signals, evaluated, pending, wins, win rate (share
-    of evaluated signals with R > 0 among those with a realized R), average realized R."""
+def journal_summary(table: pd.DataFrame, *, params: StrategyParams | None = None
+                    ) -> dict[str, Any]:
+    """Counts and outcomes of journal rows: signals, evaluated, pending, wins, ``win_rate`` (R
+    wins: share of evaluated signals with R > 0, before costs, among those with a realized R),
+    ``win_rate_net`` (wins after ``params``' fees and slippage,
+    :func:`swing_core.costs.won_after_costs`, among those whose prices are known),
+    ``n_outcomes`` / ``n_outcomes_net`` (the outcomes each rate rests on), average realized R."""
     evaluated = table["evaluated"].fillna(False).astype(bool) if "evaluated" in table else \
         pd.Series(False, index=table.index)
-    realized = pd.to_numeric(table.get("realized_r"), errors="coerce") if "realized_r" in table \
-        else pd.Series(dtype=float)
+
+    def number(column: str) -> pd.Series:
+        return (pd.to_numeric(table[column], errors="coerce") if column in table
+                else pd.Series(np.nan, index=table.index))
+
+    realized = number("realized_r")
     known = realized.dropna()
+    net_won = won_after_costs(realized.to_numpy(float), number("entry").to_numpy(float),
+                              number("stop").to_numpy(float),
+                              exit_price=number("exit_price").to_numpy(float),
+                              params=params or StrategyParams())
+    net_known = net_won[np.isfinite(net_won)]
     return {
         "signals": int(len(table)),
         "evaluated": int(evaluated.sum()),
         "pending": int((~evaluated).sum()),
         "wins": int((known > 0).sum()),
         "win_rate": float((known > 0).mean()) if len(known) else None,
+        "win_rate_net": float(net_known.mean()) if net_known.size else None,
+        "n_outcomes": int(len(known)),
+        "n_outcomes_net": int(net_known.size),
         "avg_r": float(known.mean()) if len(known) else None,
     }

@@ -12,11 +12,13 @@ import pandas as pd
 
 from swing_core.agent import Analysis, scan_table
 from swing_core.views.formatting import format_number, table_times
+from swing_core.views.labels import predicted_kind
 
 SCAN_COLUMNS: tuple[str, ...] = (
-    "symbol", "side", "setup", "confidence", "r_multiple", "expected_r", "expected_winrate",
-    "vol_regime", "data_source", "trend_label", "price", "entry", "stop", "target",
-    "mtf_alignment", "rs_sector", "time_bucket", "asof", "error",
+    "symbol", "verdict", "side", "setup", "expected_r_net", "confidence", "expected_r",
+    "cost_r", "expected_winrate_raw", "prior_n", "r_multiple", "vol_regime", "data_source",
+    "trend_label", "price", "entry", "stop", "target", "mtf_alignment", "rs_sector",
+    "time_bucket", "asof", "verdict_reason", "error",
 )
 
 _SOURCE_TEXT = {
@@ -74,16 +76,22 @@ def signal_chips(signal: Any) -> list[Chip]:
 
 
 def prior_card(signal: Any) -> dict[str, Any] | None:
-    """The pattern-prior numbers of a signal (None when it carries no prior): n, win rate,
-    expected R, profit factor, average win / loss R, hold times, outcomes by exit reason."""
+    """The pattern-prior numbers of a signal (None when it carries no prior): n (every rate
+    rests on it), win rate (``win_rate_kind``: :func:`~swing_core.views.labels.predicted_kind`;
+    shrunk toward 50 % for a small n, never 0 % or 100 % from a handful), the neighbours' own R
+    win rate before costs, expected R before costs, the plan's costs in R and expected R net
+    of them, profit factor, average win / loss R, hold times, outcomes by exit reason."""
     prior = dict(signal.prior or {})
     if signal.expected_winrate is None and not prior:
         return None
     return {
         "n": prior.get("n"),
         "win_rate": signal.expected_winrate,
+        "win_rate_kind": predicted_kind(prior),
         "win_rate_raw": signal.expected_winrate_raw,
         "expected_r": signal.expected_r,
+        "cost_r": signal.cost_r,
+        "expected_r_net": signal.expected_r_net,
         "profit_factor": prior.get("profit_factor"),
         "avg_win_r": prior.get("avg_win_r"),
         "avg_loss_r": prior.get("avg_loss_r"),
@@ -99,7 +107,9 @@ def prior_card(signal: Any) -> dict[str, Any] | None:
 
 def scan_view(results: Sequence[Any]) -> pd.DataFrame:
     """Scan results (``agent.ScanResult``) as the scanner's table: one row per symbol, the
-    columns of :data:`SCAN_COLUMNS` (errors kept with their message), best confidence first."""
+    columns of :data:`SCAN_COLUMNS` (errors kept with their message), in the engine's ranking
+    (:func:`swing_core.agent.scan_table`: "take" first, then expected R net of costs, then
+    confidence)."""
     table = scan_table(list(results))
     intervals = set(table["interval"].dropna()) if "interval" in table else set()
     for column in SCAN_COLUMNS:
@@ -109,8 +119,9 @@ def scan_view(results: Sequence[Any]) -> pd.DataFrame:
     if len(table):
         table["asof"] = table_times(table["asof"],
                                     intervals.pop() if len(intervals) == 1 else None)
-    for column in ("confidence", "r_multiple", "expected_r", "expected_winrate", "price",
-                   "entry", "stop", "target", "rs_sector"):
+    for column in ("confidence", "r_multiple", "expected_r", "expected_r_net", "cost_r",
+                   "expected_winrate_raw", "prior_n", "price", "entry", "stop", "target",
+                   "rs_sector"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
     return table
 
