@@ -15,6 +15,7 @@ from pages._backtest_form import RESULT, run_form
 from pages._backtest_saved import saved_tab
 from pages._backtest_search import search_tab
 from pages._backtest_universe import universe_form
+from pages._columns import prior_rate_columns
 from swing_core import charts, views
 
 ui.require_router()
@@ -138,12 +139,7 @@ def _trades_tab(result: Any) -> None:
             "realized_r": st.column_config.NumberColumn("R", format="%+.2f"),
             "pnl": st.column_config.NumberColumn("P&L $", format="%.2f"),
             "qty": st.column_config.NumberColumn("Qty", format="%d"),
-            "predicted_winrate": st.column_config.NumberColumn(
-                "Pred. win", format="percent",
-                help="Calibrated to a win after costs once enough outcomes are known; before "
-                     "that the neighbours' R win rate (before costs)."),
-            "prior_n": st.column_config.NumberColumn("n", format="%d",
-                                                     help="Neighbours the prior rests on."),
+            **prior_rate_columns("predicted_winrate", when="is"),
             "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),
         })
     st.download_button("Download trades CSV", views.to_csv_bytes(views.for_display(shown)),

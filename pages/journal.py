@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as ui
+from pages._columns import prior_rate_columns
 from swing_core import charts, clock, db, views
 from swing_core.config import INTERVALS
 
@@ -67,12 +68,7 @@ def _table(table: pd.DataFrame) -> None:
         "exit_ts": st.column_config.TextColumn("Exit"),
         "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0,
                                                       max_value=1.0, format="percent"),
-        "expected_winrate": st.column_config.NumberColumn(
-            "Pred. win", format="percent",
-            help="The prior's win rate when the signal was made: calibrated to a win after "
-                 "costs once enough signals were evaluated, else the neighbours' R win rate."),
-        "prior_n": st.column_config.NumberColumn("n", format="%d",
-                                                 help="Neighbours the prior rested on."),
+        **prior_rate_columns("expected_winrate", when="was"),
         "verdict": "Verdict",
         "verdict_reason": st.column_config.TextColumn("Why", width="large"),
         "expected_r": st.column_config.NumberColumn("Exp. R", format="%+.2f"),

@@ -57,13 +57,31 @@ def test_isotonic_calibration_repairs_a_known_miscalibration() -> None:
 
 def test_predict_matches_sklearn_and_is_monotone() -> None:
     _, predicted, won = overconfident(500, seed=3)
-    calibrator = fit_calibrator(predicted, won)
+    calibrator = fit_calibrator(predicted, won, strength=0)  # the plain fit
     model = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(predicted, won)
     grid = np.linspace(-0.2, 1.2, 301)
     np.testing.assert_allclose(calibrator.predict(grid), model.predict(grid), atol=1e-12)
     assert (np.diff(calibrator.predict(grid)) >= 0).all()
     assert 0.0 <= calibrator.predict(0.73) <= 1.0 and isinstance(calibrator.predict(0.73), float)
     assert np.isnan(calibrator.predict([np.nan, 0.5])[0])
+
+
+def test_a_handful_of_pairs_at_either_end_never_calibrates_to_0_or_100_percent() -> None:
+    # 3 losses at the lowest predictions, 3 wins at the highest, a fair middle
+    rng = np.random.default_rng(5)
+    middle = rng.uniform(0.4, 0.6, 94)
+    predicted = np.r_[0.05, 0.06, 0.07, middle, 0.93, 0.94, 0.95]
+    won = np.r_[0, 0, 0, (rng.random(94) < middle).astype(float), 1, 1, 1]
+    plain = fit_calibrator(predicted, won, strength=0)
+    assert plain.predict(0.05) == 0.0 and plain.predict(0.95) == 1.0  # what isotonic says
+    calibrator = fit_calibrator(predicted, won)
+    low, high = calibrator.predict(0.05), calibrator.predict(0.95)
+    base = won.mean()
+    # each end block (the 3 pairs and any the fit pooled with them) moved toward the base rate
+    assert 0.1 < low < base < high < 0.9
+    assert plain.predict(0.5) == pytest.approx(calibrator.predict(0.5), abs=0.05)
+    grid = np.linspace(0, 1, 201)
+    assert (np.diff(calibrator.predict(grid)) >= 0).all()  # still increasing
 
 
 def test_fit_equals_sklearn_with_many_tied_predictions() -> None:
@@ -73,7 +91,7 @@ def test_fit_equals_sklearn_with_many_tied_predictions() -> None:
         y = (rng.random(150) < x).astype(float)
         new = rng.random(40) * 1.2 - 0.1
         want = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(x, y)
-        calibrator = fit_calibrator(x, y, min_samples=2)
+        calibrator = fit_calibrator(x, y, min_samples=2, strength=0)
         np.testing.assert_allclose(calibrator.predict(new), want.predict(new), atol=1e-12)
         np.testing.assert_allclose(calibrator.x, want.X_thresholds_)
 

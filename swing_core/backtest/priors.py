@@ -61,7 +61,7 @@ __all__ = [
 
 #: Which prior implementation computed a run (part of its hash, so a stored run computed by
 #: another one is recomputed rather than served): the pattern engine since the kernels merged.
-PRIORS_ENGINE = "patterns.query_many/3"  # 3: calibrated to wins after costs
+PRIORS_ENGINE = "patterns.query_many/4"  # 3: wins after costs; 4: shrunk isotonic blocks
 
 #: Prior columns of a signal (NaN / None where a signal was not priced).
 PRIOR_COLUMNS: tuple[str, ...] = (

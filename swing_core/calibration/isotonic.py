@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core.calibration.scores import _pairs
+from swing_core.calibration.scores import WIN_RATE_PRIOR_STRENGTH, _pairs, shrunk_win_rate
 from swing_core.config import StrategyParams
 
 __all__ = ["WinRateCalibrator", "calibrate_point_in_time", "fit_calibrator"]
@@ -64,16 +64,39 @@ def _isotonic(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return levels[keep], np.asarray(fitted[keep], float)
 
 
+def _shrunk_blocks(p: np.ndarray, x_thr: np.ndarray, y_thr: np.ndarray, base_rate: float,
+                   strength: float) -> np.ndarray:
+    """The isotonic fit's values with each block (pairs sharing one fitted value) shrunk toward
+    ``base_rate`` by the Beta prior of :func:`shrunk_win_rate`, then made increasing again (the
+    weighted isotonic fit of the shrunk values): a block of three losses at the low end no
+    longer says 0 %."""
+    from sklearn.isotonic import isotonic_regression  # optional heavy import, fits only
+
+    fitted = np.interp(p, x_thr, y_thr)
+    values, inverse = np.unique(fitted, return_inverse=True)
+    weight = np.bincount(inverse, minlength=values.size).astype(float)
+    shrunk = shrunk_win_rate(values * weight, weight, base_rate=base_rate, strength=strength)
+    monotone = isotonic_regression(shrunk, sample_weight=weight, y_min=0.0, y_max=1.0)
+    return np.asarray(monotone, float)[np.searchsorted(values, y_thr)]
+
+
 def fit_calibrator(predicted: Any, won: Any, *, params: StrategyParams | None = None,
-                   min_samples: int | None = None) -> WinRateCalibrator:
+                   min_samples: int | None = None,
+                   strength: float = WIN_RATE_PRIOR_STRENGTH) -> WinRateCalibrator:
     """Isotonic calibration of predicted win rates (in [0, 1]) on 0/1 outcomes, once there are
-    at least ``min_samples`` finite pairs (default ``params.calibration_min_samples``)."""
+    at least ``min_samples`` finite pairs (default ``params.calibration_min_samples``).
+
+    Each block of the fit is shrunk toward the pairs' win share with ``strength``
+    pseudo-outcomes (the neighbours' rule, :func:`shrunk_win_rate`), so a handful of pairs at
+    either end never calibrates to 0 % or 100 %; ``strength=0`` is scikit-learn's plain fit."""
     params = params or StrategyParams()
     need = params.calibration_min_samples if min_samples is None else int(min_samples)
     p, y = _pairs(predicted, won)
     if p.size < max(need, 2):
         return WinRateCalibrator(np.empty(0), np.empty(0), int(p.size), need)
     x_thr, y_thr = _isotonic(p, y)
+    if strength > 0:
+        y_thr = _shrunk_blocks(p, x_thr, y_thr, float(y.mean()), strength)
     return WinRateCalibrator(x_thr, y_thr, int(p.size), need)
 
 

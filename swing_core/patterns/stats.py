@@ -27,35 +27,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swing_core.calibration.scores import (
+    WIN_RATE_PRIOR_CENTRE,
+    WIN_RATE_PRIOR_STRENGTH,
+    shrunk_win_rate,
+)
 from swing_core.config import BARS_PER_DAY, StrategyParams
 
 __all__ = ["NEIGHBOR_COLUMNS", "WIN_RATE_PRIOR_CENTRE", "WIN_RATE_PRIOR_STRENGTH", "Neighbor",
            "Neighbors", "PriorBatch", "PriorStats", "blend_confidence", "neighbor_stats",
            "shrunk_win_rate"]
 
-#: Strength of the Beta prior on a neighbour set's win rate, in pseudo-outcomes (a + b): small,
-#: so 60 neighbours move the rate by at most 2-3 points, while 3 can no longer say 0 % or 100 %.
-WIN_RATE_PRIOR_STRENGTH = 4.0
-#: Where that prior is centred when the caller knows no base rate: 50 %, near the R win share of
-#: these setups (a coin flip between stop and target at 1-2 R), and neutral.
-WIN_RATE_PRIOR_CENTRE = 0.5
-
-
 def _nan_to_none(value: Any) -> Any:
     return None if isinstance(value, float) and np.isnan(value) else value
-
-
-def shrunk_win_rate(wins: Any, n: Any, *, base_rate: Any = WIN_RATE_PRIOR_CENTRE,
-                    strength: float = WIN_RATE_PRIOR_STRENGTH) -> Any:
-    """Posterior mean win rate of ``wins`` out of ``n`` outcomes under a Beta(s·m, s·(1 − m))
-    prior, ``m`` = ``base_rate`` (a share, scalar or per row), ``s`` = ``strength``:
-    (wins + s·m) / (n + s). NaN where n = 0 (no outcome: no rate at all, rather than the
-    prior's). A float for scalars, else an array."""
-    wins_a, n_a = np.asarray(wins, dtype=float), np.asarray(n, dtype=float)
-    m = np.asarray(base_rate, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(n_a > 0, (wins_a + strength * m) / (n_a + strength), np.nan)
-    return float(out) if out.ndim == 0 else out
 
 
 @dataclass(frozen=True, eq=False)
