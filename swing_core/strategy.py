@@ -92,7 +92,8 @@ def entry_plans(
     sideways = trend == "sideways"
     with np.errstate(invalid="ignore"):
         in_pocket = (close >= pocket_low) & (close <= pocket_high)
-        valid = np.isfinite(atr) & np.isfinite(close)
+        # no range, no plan: with ATR 0 (constant prices) entry, stop and target coincide
+        valid = np.isfinite(atr) & (atr > 0) & np.isfinite(close)
         gp_long = valid & trend_up & swing_up & in_pocket
         gp_short = valid & trend_down & ~swing_up & in_pocket
         mom_long = valid & trend_up & np.isfinite(prev_high)

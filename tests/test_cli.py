@@ -103,10 +103,12 @@ def _set(column, row, value):
         (_set("Close", 50, float("nan")), 120, "nan"),
         (_set("Low", 60, -5.0), 120, "positive"),
         (_set("High", 70, 1.0), 120, "high"),
+        (_set("High", 80, float("inf")), 120, "infinite"),
         (None, 10, "bars"),
         (lambda f: f.iloc[0:0], 120, "no"),
     ],
-    ids=["missing-column", "nan", "non-positive", "high-below-low", "too-few", "empty"],
+    ids=["missing-column", "nan", "non-positive", "high-below-low", "infinite", "too-few",
+         "empty"],
 )
 def test_malformed_files_give_one_clean_message(tmp_path, mutate, n, expected):
     path = _daily_csv(tmp_path / "bars.csv", n, mutate=mutate)

@@ -135,6 +135,17 @@ def test_rising_market_gives_up_trend_and_momentum_long():
     assert last["confidence"] == pytest.approx(0.35 + min(0.4, 0.2 * last["r_multiple"]))
 
 
+def test_constant_prices_give_no_plan():
+    """A flat series has no range (ATR 0): entry, stop and target would coincide with R 0, so
+    there is no plan at all (issue 16 item 7)."""
+    index = pd.date_range("2024-01-01", periods=80, freq="D", tz="UTC")
+    bars = pd.DataFrame({"open": 50.0, "high": 50.0, "low": 50.0, "close": 50.0,
+                         "volume": 1e6}, index=index)
+    frame = build_signal_frame(bars, interval="1d")
+    assert (frame["setup"] == "none").all() and (frame["side"] == "none").all()
+    assert frame[["entry", "stop", "target", "r_multiple"]].isna().all().all()
+
+
 def test_frame_rejects_unknown_interval():
     bars = _session_bars_15m(2, seed=1)
     with pytest.raises(ConfigError, match="Unknown interval"):

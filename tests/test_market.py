@@ -677,6 +677,11 @@ def test_validation_errors_say_what_and_where():
     with pytest.raises(MarketDataError, match="NaN.*'close'.*1 row") as info:
         validate_bars(bad, symbol="XYZ")
     assert ts_ny in str(info.value)
+    for value in (np.inf, -np.inf):  # never a take_profit of Infinity downstream
+        bad = _good()
+        bad.iloc[2, bad.columns.get_loc("high")] = value
+        with pytest.raises(MarketDataError, match="infinite values in 'high'.*1 row"):
+            validate_bars(bad, symbol="XYZ")
     bad = _good()
     bad.iloc[1, bad.columns.get_loc("low")] = 0.0
     with pytest.raises(MarketDataError, match="non-positive 'low'"):

@@ -55,7 +55,7 @@ def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
 
     Checks, in order: there is data; the columns ``open high low close volume`` exist (missing
     ones are named); the index is a sorted, duplicate-free ``DatetimeIndex``; no NaNs (the
-    column and the first timestamps are named); prices > 0 and volume >= 0; ``high >= low`` and
+    column and the first timestamps are named); no ±inf; prices > 0 and volume >= 0; ``high >= low`` and
     high/low bracket open and close; at least ``min_bars`` rows (the message says how many are
     needed, how many there are and how to get more). Bar times in messages follow
     :mod:`swing_core.timefmt`: daily bars by trading date, intraday bars in New York time.
@@ -99,6 +99,12 @@ def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
                 f"{what}: missing values (NaN) in '{col}', {where(nan)}. Remove or "
                 "fill those rows (Yahoo sometimes leaves gaps: try again later or another range)."
             )
+    for col in BAR_COLUMNS:
+        bad = np.isinf(values[col])
+        if bad.any():
+            raise MarketDataError(
+                f"{what}: infinite values in '{col}', {where(bad)}. Prices and volumes must be "
+                "finite numbers: fix or remove those rows in the file.")
     for col in _PRICE_COLUMNS:
         bad = values[col] <= 0
         if bad.any():
