@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -49,6 +50,45 @@ def _more_bars_hint(interval: str | None) -> str:
     return ", ".join(hints[:-1]) + " or " + hints[-1] if len(hints) > 1 else hints[0]
 
 
+def _check_values(df: pd.DataFrame, what: str, where: Callable[[np.ndarray], str]) -> None:
+    """The value checks of :func:`validate_bars`: no NaN or ±inf, prices > 0, volume >= 0,
+    high/low bracket open and close; ``where(mask)`` names the offending bars."""
+    values = {c: df[c].to_numpy(dtype="float64", na_value=np.nan) for c in BAR_COLUMNS}
+    for col in BAR_COLUMNS:
+        nan = np.isnan(values[col])
+        if nan.any():
+            raise MarketDataError(
+                f"{what}: missing values (NaN) in '{col}', {where(nan)}. Remove or "
+                "fill those rows (Yahoo sometimes leaves gaps: try again later or another range)."
+            )
+    for col in BAR_COLUMNS:
+        bad = np.isinf(values[col])
+        if bad.any():
+            raise MarketDataError(
+                f"{what}: infinite values in '{col}', {where(bad)}. Prices and volumes must be "
+                "finite numbers: fix or remove those rows in the file.")
+    for col in _PRICE_COLUMNS:
+        bad = values[col] <= 0
+        if bad.any():
+            raise MarketDataError(f"{what}: non-positive '{col}' prices, {where(bad)}; "
+                                  "prices must be above zero.")
+    bad = values["volume"] < 0
+    if bad.any():
+        raise MarketDataError(f"{what}: negative volume, {where(bad)}.")
+    bad = values["high"] < values["low"]
+    if bad.any():
+        raise MarketDataError(f"{what}: high below low, {where(bad)}; check the "
+                              "column order (open, high, low, close).")
+    top = np.maximum(values["open"], values["close"])
+    bottom = np.minimum(values["open"], values["close"])
+    bad = (values["high"] < top) | (values["low"] > bottom)
+    if bad.any():
+        raise MarketDataError(
+            f"{what}: high/low do not contain open and close, {where(bad)}; check the "
+            "column order (open, high, low, close)."
+        )
+
+
 def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
                   interval: str | None = None, min_bars: int = 1) -> pd.DataFrame:
     """Check a bars frame and return it unchanged, or raise :class:`MarketDataError`.
@@ -91,40 +131,7 @@ def validate_bars(df: pd.DataFrame | None, *, symbol: str | None = None,
     if not df.index.is_monotonic_increasing:
         raise MarketDataError(f"{what}: the bars are not in time order; sort them by timestamp.")
 
-    values = {c: df[c].to_numpy(dtype="float64", na_value=np.nan) for c in BAR_COLUMNS}
-    for col in BAR_COLUMNS:
-        nan = np.isnan(values[col])
-        if nan.any():
-            raise MarketDataError(
-                f"{what}: missing values (NaN) in '{col}', {where(nan)}. Remove or "
-                "fill those rows (Yahoo sometimes leaves gaps: try again later or another range)."
-            )
-    for col in BAR_COLUMNS:
-        bad = np.isinf(values[col])
-        if bad.any():
-            raise MarketDataError(
-                f"{what}: infinite values in '{col}', {where(bad)}. Prices and volumes must be "
-                "finite numbers: fix or remove those rows in the file.")
-    for col in _PRICE_COLUMNS:
-        bad = values[col] <= 0
-        if bad.any():
-            raise MarketDataError(f"{what}: non-positive '{col}' prices, {where(bad)}; "
-                                  "prices must be above zero.")
-    bad = values["volume"] < 0
-    if bad.any():
-        raise MarketDataError(f"{what}: negative volume, {where(bad)}.")
-    bad = values["high"] < values["low"]
-    if bad.any():
-        raise MarketDataError(f"{what}: high below low, {where(bad)}; check the "
-                              "column order (open, high, low, close).")
-    top = np.maximum(values["open"], values["close"])
-    bottom = np.minimum(values["open"], values["close"])
-    bad = (values["high"] < top) | (values["low"] > bottom)
-    if bad.any():
-        raise MarketDataError(
-            f"{what}: high/low do not contain open and close, {where(bad)}; check the "
-            "column order (open, high, low, close)."
-        )
+    _check_values(df, what, where)
     if len(df) < min_bars:
         raise MarketDataError(
             f"{what}: {len(df)} bars, but at least {min_bars} are needed. Get more with "
