@@ -7,6 +7,7 @@ explicitly to the functions that use it (see ``../shared/STRATEGY.md`` for their
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from numbers import Real
@@ -44,6 +45,18 @@ def validate_interval(interval: str) -> str:
     if interval not in INTERVALS:
         raise ConfigError(f"Unknown interval {interval!r}: choose one of {', '.join(INTERVALS)}.")
     return interval
+
+
+#: Allowed range of each integer strategy parameter (lengths in bars unless named otherwise):
+#: beyond these a run says so instead of computing on nonsense.
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "ema_span": (1, 500), "rsi_period": (1, 500), "atr_period": (1, 500),
+    "slope_lookback": (1, 500), "bb_period": (1, 500), "swing_lookback": (1, 1000),
+    "vol_regime_window": (1, 2000), "rs_lookback": (1, 500), "knn_k": (1, 1000),
+    "min_regime_neighbors": (0, 1000), "calibration_min_samples": (2, 100_000),
+    "verdict_min_neighbors": (0, 1000), "max_hold_days": (1, 60),
+    "entry_window_days": (0, 30),
+}
 
 
 @dataclass(frozen=True)
@@ -121,11 +134,15 @@ class StrategyParams:
                          or not isinstance(getattr(self, f.name), Real))]
         if problems:  # the range checks below would fail with a TypeError on text
             raise ConfigError("Invalid strategy parameters: " + "; ".join(problems) + ".")
-        for name in ("ema_span", "rsi_period", "atr_period", "slope_lookback", "bb_period",
-                     "swing_lookback", "vol_regime_window", "rs_lookback", "knn_k",
-                     "max_hold_days"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        problems = self._number_problems()
+        if problems:  # NaN / inf / 2.5 bars would slip through every comparison below
+            raise ConfigError("Invalid strategy parameters: " + "; ".join(problems) + ".")
+        for name, (low, high) in _INT_BOUNDS.items():
+            if not low <= getattr(self, name) <= high:
+                problems.append(f"{name} must be between {low} and {high} "
+                                f"(got {getattr(self, name)})")
+        if self.slippage_bps > 1000 or self.fee_per_fill > 10_000:
+            problems.append("slippage_bps must be at most 1000 and fee_per_fill at most 10000")
         if not 0 < self.risk_per_trade <= 0.2:
             problems.append(f"risk_per_trade must be in (0, 0.2] (got {self.risk_per_trade})")
         if not 0 < self.max_open_risk <= 1:
@@ -136,6 +153,23 @@ class StrategyParams:
             problems.append("golden pocket bounds must satisfy 0 < lo < hi < 1")
         if problems:
             raise ConfigError("Invalid strategy parameters: " + "; ".join(problems) + ".")
+
+    def _number_problems(self) -> list[str]:
+        """Every numeric field finite; every integer field a whole number (14.0 is taken as
+        14, 2.5 is refused)."""
+        problems = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(f.default, int | float) or isinstance(f.default, bool):
+                continue
+            if not math.isfinite(value):
+                problems.append(f"{f.name} must be a finite number (got {value!r})")
+            elif isinstance(f.default, int) and not isinstance(value, int):
+                if float(value).is_integer():
+                    object.__setattr__(self, f.name, int(value))
+                else:
+                    problems.append(f"{f.name} must be a whole number (got {value!r})")
+        return problems
 
     def base_confidence(self, trend: str) -> float:
         return dict(self.conf_base).get(trend, 0.15)

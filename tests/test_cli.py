@@ -119,6 +119,18 @@ def test_malformed_files_give_one_clean_message(tmp_path, mutate, n, expected):
     assert expected in done.stderr.lower()
 
 
+@pytest.mark.parametrize(("param", "expected"), [
+    ("rsi_period=NaN", "rsi_period must be a finite number"),
+    ("rsi_period=2.5", "rsi_period must be a whole number"),
+    ("ema_span=1000000", "ema_span must be between 1 and 500"),
+    ("fee_per_fill=Infinity", "fee_per_fill must be a finite number"),
+])
+def test_backtest_refuses_absurd_parameters_by_name(tmp_path, param, expected):
+    done = run_cli("backtest", "AAPL", "--interval", "1d", "--param", param, tmp_path=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr and expected in done.stderr
+
+
 def test_swingagent_format_uses_the_original_names_and_swingdesk_its_own(tmp_path):
     path = _daily_csv(tmp_path / "bars.csv")
     ours = json.loads(run_cli("analyze", "MINE", "--interval", "1d", "--file", str(path),

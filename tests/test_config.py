@@ -46,15 +46,27 @@ def test_every_layer_uses_the_one_interval_check(call):
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
-    ({"max_hold_days": 0}, "max_hold_days must be at least 1"),
+    ({"max_hold_days": 0}, "max_hold_days must be between 1 and 60"),
     ({"risk_per_trade": 0.5}, "risk_per_trade"),
     ({"golden_pocket_lo": 0.7}, "golden pocket"),
     ({"fee_per_fill": -1.0}, "negative"),
     ({"max_hold_days": "three"}, "max_hold_days must be a number"),
+    # issue 16 item 3: NaN, ±inf, fractions of a bar and absurd sizes are refused by name
+    ({"rsi_period": float("nan")}, "rsi_period must be a finite number"),
+    ({"fee_per_fill": float("inf")}, "fee_per_fill must be a finite number"),
+    ({"slippage_bps": float("nan")}, "slippage_bps must be a finite number"),
+    ({"rsi_period": 2.5}, "rsi_period must be a whole number"),
+    ({"ema_span": 1_000_000}, "ema_span must be between 1 and 500"),
+    ({"slippage_bps": 5000.0}, "slippage_bps must be at most 1000"),
 ])
 def test_invalid_strategy_parameters_are_config_errors(kwargs, expected):
     with pytest.raises(ConfigError, match=expected):
         StrategyParams(**kwargs)
+
+
+def test_a_whole_number_given_as_a_float_is_taken_as_the_integer():
+    params = StrategyParams(rsi_period=14.0)
+    assert params.rsi_period == 14 and isinstance(params.rsi_period, int)
 
 
 def test_unknown_strategy_parameter_is_a_config_error():

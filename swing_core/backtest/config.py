@@ -4,6 +4,7 @@ parameters, portfolio settings), its validation, and the bars a run of it uses
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -111,28 +112,9 @@ class BacktestConfig:
         return cls(**dict(values))
 
 
-def validate_config(config: BacktestConfig) -> None:
-    """Raise :class:`ConfigError` for an unknown interval (the one interval check,
-    :func:`~swing_core.config.validate_interval`) or fill convention
-    (:data:`~swing_core.exits.FILL_CONVENTIONS`), else :class:`BacktestError` naming every
-    absurd setting (nothing is silently fixed)."""
-    validate_interval(config.interval)
-    if config.fill not in FILL_CONVENTIONS:
-        raise ConfigError(f"Unknown fill convention {config.fill!r}: market entries fill at "
-                          "the signal bar's close ('close') or at the next bar's open "
-                          "('next_open').")
-    p = config.params
+def _plan_problems(p: StrategyParams) -> list[str]:
+    """Parameters that would put a stop or a target on the wrong side of the entry."""
     problems = []
-    if config.start is not None and config.end is not None and config.start >= config.end:
-        problems.append(f"empty date range: start {config.start.date()} is not before end "
-                        f"{config.end.date()}")
-    if not config.initial_equity > 0:
-        problems.append(f"initial equity must be positive (got {config.initial_equity})")
-    if config.max_positions < 1:
-        problems.append(f"max_positions must be at least 1 (got {config.max_positions})")
-    if p.max_open_risk < p.risk_per_trade:
-        problems.append(f"max_open_risk ({p.max_open_risk}) is below risk_per_trade "
-                        f"({p.risk_per_trade}): no position could ever open")
     for name in ("gp_stop_atr", "mr_stop_atr"):
         if getattr(p, name) < 0:
             problems.append(f"{name} = {getattr(p, name)} puts the stop on the wrong side of "
@@ -150,6 +132,35 @@ def validate_config(config: BacktestConfig) -> None:
         problems.append(f"entry_window_days must be >= 0 (got {p.entry_window_days})")
     if p.min_risk_atr < 0:
         problems.append(f"min_risk_atr must be >= 0 (got {p.min_risk_atr})")
+    return problems
+
+
+def validate_config(config: BacktestConfig) -> None:
+    """Raise :class:`ConfigError` for an unknown interval (the one interval check,
+    :func:`~swing_core.config.validate_interval`) or fill convention
+    (:data:`~swing_core.exits.FILL_CONVENTIONS`), else :class:`BacktestError` naming every
+    absurd setting (nothing is silently fixed)."""
+    validate_interval(config.interval)
+    if config.fill not in FILL_CONVENTIONS:
+        raise ConfigError(f"Unknown fill convention {config.fill!r}: market entries fill at "
+                          "the signal bar's close ('close') or at the next bar's open "
+                          "('next_open').")
+    p = config.params
+    problems = []
+    if config.start is not None and config.end is not None and config.start >= config.end:
+        problems.append(f"empty date range: start {config.start.date()} is not before end "
+                        f"{config.end.date()}")
+    if not (math.isfinite(config.initial_equity) and config.initial_equity > 0):
+        problems.append(f"initial equity must be a positive number (got {config.initial_equity})")
+    if not (math.isfinite(config.risk_free_rate) and -1 < config.risk_free_rate < 1):
+        problems.append("risk_free_rate must be a yearly fraction between -1 and 1 "
+                        f"(got {config.risk_free_rate})")
+    if config.max_positions < 1:
+        problems.append(f"max_positions must be at least 1 (got {config.max_positions})")
+    if p.max_open_risk < p.risk_per_trade:
+        problems.append(f"max_open_risk ({p.max_open_risk}) is below risk_per_trade "
+                        f"({p.risk_per_trade}): no position could ever open")
+    problems += _plan_problems(p)
     if problems:
         raise BacktestError("Cannot run this backtest: " + "; ".join(problems) + ".")
 
