@@ -11,9 +11,18 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _banners, _monitoring, _nav, _state
+from swing_core.config import get_settings
+from swing_core.errors import ConfigError
 
 st.set_page_config(page_title="SwingDesk", page_icon=":material/candlestick_chart:",
                    layout="wide", initial_sidebar_state="expanded")
+
+try:  # settings are read once, here: a bad value is one clear message, never a traceback
+    get_settings()
+except ConfigError as exc:
+    st.error(f"SwingDesk cannot start with this configuration: {exc} Fix or unset the "
+             "variable (see README, Configuration) and reload the page.", icon=":material/settings:")
+    st.stop()
 
 page = _nav.navigation()
 _nav.follow_switch()

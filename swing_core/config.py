@@ -204,9 +204,12 @@ def _env_float(name: str, default: float) -> float:
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}.") from exc
+    if not math.isfinite(value):  # "nan" would switch off every comparison (e.g. the budget)
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}.")
+    return value
 
 
 def _env_int(name: str, default: int) -> int:

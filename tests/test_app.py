@@ -82,6 +82,17 @@ def test_unusable_database_is_an_st_error_naming_the_file(app: AppTest,
     assert "Database unavailable" in " ".join(errors_of(app))
 
 
+@pytest.mark.parametrize(("name", "raw"), [("SWING_SLOW_QUERY_MS", "fast"),
+                                           ("SWING_LLM_MONTHLY_BUDGET_USD", "nan")])
+def test_a_bad_setting_is_one_clear_message_not_a_traceback(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch, name: str, raw: str) -> None:
+    monkeypatch.setenv(name, raw)
+    app.run()
+    assert not app.exception
+    message = " ".join(errors_of(app))
+    assert name in message and repr(raw) in message and "cannot start" in message
+
+
 def test_every_registered_page_renders_without_exception(app: AppTest) -> None:
     app.run()
     for page in sorted((ROOT / "pages").glob("[!_]*.py")):

@@ -82,6 +82,14 @@ def test_a_malformed_number_in_the_environment_is_a_config_error(monkeypatch, na
         get_settings()
 
 
+@pytest.mark.parametrize("raw", ["nan", "inf", "-Infinity"])
+def test_a_non_finite_number_in_the_environment_is_a_config_error(monkeypatch, raw):
+    # a NaN budget would compare False with every spend and switch the budget off
+    monkeypatch.setenv("SWING_LLM_MONTHLY_BUDGET_USD", raw)
+    with pytest.raises(ConfigError, match="SWING_LLM_MONTHLY_BUDGET_USD must be a finite number"):
+        get_settings()
+
+
 def test_the_grid_values_a_user_types_are_checked_as_configuration():
     from swing_core.views import parse_grid_values
 
