@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from numbers import Real
 from pathlib import Path
@@ -212,8 +213,24 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(_env_float(name, default))
+def _env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _env_float(name, default)
+    if value != int(value):
+        raise ConfigError(f"{name} must be a whole number, got {os.environ.get(name)!r}.")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {os.environ.get(name)!r}.")
+    return int(value)
+
+
+def _env_emails(name: str) -> frozenset[str]:
+    """A comma- or space-separated list of e-mail addresses, lower-cased."""
+    raw = os.environ.get(name, "")
+    emails = frozenset(part.strip().lower() for part in re.split(r"[,\s]+", raw) if part.strip())
+    bad = sorted(e for e in emails if e.count("@") != 1 or e.startswith("@") or e.endswith("@"))
+    if bad:
+        raise ConfigError(f"{name} must list e-mail addresses separated by commas; "
+                          f"{bad[0]!r} is not one.")
+    return emails
 
 
 @dataclass(frozen=True)
@@ -231,9 +248,14 @@ class Settings:
     llm_monthly_budget_usd: float = 20.0
     llm_confidence_ceiling: float = 0.8
     llm_cache_ttl_s: float = 6 * 3600.0
+    llm_deadline_s: float = 15.0
+    admin_emails: frozenset[str] = frozenset()
     db_pool_size: int = 5
     db_max_overflow: int = 10
     db_pool_recycle_s: int = 1800
+    db_statement_timeout_ms: int = 30_000
+    db_idle_in_transaction_timeout_ms: int = 60_000
+    db_auto_migrate: bool = True
     fetch_workers: int = 4
     pattern_backend: str = "auto"
     dask_address: str | None = None
@@ -272,9 +294,15 @@ def get_settings() -> Settings:
         llm_monthly_budget_usd=_env_float("SWING_LLM_MONTHLY_BUDGET_USD", 20.0),
         llm_confidence_ceiling=_env_float("SWING_LLM_CONFIDENCE_CEILING", 0.8),
         llm_cache_ttl_s=_env_float("SWING_LLM_CACHE_TTL_S", 6 * 3600.0),
+        llm_deadline_s=_env_float("SWING_LLM_DEADLINE_S", 15.0),
+        admin_emails=_env_emails("SWING_ADMIN_EMAILS"),
         db_pool_size=_env_int("SWING_DB_POOL_SIZE", 5),
         db_max_overflow=_env_int("SWING_DB_MAX_OVERFLOW", 10),
         db_pool_recycle_s=_env_int("SWING_DB_POOL_RECYCLE_S", 1800),
+        db_statement_timeout_ms=_env_int("SWING_DB_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+        db_idle_in_transaction_timeout_ms=_env_int(
+            "SWING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0),
+        db_auto_migrate=_env_switch("SWING_DB_AUTO_MIGRATE"),
         fetch_workers=_env_int("SWING_FETCH_WORKERS", 4),
         pattern_backend=os.environ.get("SWING_PATTERN_BACKEND") or "auto",
         dask_address=os.environ.get("SWING_DASK_ADDRESS") or None,
