@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, StrategyParams
-from swing_core.strategy import trend_sign
+from swing_core.strategy import TREND_LABELS, trend_codes, trend_sign
 
 VECTOR_VERSION = "v1"
 VECTOR_FIELDS: tuple[str, ...] = (
@@ -40,6 +41,9 @@ VECTOR_FIELDS: tuple[str, ...] = (
 VECTOR_COLUMNS: tuple[str, ...] = tuple(f"vec_{i:02d}" for i in range(len(VECTOR_FIELDS)))
 
 
+_BUCKET_INDEX = pd.Index(("open", "mid", "close"))
+
+
 def time_of_day_bucket(index: pd.DatetimeIndex, interval: str) -> np.ndarray:
     """``open`` before 11:00, ``close`` from 15:00, ``mid`` between (New York time of the bar's
     open); daily bars are ``mid``."""
@@ -58,14 +62,52 @@ def volatility_regime(bb_width: pd.Series, *, params: StrategyParams) -> np.ndar
     ``L`` at or below the 33rd percentile, ``H`` at or above the 66th (linear interpolation,
     numpy's default), ``M`` between or while the width is undefined (warm-up).
     """
-    window = bb_width.rolling(params.vol_regime_window, min_periods=1)
-    low_cut = window.quantile(params.vol_regime_low_pct / 100.0).to_numpy()
-    high_cut = window.quantile(params.vol_regime_high_pct / 100.0).to_numpy()
-    width = bb_width.to_numpy()
+    width = bb_width.to_numpy(dtype=float)
+    low_cut, high_cut = rolling_quantiles(
+        width, params.vol_regime_window,
+        (params.vol_regime_low_pct / 100.0, params.vol_regime_high_pct / 100.0))
     with np.errstate(invalid="ignore"):
         return np.select(
             [np.isnan(width), width <= low_cut, width >= high_cut], ["M", "L", "H"], default="M"
         ).astype(object)
+
+
+def rolling_quantiles(values: np.ndarray, window: int, quantiles: tuple[float, ...]
+                      ) -> tuple[np.ndarray, ...]:
+    """``pd.Series(values).rolling(window, min_periods=1).quantile(q)`` for each ``q`` (linear
+    interpolation, NaNs skipped), with the same values: rows whose window is full and free of
+    NaN are computed from one sort of the (rows, window) window matrix (pandas keeps a skiplist
+    per quantile), the others (warm-up, a NaN in the window) by pandas on the prefix that holds
+    them (rolling windows are causal, so the prefix gives the same rows)."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    out = [np.full(n, np.nan) for _ in quantiles]
+    full = np.zeros(n, dtype=bool)
+    if window >= 1 and n >= window:
+        nan_seen = np.concatenate([[0], np.cumsum(np.isnan(values))])
+        ends = np.arange(window - 1, n)
+        full[ends] = (nan_seen[ends + 1] - nan_seen[ends + 1 - window]) == 0
+        rows = np.flatnonzero(full)
+        windows = sliding_window_view(values, window)
+        if rows.size and rows[-1] - rows[0] + 1 == rows.size:  # the usual case: one run of rows
+            windows = windows[rows[0] - window + 1: rows[-1] - window + 2]
+        else:
+            windows = windows[rows - window + 1]
+        ordered = np.sort(windows, axis=1)
+        for result, q in zip(out, quantiles, strict=True):
+            position = q * (window - 1)
+            lower = int(position)
+            low = ordered[:, lower]
+            if position == lower:
+                result[rows] = low
+            else:
+                result[rows] = low + (ordered[:, lower + 1] - low) * (position - lower)
+    rest = np.flatnonzero(~full)
+    if rest.size:
+        prefix = pd.Series(values[: rest[-1] + 1]).rolling(window, min_periods=1)
+        for result, q in zip(out, quantiles, strict=True):
+            result[rest] = prefix.quantile(q).to_numpy()[rest]
+    return tuple(out)
 
 
 def bar_interval(values: pd.DataFrame | pd.Series | None, *, default: str) -> str:
@@ -190,8 +232,9 @@ def setup_vectors(
     prev_range = np.r_[np.nan, (high - low)[:-1]]
     pocket_low, pocket_high = col("golden_pocket_low"), col("golden_pocket_high")
     pocket_width = pocket_high - pocket_low
-    trend = np.asarray(columns["trend"], dtype=object)
-    bucket = np.asarray(columns["time_bucket"], dtype=object)
+    codes = trend_codes(columns["trend"])
+    trend = trend_sign(codes)
+    bucket = _BUCKET_INDEX.get_indexer(np.asarray(columns["time_bucket"], dtype=object))
     with np.errstate(divide="ignore", invalid="ignore"):
         pocket_position = np.where(
             pocket_width > 0, np.clip((close - pocket_low) / pocket_width, 0.0, 1.0), 0.5
@@ -206,11 +249,11 @@ def setup_vectors(
             pocket_position,
             ((close >= pocket_low) & (close <= pocket_high)).astype(float),
             np.nan_to_num(col("r_multiple"), nan=0.0) / 5.0,
-            np.isin(trend, ("up", "strong_up")).astype(float),
-            np.isin(trend, ("down", "strong_down")).astype(float),
-            (trend == "sideways").astype(float),
-            np.isin(bucket, ("open", "close")).astype(float),
-            np.isin(bucket, ("mid", "close")).astype(float),
+            (trend > 0).astype(float),
+            (trend < 0).astype(float),
+            (codes == TREND_LABELS.index("sideways")).astype(float),
+            ((bucket == 0) | (bucket == 2)).astype(float),  # open or close
+            ((bucket == 1) | (bucket == 2)).astype(float),  # mid or close
             np.zeros(n) if llm_confidence is None else np.asarray(llm_confidence, dtype=float),
             np.ones(n),
         ])
@@ -238,4 +281,6 @@ def base_confidence(
 
 
 def _map_labels(labels: np.ndarray, mapping: dict[str, float]) -> np.ndarray:
-    return pd.Series(labels, dtype=object).map(mapping).fillna(0.15).to_numpy(dtype=float)
+    """The value of each trend label (or code) in ``mapping``; 0.15 for a label not in it."""
+    values = np.array([mapping.get(name, 0.15) for name in TREND_LABELS] + [0.15])
+    return values[trend_codes(labels)]

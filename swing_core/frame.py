@@ -28,7 +28,14 @@ from swing_core.features import (
     volatility_regime,
 )
 from swing_core.perf import timed_fn
-from swing_core.strategy import SETUPS, SIDES, entry_plans, trend_labels
+from swing_core.strategy import (
+    SETUPS,
+    SIDES,
+    entry_plans,
+    trend_label_codes,
+    trend_labels,
+    trend_names,
+)
 
 __all__ = [
     "FrameContext",
@@ -112,8 +119,9 @@ def build_signal_frame(
     context = context or FrameContext()
     index = bars.index
     # Plain series without attrs: pandas deep-copies ``attrs`` on every operation otherwise.
+    # Copies: the frame is assembled without copying (below) and must not share the caller's bars.
     columns: dict[str, object] = {
-        name: pd.Series(bars[name].to_numpy(dtype=float), index=index) for name in PRICE_COLUMNS
+        name: pd.Series(np.array(bars[name], dtype=float), index=index) for name in PRICE_COLUMNS
     }
     open_, high, low, close = (columns[c] for c in ("open", "high", "low", "close"))
 
@@ -132,8 +140,9 @@ def build_signal_frame(
         bb_width=bb_width.to_numpy(),
         atr_pct=atr_np / close_np * 100.0,
     )
-    trend = trend_labels(close_np, columns["ema20"], columns["ema_slope"], rsi_np, params=params)
-    columns["trend"] = trend
+    trend_code = trend_label_codes(close_np, columns["ema20"], columns["ema_slope"], rsi_np,
+                                   params=params)
+    columns["trend"] = trend_names(trend_code)
 
     swing = indicators.rolling_swing(high_np, low_np, params.swing_lookback)
     columns["swing_high"] = swing.swing_high
@@ -153,7 +162,7 @@ def build_signal_frame(
     prev_high = np.r_[np.nan, high_np[:-1]]
     prev_low = np.r_[np.nan, low_np[:-1]]
     plans = entry_plans(
-        trend=trend,
+        trend=trend_code,
         close=close_np,
         high=high_np,
         low=low_np,
@@ -193,15 +202,15 @@ def build_signal_frame(
             )
         columns[f"mtf_{other_interval}"] = labels
         other_trends.append(labels)
-    alignment = mtf_alignment(trend, *other_trends)
+    alignment = mtf_alignment(trend_code, *other_trends)
     columns["mtf_alignment"] = alignment
     columns["confidence"] = base_confidence(
-        trend, plans.r_multiple, alignment, columns["rs_sector"], params=params
+        trend_code, plans.r_multiple, alignment, columns["rs_sector"], params=params
     )
-    vectors = setup_vectors(columns)
+    vectors = np.asfortranarray(setup_vectors(columns))  # contiguous columns for the frame
     for position, name in enumerate(VECTOR_COLUMNS):
         columns[name] = vectors[:, position]
-    frame = pd.DataFrame(columns, index=index)
+    frame = pd.DataFrame(columns, index=index, copy=False)  # no block consolidation (copies)
     frame.attrs.update(bars.attrs)
     frame.attrs["interval"] = interval
     frame.attrs["vector_version"] = VECTOR_VERSION

@@ -42,11 +42,11 @@ def rsi_wilder(close: pd.Series, period: int = 14) -> pd.Series:
 
 def true_range(high: pd.Series, low: pd.Series, close: pd.Series) -> pd.Series:
     """max(high − low, |high − prev close|, |low − prev close|); high − low on the first bar."""
-    prev_close = close.shift(1)
-    ranges = pd.concat(
-        [high - low, (high - prev_close).abs(), (low - prev_close).abs()], axis=1
-    )
-    return ranges.max(axis=1, skipna=True)
+    h, lo = high.to_numpy(dtype=float), low.to_numpy(dtype=float)
+    prev_close = np.r_[np.nan, close.to_numpy(dtype=float)[:-1]]
+    # fmax skips a NaN (no previous close on the first bar) as max(skipna=True) did
+    ranges = np.fmax(np.fmax(h - lo, np.abs(h - prev_close)), np.abs(lo - prev_close))
+    return pd.Series(ranges, index=high.index)
 
 
 def atr_wilder(high: pd.Series, low: pd.Series, close: pd.Series, period: int = 14) -> pd.Series:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from swing_core.config import StrategyParams
 
@@ -18,6 +19,26 @@ SIDES: tuple[str, ...] = ("long", "short", "none")
 
 UP_TRENDS = ("up", "strong_up")
 DOWN_TRENDS = ("down", "strong_down")
+
+_TREND_NAMES = np.array(TREND_LABELS, dtype=object)
+_TREND_INDEX = pd.Index(TREND_LABELS)
+#: The direction of each of TREND_LABELS, then of an unknown or missing label (code -1).
+_TREND_SIGN = np.array([1, 1, 0, -1, -1, 0], dtype=np.int8)
+
+
+def trend_codes(trend: np.ndarray) -> np.ndarray:
+    """Positions in :data:`TREND_LABELS` (int8; -1 for a missing or unknown label) of trend
+    labels; integer input is taken to be codes already. The engine compares codes, not strings:
+    one hash lookup per array instead of a string comparison per test."""
+    trend = np.asarray(trend)
+    if trend.dtype.kind in "iu":
+        return trend.astype(np.int8, copy=False)
+    return _TREND_INDEX.get_indexer(trend.astype(object, copy=False)).astype(np.int8)
+
+
+def trend_names(codes: np.ndarray) -> np.ndarray:
+    """The labels (object array) of trend codes."""
+    return _TREND_NAMES[np.asarray(codes, dtype=np.intp)]
 
 
 def trend_labels(
@@ -33,24 +54,32 @@ def trend_labels(
     up: slope > slope_up, close > EMA20, RSI >= rsi_trend_up (strong when slope > slope_strong);
     down mirrors it.  NaN inputs (warm-up bars) compare False and give ``sideways``.
     """
+    return trend_names(trend_label_codes(close, ema20, slope, rsi, params=params))
+
+
+def trend_label_codes(close: np.ndarray, ema20: np.ndarray, slope: np.ndarray, rsi: np.ndarray,
+                      *, params: StrategyParams) -> np.ndarray:
+    """:func:`trend_labels` as codes (positions in :data:`TREND_LABELS`)."""
     with np.errstate(invalid="ignore"):
         up = (slope > params.slope_up) & (close > ema20) & (rsi >= params.rsi_trend_up)
         down = (slope < -params.slope_up) & (close < ema20) & (rsi <= params.rsi_trend_down)
-        strong_up = up & (slope > params.slope_strong)
-        strong_down = down & (slope < -params.slope_strong)
-    return np.select(
-        [strong_up, up, strong_down, down],
-        ["strong_up", "up", "strong_down", "down"],
-        default="sideways",
-    ).astype(object)
+        codes = np.full(len(close), 2, dtype=np.int8)  # sideways
+        codes[up] = 1
+        codes[up & (slope > params.slope_strong)] = 0
+        codes[down] = 3
+        codes[down & (slope < -params.slope_strong)] = 4
+    return codes
 
 
 def trend_sign(labels: np.ndarray) -> np.ndarray:
-    """+1 for up-ish labels, −1 for down-ish, 0 for sideways or missing."""
-    labels = np.asarray(labels, dtype=object)
-    return np.where(
-        np.isin(labels, UP_TRENDS), 1, np.where(np.isin(labels, DOWN_TRENDS), -1, 0)
-    ).astype(np.int8)
+    """+1 for up-ish labels, −1 for down-ish, 0 for sideways or missing (labels or codes)."""
+    return _TREND_SIGN[trend_codes(labels)]
+
+
+#: Setup and side of each rule of :func:`entry_plans` in order, then of "no rule applies".
+_RULE_SETUP = np.array(["gp_pullback", "gp_pullback", "momentum", "momentum", "mean_reversion",
+                        "mean_reversion", "none"], dtype=object)
+_RULE_SIDE = np.array(["long", "short", "long", "short", "long", "short", "none"], dtype=object)
 
 
 @dataclass(frozen=True)
@@ -87,9 +116,9 @@ def entry_plans(
     ``extension`` is the 1.272 extension of the current swing (above the high for an up swing,
     below the low for a down swing).  ``prev_high``/``prev_low`` are the previous bar's.
     """
-    trend_up = np.isin(trend, UP_TRENDS)
-    trend_down = np.isin(trend, DOWN_TRENDS)
-    sideways = trend == "sideways"
+    codes = trend_codes(trend)  # labels or codes
+    sign = _TREND_SIGN[codes]
+    trend_up, trend_down, sideways = sign > 0, sign < 0, codes == 2
     with np.errstate(invalid="ignore"):
         in_pocket = (close >= pocket_low) & (close <= pocket_high)
         # no range, no plan: with ATR 0 (constant prices) entry, stop and target coincide
@@ -130,16 +159,10 @@ def entry_plans(
         ],
         default=np.nan,
     )
-    setup = np.select(
-        conditions,
-        ["gp_pullback", "gp_pullback", "momentum", "momentum", "mean_reversion", "mean_reversion"],
-        default="none",
-    ).astype(object)
-    side = np.select(
-        conditions, ["long", "short", "long", "short", "long", "short"], default="none"
-    ).astype(object)
+    rule = np.select(conditions, np.arange(len(conditions)), default=len(conditions))
+    side = _RULE_SIDE[rule]
     return EntryPlans(
-        setup=setup,
+        setup=_RULE_SETUP[rule],
         side=side,
         entry=entry,
         stop=stop,

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from swing_core.features import bar_interval, last_closed_position, relative_strength
+from swing_core.features import (
+    bar_interval,
+    last_closed_position,
+    relative_strength,
+    rolling_quantiles,
+)
 from swing_core.frame import FrameContext, build_signal_frame
 
 
@@ -103,3 +110,19 @@ def test_bar_interval_from_attrs_or_label_spacing() -> None:
     assert bar_interval(stated, default="1d") == "30m"
     assert bar_interval(pd.Series(1.0, index=days[:1]), default="15m") == "15m"
     assert bar_interval(None, default="1h") == "1h"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.floats(0, 1, allow_nan=False), st.sampled_from([0.25, 0.5]),
+                              st.just(float("nan"))), min_size=0, max_size=150),
+    window=st.integers(1, 70),
+    quantile=st.sampled_from([0.0, 0.33, 0.5, 0.66, 1.0]),
+)
+def test_rolling_quantiles_equal_pandas_bit_for_bit(values, window, quantile):
+    """The sorted-window quantiles behind the volatility regime are pandas' rolling quantiles
+    exactly (ties, NaNs, warm-up), so the L/M/H labels cannot move."""
+    x = np.array(values, dtype=float)
+    (got,) = rolling_quantiles(x, window, (quantile,))
+    expected = pd.Series(x).rolling(window, min_periods=1).quantile(quantile).to_numpy()
+    np.testing.assert_array_equal(got, expected)
