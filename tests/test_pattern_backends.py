@@ -375,3 +375,36 @@ def test_planted_future_neighbour_is_invisible_on_every_backend(lib: pd.DataFram
     after = index.search(q, k=5, asof=planted["exit_ts"].iloc[0])
     assert "ZZZ" not in set(before.frame["symbol"])
     assert after.frame["symbol"].iloc[0] == "ZZZ"
+
+
+def test_faiss_flat_settles_near_ties_without_rerunning_the_query() -> None:
+    """40 rows within 1e-6 of each other straddle the 50th place: with only k + 16 candidates
+    the edge falls inside the tie block and the whole query was redone by the kernel (most 1M
+    queries were); the wider edge settles it from FAISS' candidates, with the exact answer."""
+    from swing_core.patterns.faiss_backend import FaissFlatVectorIndex
+
+    rng = np.random.default_rng(3)
+    n, k, dim = 200_000, 50, 16
+    q = rng.normal(size=dim)
+    q /= np.linalg.norm(q)
+    matrix = rng.normal(size=(n, dim))
+    matrix -= np.outer(matrix @ q, q)  # orthogonal to q: similarity 0 ...
+    sims = np.zeros(n)
+    sims[:45] = np.linspace(0.99, 0.9, 45)  # ... except 45 clear winners
+    sims[45:85] = 0.8 + rng.uniform(0, 1e-6, 40)  # a tie block around the 50th place
+    sims[85:400] = np.linspace(0.5, 0.4, 315)  # then a clear gap
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix * np.sqrt(1 - sims**2)[:, None] + np.outer(sims, q)
+    matrix = rng.permutation(matrix).astype(np.float32)
+
+    index = FaissFlatVectorIndex(dim)
+    index.build(matrix)
+    got_s, got_i = index.search(q[None, :], k)
+    want_s, want_i = exact_topk(q[None, :], matrix, k)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_s, want_s, rtol=0, atol=1e-12)
+    assert index.redone == 0
+
+    index.min_candidates = 0  # the old edge: k + 16 candidates
+    index.search(q[None, :], k)
+    assert index.redone == 1

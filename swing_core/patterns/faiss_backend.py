@@ -2,7 +2,7 @@
 
 - :class:`FaissFlatVectorIndex` (``faiss-flat``): an exact ``IndexFlatIP``; its float32 storage
   is the index's matrix (a view, no second copy). Exact like the kernel: FAISS' float32 top
-  ``k + 16`` are re-scored as float64 cosines, and queries whose candidate margin is thinner
+  ``k + 16`` (up to 256 on big libraries) are re-scored as float64 cosines, and queries whose candidate margin is thinner
   than the float32 rounding are redone by :func:`~swing_core.patterns.kernel.exact_topk`.
 - :class:`FaissIVFVectorIndex` (``faiss-ivf``): approximate, ``IndexIVFFlat`` (inner product,
   about ``sqrt(n)`` lists, ``nprobe`` of them searched). For very large libraries.
@@ -76,11 +76,17 @@ class _FaissBase(NumpyVectorIndex):
     """Shared search driver: group queries by prefix, FAISS per group, float64 re-scoring."""
 
     exact = True
+    #: FAISS candidates asked for at most beyond ``k + 16`` (one more per 4,000 rows searched):
+    #: a wide candidate edge makes a near-tie with the k-th rare, so queries are seldom redone
+    #: by the kernel (at 1M rows asking a flat index for 256 rows costs the same scan as 66 and
+    #: removed all re-runs, which took 40 % of queries).
+    min_candidates = 0
 
     def __init__(self, dim: int = VECTOR_DIM) -> None:
         self._faiss = import_faiss()
         super().__init__(dim)
         self._index: Any = None
+        self.redone = 0  # queries answered again by the exact kernel (near-tie or too few rows)
 
     # pickling (process pools): FAISS objects travel as their serialized bytes
     def __getstate__(self) -> dict[str, Any]:
@@ -118,11 +124,15 @@ class _FaissBase(NumpyVectorIndex):
             if limit <= k + _EXTRA or self._use_kernel(limit):
                 sims[rows], pos[rows] = exact_topk(q[rows], self.matrix, k, limits=lim[rows])
                 continue
+            # near-ties at the edge grow with the rows searched: a wider edge on big libraries
+            wanted = min(max(k + _EXTRA, min(self.min_candidates, k + _EXTRA + limit // 4000)),
+                         limit)
             with _omp_threads(self._faiss, rows.size):
-                cand = self._faiss_search(q[rows], k + _EXTRA, limit)
-            s, p = _finish(q[rows], self.matrix, cand, k + _EXTRA)
+                cand = self._faiss_search(q[rows], wanted, limit)
+            s, p = _finish(q[rows], self.matrix, cand, wanted)
             redo = self._redo(s, k, limit)
             if redo.any():
+                self.redone += int(redo.sum())
                 s[redo, :k], p[redo, :k] = exact_topk(q[rows[redo]], self.matrix, k,
                                                       limits=lim[rows[redo]])
             sims[rows], pos[rows] = s[:, :k], p[:, :k]
@@ -141,6 +151,7 @@ class FaissFlatVectorIndex(_FaissBase):
     """Exact search with FAISS ``IndexFlatIP``; the rows live in FAISS' storage only."""
 
     name = "faiss-flat"
+    min_candidates = 256
 
     def __init__(self, dim: int = VECTOR_DIM) -> None:
         super().__init__(dim)
