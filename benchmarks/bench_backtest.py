@@ -7,6 +7,8 @@ Run: ``python benchmarks/bench_backtest.py [--quick]``. Prints ONE JSON document
   fresh SQLite database (``reuse=False``: never served from storage); median of several runs.
 * ``multi_symbol``: 20 symbols × 2,000 bars on 2 worker processes (process pool start-up
   included), saved too; median of a few runs.
+* ``pool_vs_inline``: the 20-symbol run (not saved) inline, on a fresh shared process pool and
+  on the warm pool (the pool persists across runs); target: warm pool faster than inline.
 * ``single_symbol_with_library`` (for the record, no target): the single-symbol run with
   ``use_library=True`` over a stored library of ~40,000 evaluated setups (8 other symbols'
   walk-forwards, and the same rows filed under the run's symbol), not saved: loading the
@@ -134,6 +136,27 @@ def _timed(fn, repeats: int) -> tuple[list[float], object]:
     return times, result
 
 
+def measure_pool_vs_inline(config: BacktestConfig, symbols: list[str], many: dict,
+                           repeats: int) -> dict:
+    """The same 20-symbol run (not saved) inline, on a new shared process pool (its start-up:
+    fork server, engine imports) and on the warm pool of the earlier runs, in this process."""
+    from swing_core.backtest.executor import shutdown_shared_pools
+
+    def run(executor: str) -> None:
+        run_backtest(symbols, config=config, bars=many, save=False, reuse=False,
+                     executor=executor, max_workers=2)
+
+    inline_times, _ = _timed(lambda: run("inline"), repeats)
+    shutdown_shared_pools()
+    cold_times, _ = _timed(lambda: run("process"), 1)
+    warm_times, _ = _timed(lambda: run("process"), repeats)
+    inline, warm = statistics.median(inline_times), statistics.median(warm_times)
+    return {"symbols": len(symbols), "bars_each": 2000, "workers": 2,
+            "inline_median_s": inline, "inline_runs_s": inline_times,
+            "cold_pool_s": cold_times[0], "warm_pool_median_s": warm, "warm_pool_runs_s": warm_times,
+            "warm_pool_over_inline": warm / inline}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples")
@@ -157,6 +180,8 @@ def main() -> None:
     multi_times, multi = _timed(lambda: run_backtest(
         symbols, config=config, bars=many, engine=engine_multi, reuse=False, max_workers=2),
         repeats_multi)
+
+    pool_vs_inline = measure_pool_vs_inline(config, symbols, many, repeats_multi)
 
     engine_library = _engine(workdir, "library")
     library_rows = _stored_library(engine_library, config)
@@ -183,6 +208,9 @@ def main() -> None:
          "value_s": multi_median, "pass": multi_median <= 15.0},
         {"name": "speed-up vs naive per-bar re-analysis at 5,000 bars", "target": ">= 500x",
          "value": speedup, "pass": speedup >= 500},
+        {"name": "20 x 2,000 bars: warm process pool / inline", "target": "< 1",
+         "value": pool_vs_inline["warm_pool_over_inline"],
+         "pass": pool_vs_inline["warm_pool_over_inline"] < 1.0},
     ]
     print(json.dumps({
         "benchmark": "backtest",
@@ -200,6 +228,7 @@ def main() -> None:
             "runs_s": multi_times, "trades": int(multi.stats["# Trades"]),
             "includes": ["process pool start-up", "priors across symbols", "save to SQLite"],
         },
+        "pool_vs_inline": pool_vs_inline,
         "single_symbol_with_library": {
             "bars": len(bars), "library_rows": library_rows,
             "median_s": statistics.median(library_times), "runs_s": library_times,

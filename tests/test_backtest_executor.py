@@ -54,9 +54,65 @@ def test_map_tasks_keeps_order_reports_progress_and_isolates_failures() -> None:
 def test_process_pool_gives_the_inline_result(bars, inline_result) -> None:
     seen = []
     pooled = run_backtest(list(SYMBOLS), config=BacktestConfig(interval="1h"), bars=bars,
-                          max_workers=2, progress=lambda d, t, m: seen.append(m))
+                          executor="process", max_workers=2,
+                          progress=lambda d, t, m: seen.append(m))
     _same(pooled, inline_result)
     assert sorted(seen) == sorted(SYMBOLS)
+
+
+def _worker_pid(_: int) -> int:
+    import os
+    import time
+
+    time.sleep(0.05)  # both workers take a share
+    return os.getpid()
+
+
+def test_the_process_pool_persists_across_runs_with_warm_workers() -> None:
+    """A second run reuses the first run's pool and worker processes (no start-up, no imports);
+    the workers came from a fork server that had the engine imported."""
+    from swing_core.backtest.executor import shared_pool
+
+    first = set(map_tasks(_worker_pid, list(range(6)), executor="process", max_workers=2))
+    second = set(map_tasks(_worker_pid, list(range(6)), executor="process", max_workers=2))
+    assert shared_pool(2) is shared_pool(2)
+    assert second <= first and len(first) <= 2
+    assert import_in_worker("swing_core.backtest.walk")
+
+
+def _imported(name: str) -> bool:
+    import sys
+
+    return name in sys.modules
+
+
+def import_in_worker(name: str) -> bool:
+    return map_tasks(_imported, [name], executor="process", max_workers=2)[0]
+
+
+def test_a_pool_made_under_other_settings_is_replaced(monkeypatch, tmp_path) -> None:
+    """Workers keep the environment they started with: a change of SWING_* settings gets a
+    new pool, so a worker never reads a stale data directory."""
+    from swing_core.backtest.executor import shared_pool
+
+    before = shared_pool(2)
+    monkeypatch.setenv("SWING_DATA_DIR", str(tmp_path / "other"))
+    after = shared_pool(2)
+    assert after is not before
+    assert after is shared_pool(2)
+
+
+def test_small_runs_go_inline_by_default(bars, inline_result, monkeypatch) -> None:
+    """Three symbols of 900 bars are below INLINE_BELOW_BARS: no pool is asked for."""
+    from swing_core.backtest import executor as executor_module
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a small run asked for the process pool")
+
+    monkeypatch.setattr(executor_module, "shared_pool", no_pool)
+    small = run_backtest(list(SYMBOLS), config=BacktestConfig(interval="1h"), bars=bars,
+                         max_workers=2)
+    _same(small, inline_result)
 
 
 def test_dask_cluster_when_swing_dask_address_is_set(bars, inline_result, monkeypatch) -> None:

@@ -1,7 +1,8 @@
 """One ``concurrent.futures``-style executor interface for multi-symbol work.
 
-* default: a process pool (``forkserver`` start method where available: safe inside a threaded
-  app server, unlike ``fork``);
+* default: the process's shared process pool (:func:`shared_pool`: ``forkserver`` start method
+  where available, safe inside a threaded app server unlike ``fork``, with the engine imported
+  once in the fork server so workers start warm); it lives across runs and is shut down at exit;
 * ``SWING_DASK_ADDRESS`` set (or ``address=`` given): a Dask cluster through
   ``distributed.Client.get_executor()`` (the same ``submit`` / futures interface);
 * ``"inline"``: run in the calling thread (tests, one symbol, debugging).
@@ -13,10 +14,13 @@ returned in its place, and progress is reported as items finish.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,7 +28,11 @@ from swing_core import db, perf
 from swing_core.config import get_settings
 from swing_core.errors import ConfigError
 
-__all__ = ["InlineExecutor", "default_workers", "map_tasks", "open_executor"]
+__all__ = ["InlineExecutor", "default_workers", "map_tasks", "open_executor", "shared_pool",
+           "shutdown_shared_pools"]
+
+#: Imported once in the fork server, before it forks the workers (each starts with the engine).
+PRELOAD = ("numpy", "pandas", "swing_core.backtest.walk", "swing_core.backtest.universe")
 
 
 class InlineExecutor(Executor):
@@ -49,7 +57,55 @@ def default_workers() -> int:
 
 def _mp_context() -> Any:
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))  # used when the fork server starts
+    return context
+
+
+_pools: dict[tuple[Any, ...], ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _settings_snapshot() -> tuple[tuple[str, str], ...]:
+    """The environment a worker's settings come from: a pool is only reused under the same one
+    (its workers keep the environment they started with)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items()
+                        if k.startswith(("SWING_", "OPENAI_"))))
+
+
+def shared_pool(max_workers: int | None = None) -> ProcessPoolExecutor:
+    """The process pool of this process for ``max_workers`` workers, created on first use and
+    reused by every later run (workers started from a fork server that has the engine imported,
+    so a run pays neither process start-up nor imports). A pool whose workers died, or made
+    under other ``SWING_*`` settings, is replaced. Shut down at exit
+    (:func:`shutdown_shared_pools`)."""
+    workers = max_workers or default_workers()
+    key = (workers, _settings_snapshot())
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is not None and getattr(pool, "_broken", False):
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        if pool is None:
+            for stale in [k for k in _pools if k[0] == workers]:  # other settings: retire it
+                _pools.pop(stale).shutdown(wait=False, cancel_futures=True)
+            pool = _pools[key] = ProcessPoolExecutor(max_workers=workers,
+                                                     mp_context=_mp_context())
+        return pool
+
+
+def shutdown_shared_pools() -> None:
+    """Stop the shared pools' workers (at exit; tests)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown_shared_pools)
 
 
 @contextmanager
@@ -82,12 +138,7 @@ def open_executor(kind: str | Executor | None = None, *, max_workers: int | None
         return
     if kind not in (None, "process"):
         raise ConfigError(f"Unknown executor kind {kind!r}: process, dask or inline.")
-    pool = ProcessPoolExecutor(max_workers=max_workers or default_workers(),
-                               mp_context=_mp_context())
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield shared_pool(max_workers)  # lives on for the next run
 
 
 class RecordedTask:
@@ -129,13 +180,19 @@ def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], *,
     results: list[Any] = [None] * total
     if total == 0:
         return results
-    workers = min(max_workers or default_workers(), total)
+    workers = max_workers or default_workers()
     with open_executor(executor, max_workers=workers) as pool:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        for done, future in enumerate(as_completed(futures), start=1):
-            i = futures[future]
-            exc = future.exception()
-            results[i] = exc if exc is not None else future.result()
-            if progress is not None:
-                progress(done, total, labels[i])
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                i = futures[future]
+                exc = future.exception()
+                if isinstance(exc, BrokenProcessPool):
+                    raise exc  # a dead worker: the pool is replaced on the next run
+                results[i] = exc if exc is not None else future.result()
+                if progress is not None:
+                    progress(done, total, labels[i])
+        finally:
+            for future in futures:  # stopped early (an error, a cancel): drop what has not run
+                future.cancel()
     return results

@@ -41,7 +41,7 @@ from swing_core.backtest.priors import PRIORS_ENGINE, PriorFn, stored_library
 from swing_core.backtest.result import BacktestResult
 from swing_core.backtest.store import load_run, save_run
 from swing_core.backtest.walk import SymbolPass, symbol_task
-from swing_core.config import ENGINE_VERSION, StrategyParams
+from swing_core.config import ENGINE_VERSION, StrategyParams, get_settings
 from swing_core.errors import BacktestError, SwingError
 from swing_core.features import VECTOR_VERSION
 from swing_core.frame import VECTOR_COLUMNS
@@ -117,6 +117,12 @@ def gather_bars(symbols: Sequence[str], config: BacktestConfig, *,
     return ready, errors
 
 
+#: Runs with fewer bars in all go inline by default (not on a Dask cluster): shipping bars and
+#: signals to worker processes and back costs more than it saves below this
+#: (``benchmarks/bench_backtest.py``).
+INLINE_BELOW_BARS = 10_000
+
+
 def _normalized(symbol: str) -> str:
     try:
         return market.normalize_symbol(symbol)
@@ -130,7 +136,9 @@ def _run_passes(bars: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
                 ) -> tuple[list[SymbolPass], dict[str, str]]:
     symbols = list(bars)
     payloads = [(s, bars[s], config, context.frames.get(s)) for s in symbols]
-    inline = executor is None and (len(symbols) == 1 or max_workers == 1)
+    small = (sum(map(len, bars.values())) < INLINE_BELOW_BARS
+             and not get_settings().dask_address)  # a configured cluster is used as asked
+    inline = executor is None and (len(symbols) == 1 or max_workers == 1 or small)
     outcomes = map_tasks(symbol_task, payloads, executor="inline" if inline else executor,
                          max_workers=max_workers, progress=progress,
                          labels=symbols, record_to=None if engine is None

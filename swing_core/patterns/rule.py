@@ -121,7 +121,13 @@ class NeighborRule:
     def _neighbor_data(self, ids: np.ndarray, sims: np.ndarray, extra: _Store | None = None
                        ) -> dict[str, np.ndarray]:
         """Plain arrays of the :data:`NEIGHBOR_COLUMNS` for row ids."""
-        col = functools.partial(self._column, ids=ids, extra=extra)
+        cols = self._store.table.cols
+        if extra is None and (ids.size == 0 or (ids.min() >= 0 and ids.max() < len(self._store))):
+            def col(name: str, fill: Any) -> np.ndarray:  # every id a stored row: plain takes
+                values = cols.get(name)
+                return np.full(ids.shape, fill) if values is None else values[ids]
+        else:
+            col = functools.partial(self._column, ids=ids, extra=extra)
         hold = col("hold", fill=-1).astype(float)
         hold[hold < 0] = np.nan
         data = {name: self._vocab[name].decode(col(name, fill=-1).astype(np.int64))
