@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA
@@ -31,6 +32,7 @@ __all__ = [
     "DAILY_INTERVALS",
     "MISSING",
     "bar_time_text",
+    "bar_time_texts",
     "bar_times",
     "clock_text",
     "exchange_times",
@@ -103,6 +105,20 @@ def bar_time_text(ts: Any, interval: str | None, *, close: bool = False) -> str:
     if _daily(interval, utc):
         return bar_times(utc, interval or "1d", close=close)[0].strftime(_DATE)
     return utc.tz_convert(EXCHANGE_TZ)[0].strftime(_CLOCK)
+
+
+def bar_time_texts(values: Any, interval: str | None, *, close: bool = False) -> np.ndarray:
+    """:func:`bar_time_text` of many bar times of one interval at once (an object array of
+    strings; ``–`` for a missing one), without a Python call per value (the same formats: a
+    test compares them value by value)."""
+    utc = _utc_index(values)
+    if _daily(interval, utc):
+        text = bar_times(utc, interval or "1d", close=close).strftime(_DATE)
+    else:
+        text = utc.tz_convert(EXCHANGE_TZ).strftime(_CLOCK)
+    out = np.asarray(text, dtype=object)
+    out[np.asarray(utc.isna())] = MISSING
+    return out
 
 
 def clock_text(ts: Any) -> str:

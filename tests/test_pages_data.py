@@ -146,6 +146,40 @@ def test_project_2d_places_extra_rows_on_the_same_axes() -> None:
     assert views.project_2d(np.zeros((0, 16)))[0].shape == (0, 2)
 
 
+def test_the_library_map_draws_thinned_points_with_hover_made_once(monkeypatch) -> None:
+    """The map's hover text exists only for the points drawn (not one string per library row,
+    the cost of every rerun before), and the projection, points and text are made once per
+    library object: a rerun only projects the setup and finds the neighbours."""
+    from swing_core.views import library as library_module
+
+    rng = np.random.default_rng(2)
+    n = 1_000
+    rows = pd.DataFrame({
+        "symbol": rng.choice(["AAA", "BBB"], n), "interval": "30m",
+        "ts": pd.Timestamp("2024-01-02 14:30", tz="UTC") + pd.to_timedelta(np.arange(n) * 30,
+                                                                          unit="min"),
+        "side": rng.choice(["long", "short"], n), "setup": "momentum",
+        "realized_r": rng.normal(size=n)})
+    matrix = rng.normal(size=(n, 16)).astype(np.float32)
+    lib = views.Library(index=None, rows=rows, matrix=matrix, source="stored", note="")
+    monkeypatch.setattr(library_module, "MAP_POINTS", 100)
+    calls = []
+    real_axes = library_module._pca_axes
+    monkeypatch.setattr(library_module, "_pca_axes",
+                        lambda data: calls.append(len(data)) or real_axes(data))
+    neighbors = rows.iloc[[3, 500]]
+    first = views.projection_view(lib, matrix[3], neighbors)
+    again = views.projection_view(lib, matrix[7], neighbors)
+    assert calls == [n]  # projected once
+    assert len(first.xy) == len(first.hover) == len(first.outcome_r) == 100 and first.total == n
+    keep = np.arange(0, n, 10)
+    assert first.hover[1] == (f"{rows.symbol[10]} {views.bar_time_text(rows.ts[10], '30m')} "
+                              f"{rows.side[10]} momentum · {rows.realized_r[10]:+.2f}R")
+    np.testing.assert_allclose(first.xy, views.project_2d(matrix)[0][keep], atol=1e-9)
+    np.testing.assert_allclose(first.current, first.neighbors[0], atol=1e-9)  # row 3 is ringed
+    assert again.hover is first.hover
+
+
 def test_library_rows_keep_only_exited_plans_with_their_outcome() -> None:
     base = {f"vec_{i:02d}": 0.25 for i in range(16)}
     ts = pd.Timestamp("2026-01-05 15:00", tz="UTC")

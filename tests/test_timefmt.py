@@ -91,3 +91,16 @@ def test_file_times_read_back_to_the_same_bar() -> None:
     assert (pd.DatetimeIndex(pd.to_datetime(text, utc=True)) == intraday).all()
     aware = file_times(intraday, "30m", text=False)
     assert str(aware.tz) == "America/New_York" and (aware == intraday).all()
+
+
+def test_bar_time_texts_equal_bar_time_text_value_by_value():
+    """The vectorized bar-time text (hover text of many points) is the one-value rule's."""
+    from swing_core.timefmt import bar_time_text, bar_time_texts
+
+    stamps = pd.to_datetime(["2024-03-04 15:30", "2024-07-01 13:30", None, "2004-08-19 00:00"],
+                            utc=True)
+    for interval in ("30m", "1h", "1d", "1wk"):
+        got = bar_time_texts(stamps, interval)
+        assert list(got) == [bar_time_text(t, interval) for t in stamps]
+    midnights = stamps[[2, 3]]  # interval None: daily when every value is 00:00 UTC
+    assert list(bar_time_texts(midnights, None)) == ["–", "2004-08-19"]

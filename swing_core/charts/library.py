@@ -65,22 +65,24 @@ def projection_figure(
 ) -> go.Figure:
     """A 2-D projection of the setup-vector library, coloured by realized R (red losses, green
     wins, clipped to ±3 R); the current setup as a star; optional neighbour positions ringed.
-    More than ``max_points`` points are thinned evenly for drawing."""
+    More than ``max_points`` points are thinned evenly for drawing (callers with many points
+    thin first, :func:`swing_core.views.projection_view`, so hover text is made only for the
+    points drawn)."""
     xy = np.asarray(xy, dtype=float)
     if xy.ndim != 2 or len(xy) == 0:
         return empty_figure("The vector library is empty.", height=height)
     step = max(1, math.ceil(len(xy) / max_points))
-    keep = np.arange(0, len(xy), step)
+    keep = np.arange(0, len(xy), step) if step > 1 else slice(None)
     r = (np.asarray(outcome_r, dtype=float)[keep] if outcome_r is not None
-         else np.full(len(keep), np.nan))
+         else np.full(len(xy[keep]), np.nan))
+    text = None if hover is None else np.asarray(hover, dtype=object)[keep]
     fig = go.Figure()
     fig.add_trace(go.Scattergl(
         x=xy[keep, 0], y=xy[keep, 1], mode="markers", name="library",
         marker={"size": 5, "color": np.clip(np.nan_to_num(r), -3, 3), "cmin": -3, "cmax": 3,
                 "colorscale": [[0, COLORS["loss"]], [0.5, "#cbd5e1"], [1, COLORS["win"]]],
                 "colorbar": {"title": "R"}, "opacity": 0.7},
-        hovertext=[hover[i] for i in keep] if hover is not None else None,
-        hoverinfo="text" if hover is not None else "x+y",
+        hovertext=text, hoverinfo="text" if text is not None else "x+y",
     ))
     if neighbors is not None and len(neighbors):
         nb = np.asarray(neighbors, dtype=float)

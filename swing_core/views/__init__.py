@@ -62,6 +62,7 @@ from swing_core.views.labels import (
 )
 from swing_core.views.library import (
     Library,
+    ProjectionView,
     demo_library,
     library_positions,
     library_rows,
@@ -69,6 +70,7 @@ from swing_core.views.library import (
     neighbor_table,
     neighbors_of,
     project_2d,
+    projection_view,
     stored_library,
 )
 from swing_core.views.signals import (
@@ -135,7 +137,9 @@ __all__ = [
     "parse_symbols",
     "predicted_kind",
     "prior_card",
+    "ProjectionView",
     "project_2d",
+    "projection_view",
     "rate_text",
     "reliability_curve",
     "row_time_texts",

@@ -3,6 +3,7 @@ library, point-in-time neighbours, their price paths in R and a 2-D projection."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,24 @@ from swing_core.errors import MarketDataError
 from swing_core.features import VECTOR_COLUMNS
 from swing_core.frame import build_signal_frame
 from swing_core.patterns import PatternIndex
+from swing_core.patterns.backends import VECTOR_DIM
+from swing_core.timefmt import bar_time_texts
 from swing_core.views.backtest import _trades_frame
 from swing_core.views.formatting import bar_time_text, for_display
+
+
+def _pca_axes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, the first two principal axes (2, d)) of the rows of ``data`` (n >= 1)."""
+    centre = data.mean(axis=0)
+    if len(data) < 2:
+        return centre, np.eye(data.shape[1])[:2]
+    # the axes of the (d, d) covariance: the same as an SVD of the centred rows, in O(n d^2)
+    # with no (n, d) temporaries beyond one
+    centred = data - centre
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    axes = vectors[:, ::-1][:, :2].T
+    axes *= np.where(axes[np.arange(2), np.abs(axes).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
+    return centre, axes
 
 
 def project_2d(matrix: np.ndarray, *, extra: np.ndarray | None = None
@@ -28,20 +45,59 @@ def project_2d(matrix: np.ndarray, *, extra: np.ndarray | None = None
     data = np.asarray(matrix, dtype=np.float64)
     if data.ndim != 2 or len(data) == 0:
         return np.zeros((0, 2)), None
-    centre = data.mean(axis=0)
-    centred = data - centre
-    if len(data) < 2:
-        axes = np.eye(data.shape[1])[:2]
-    else:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        axes = vt[:2]
-        if axes.shape[0] < 2:
-            axes = np.vstack([axes, np.zeros((2 - axes.shape[0], data.shape[1]))])
-    xy = centred @ axes.T
+    centre, axes = _pca_axes(data)
+    xy = (data - centre) @ axes.T
     extra_xy = None
     if extra is not None:
         extra_xy = (np.atleast_2d(np.asarray(extra, dtype=np.float64)) - centre) @ axes.T
     return xy, extra_xy
+
+
+@dataclass(frozen=True)
+class ProjectionView:
+    """What the Pattern Search map draws: at most ``max_points`` library points (thinned
+    evenly), their outcome and hover text (made for those points only), the current setup and
+    the neighbours' positions, all on the library's 2-D projection."""
+
+    xy: np.ndarray
+    outcome_r: np.ndarray
+    hover: np.ndarray
+    current: np.ndarray | None
+    neighbors: np.ndarray | None
+    total: int
+
+
+#: Library points drawn on the map at most (evenly thinned beyond).
+MAP_POINTS = 20_000
+
+
+def projection_view(library: Library, vector: Any, neighbors: pd.DataFrame) -> ProjectionView:
+    """The library map for one setup. What depends on the library only (its projection, the
+    points drawn, their hover text) is computed once per library object and kept with it
+    (:attr:`Library.map_points`); a rerun projects the setup and finds the neighbours' rows."""
+    xy, centre, axes = library.projection
+    keep, outcome_r, hover = library.map_points
+    current = None
+    if len(xy) and vector is not None:
+        current = ((np.asarray(vector, dtype=np.float64).reshape(1, -1) - centre) @ axes.T)[0]
+    marked = library_positions(library, neighbors)
+    return ProjectionView(xy=xy[keep], outcome_r=outcome_r, hover=hover, total=len(xy),
+                          current=current, neighbors=xy[marked] if len(marked) else None)
+
+
+def _hover_texts(rows: pd.DataFrame) -> np.ndarray:
+    """"SYMBOL bar-time side setup · +1.23R" per row, vectorized (times by their interval)."""
+    if rows.empty:
+        return np.zeros(0, dtype=object)
+    times = np.empty(len(rows), dtype=object)
+    intervals = rows["interval"].astype(str).to_numpy()
+    for interval in np.unique(intervals):
+        at = intervals == interval
+        times[at] = bar_time_texts(rows["ts"].to_numpy()[at], interval)
+    r = pd.Series(rows["realized_r"].to_numpy(float)).map("{:+.2f}R".format).to_numpy(object)
+    parts = [rows["symbol"].astype(str).to_numpy(object), times,
+             rows["side"].astype(str).to_numpy(object), rows["setup"].astype(str).to_numpy(object)]
+    return (parts[0] + " " + parts[1] + " " + parts[2] + " " + parts[3] + " · " + r)
 
 
 _EXITED = ("STOP", "TARGET", "TIME")
@@ -94,6 +150,35 @@ class Library:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @functools.cached_property
+    def projection(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(xy (n, 2), centre, axes): the library's 2-D projection, computed on first use and
+        kept with the library (the app caches the library, so reruns reuse it)."""
+        data = np.asarray(self.matrix, dtype=np.float64)
+        if data.ndim != 2 or len(data) == 0:
+            return np.zeros((0, 2)), np.zeros(VECTOR_DIM), np.zeros((2, VECTOR_DIM))
+        centre, axes = _pca_axes(data)
+        return (data - centre) @ axes.T, centre, axes
+
+    @functools.cached_property
+    def map_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions drawn, their realized R, their hover text): at most :data:`MAP_POINTS`
+        rows, evenly spaced; hover text made for those rows only."""
+        n = len(self.rows)
+        keep = np.arange(0, n, max(1, -(-n // MAP_POINTS)))
+        rows = self.rows.iloc[keep]
+        r = rows["realized_r"].to_numpy(float) if n else np.zeros(0)
+        return keep, r, _hover_texts(rows)
+
+    @functools.cached_property
+    def positions(self) -> pd.Index:
+        """Row positions by (symbol, interval, signal-bar time in UTC nanoseconds)."""
+        ts = pd.to_datetime(self.rows["ts"], utc=True).astype("int64") if len(self.rows) \
+            else pd.Series(dtype="int64")
+        return pd.MultiIndex.from_arrays([self.rows["symbol"].astype(str).to_numpy(),
+                                          self.rows["interval"].astype(str).to_numpy(),
+                                          ts.to_numpy()])
+
 
 def stored_library(engine: Any, interval: str, *, index: Any = None) -> Library:
     """The stored setup vectors with a known outcome for ``interval`` (``index``: an already
@@ -144,12 +229,15 @@ def library_positions(library: Library, neighbors: pd.DataFrame) -> np.ndarray:
     and signal-bar time), for marking them on the projection."""
     if neighbors.empty or library.rows.empty:
         return np.zeros(0, dtype=np.int64)
-    keys = library.rows[["symbol", "interval", "ts"]].assign(
-        ts=pd.to_datetime(library.rows["ts"], utc=True), _pos=np.arange(len(library.rows)))
-    wanted = neighbors[["symbol", "interval", "ts"]].assign(
-        ts=pd.to_datetime(neighbors["ts"], utc=True))
-    found = wanted.merge(keys, on=["symbol", "interval", "ts"], how="inner")["_pos"]
-    return found.to_numpy(dtype=np.int64)
+    index = library.positions
+    wanted = pd.MultiIndex.from_arrays([
+        neighbors["symbol"].astype(str).to_numpy(), neighbors["interval"].astype(str).to_numpy(),
+        pd.to_datetime(neighbors["ts"], utc=True).astype("int64").to_numpy()])
+    if index.is_unique:
+        found = index.get_indexer(wanted)
+        return found[found >= 0].astype(np.int64)
+    hits = [np.flatnonzero(index == key) for key in wanted]  # rare: the same bar twice
+    return np.concatenate(hits).astype(np.int64) if hits else np.zeros(0, dtype=np.int64)
 
 
 def neighbor_table(neighbors: Any) -> pd.DataFrame:
