@@ -125,7 +125,7 @@ def child(signals: int, symbols: int, data_dir: str) -> dict[str, Any]:
         except Exception as exc:  # report, never hide: a failed analysis is not a signal
             errors.append(f"{names[i % symbols]}: {type(exc).__name__}: {exc}")
     analyze_s = time.perf_counter() - started
-    stored = len(journal.record_signals(engine, kept, run_id="bench_memory")) if kept else 0
+    stored = journal.record_signals(engine, kept, run_id="bench_memory").added if kept else 0
     gc.collect()
     end_rss, peak = _rss_mb(), _peak_mb()
     engine.dispose()

@@ -54,6 +54,7 @@ def universe_form(engine: Any) -> None:
             return
         job = st.session_state.get(_UNIVERSE)
         running = job is not None and job["thread"].is_alive()
+        lock = ui.admin_lock()  # hundreds of symbols on the shared server: admins only
         with st.form("bt_universe_form"):
             text = st.text_area("Symbols", key="bt_u_symbols", height=80,
                                 help="Tickers separated by commas, spaces or new lines.")
@@ -61,9 +62,10 @@ def universe_form(engine: Any) -> None:
             chunk = cols[0].number_input("Chunk size", 5, 500, 50, 5, key="bt_u_chunk")
             interval = cols[1].selectbox("Interval", INTERVALS, index=INTERVALS.index("1d"),
                                          key="bt_u_interval")
-            start = st.form_submit_button("Run universe backtest", disabled=running,
-                                          icon=":material/play_arrow:")
-        if start:
+            start = st.form_submit_button("Run universe backtest",
+                                          disabled=running or lock is not None,
+                                          icon=":material/play_arrow:", help=lock)
+        if start and ui.admin_allowed("Running a universe backtest"):
             symbols, errors = views.parse_symbols(text, limit=5000)
             for error in errors[:5]:
                 st.warning(ui.plain(error))

@@ -62,13 +62,14 @@ def installed_pages() -> list[Page]:
     return [page for page in PAGES if page_exists(page.key)]
 
 
-def navigation() -> Any:
-    """``st.navigation`` over the installed pages, grouped by section (Home is the default)."""
+def navigation(*, hidden: bool = False) -> Any:
+    """``st.navigation`` over the installed pages, grouped by section (Home is the default);
+    ``hidden``: registered but no menu (the sign-in screen shows nothing else)."""
     sections: dict[str, list[Any]] = {}
     for page in installed_pages():
         sections.setdefault(page.section, []).append(
             st.Page(page.file, title=page.title, icon=page.icon, default=page.key == HOME))
-    return st.navigation(sections)
+    return st.navigation(sections, position="hidden" if hidden else "sidebar")
 
 
 def require_router() -> None:

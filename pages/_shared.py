@@ -7,13 +7,15 @@ the modules that each hold one concept.
 - :mod:`pages._resources`: the cached runtime (engine, pattern priors) and setup library;
 - :mod:`pages._banners`: data-source and database banners, the sidebar badge;
 - :mod:`pages._edge`: the error edge (user errors as ``st.error``, bugs logged);
-- :mod:`pages._calls`: cached engine calls (signal views, scans, chart bars).
+- :mod:`pages._calls`: cached engine calls (signal views, scans, chart bars);
+- :mod:`pages._auth`: sign-in and admin rights (destructive actions need an admin).
 
 Streamlit lives in ``pages/`` and app.py only; the engine (``swing_core``) never imports it.
 """
 
 from __future__ import annotations
 
+from pages._auth import admin_allowed, admin_lock
 from pages._banners import database_banner, source_banner, source_note, status_badge
 from pages._calls import TTL_S, chart_bars, scan, signal_view, signal_views
 from pages._edge import error_edge
@@ -46,6 +48,8 @@ __all__ = [
     "PAGE_FILES",
     "SYMBOL_PATTERN",
     "TTL_S",
+    "admin_allowed",
+    "admin_lock",
     "chart_bars",
     "clear_caches",
     "current_interval",

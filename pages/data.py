@@ -59,10 +59,12 @@ def _import(engine: Any) -> None:
                "Symbol/Ticker column or the file name (AAPL.csv, AAPL_1d.csv). Naive intraday "
                "times are read as New York time. From a terminal: "
                "`python -m swing_core data import FOLDER`.")
+    lock = ui.admin_lock()  # uploads and imports change the shared library: admins only
     cols = st.columns([3, 1, 1])
     uploaded = cols[0].file_uploader(
         "Bars files", type=["csv", "txt", "tsv", "parquet", "pq", "zip"],
-        accept_multiple_files=True, key="upload_file", max_upload_size=_MAX_ARCHIVE_MB)
+        accept_multiple_files=True, key="upload_file", max_upload_size=_MAX_ARCHIVE_MB,
+        disabled=lock is not None, help=lock)
     symbol_text = cols[1].text_input("Symbol", key="upload_symbol", max_chars=15,
                                      placeholder="from the file",
                                      validate=(ui.SYMBOL_PATTERN, "Use a ticker such as AAPL."),
@@ -81,7 +83,8 @@ def _import(engine: Any) -> None:
         return
     label = (f"Import {files[0].name}" if len(files) == 1
              else f"Import {len(files)} files")
-    if st.button(label, type="primary", key="store_upload", icon=":material/upload:"):
+    if st.button(label, type="primary", key="store_upload", icon=":material/upload:",
+                 disabled=lock is not None, help=lock) and ui.admin_allowed("Importing"):
         with st.spinner("Importing…"):
             report = market.import_bars(
                 files, engine=engine, symbol=symbol_text.strip() or None,
@@ -148,16 +151,20 @@ def _library(engine: Any) -> None:
             "Export CSV", data=_export(engine, *target),
             file_name=f"{target[0]}_{target[1]}.csv", mime="text/csv", key="cache_export",
             icon=":material/download:")
+    lock = ui.admin_lock()  # refreshing and deleting change the shared library: admins only
     if cols[3].button("Refresh from Yahoo", key="cache_refresh", disabled=ui.is_offline()
-                      or target is None, icon=":material/refresh:",
-                      help="Fetch the newest bars of the chosen series (not in offline mode)."):
+                      or target is None or lock is not None, icon=":material/refresh:",
+                      help=lock or "Fetch the newest bars of the chosen series (not in offline "
+                                   "mode).") and ui.admin_allowed("Refreshing from Yahoo"):
         bars = market.fetch_bars(target[0], target[1], engine=engine, offline=False,
                                  source="yahoo")
         ui.clear_caches()
         st.success(f"{target[0]} {target[1]}: {len(bars):,} bars, source {bars.attrs['source']}.")
     with cols[4]:
-        confirm = st.checkbox("Confirm", key="cache_confirm", help="Tick to enable deleting.")
-        if st.button("Delete", key="cache_clear", disabled=not confirm, icon=":material/delete:"):
+        confirm = st.checkbox("Confirm", key="cache_confirm", help="Tick to enable deleting.",
+                              disabled=lock is not None)
+        if st.button("Delete", key="cache_clear", disabled=not confirm or lock is not None,
+                     icon=":material/delete:", help=lock) and ui.admin_allowed("Deleting bars"):
             deleted = market.delete_from_library(engine, target[0] if target else None,
                                                  interval=target[1] if target else None)
             ui.clear_caches()

@@ -10,6 +10,7 @@ import streamlit as st
 from pages import _shared as ui
 from swing_core import agent, charts, journal, llm, views
 from swing_core.config import YAHOO_MAX_DAYS, get_settings
+from swing_core.errors import ConfigError
 
 ui.require_router()
 
@@ -188,10 +189,24 @@ def _service_notes(interval: str) -> None:
         st.caption(ui.plain(note))
 
 
+@st.fragment
 def _advisor(signal: Any, engine: Any) -> None:
+    """The advisor panel, last on the page and a fragment: asking reruns only this panel, and
+    the rest of the page is already shown while the advisor thinks (at most
+    SWING_LLM_DEADLINE_S for the vote and the plan together)."""
+    with ui.error_edge("The advisor"):
+        _advisor_panel(signal, engine)
+
+
+def _advisor_panel(signal: Any, engine: Any) -> None:
     settings = get_settings()
     with st.container(border=True):
         st.subheader("Advisor")
+        try:
+            llm.check_base_url(settings.openai_base_url)
+        except ConfigError as exc:
+            st.error(ui.plain(exc))
+            return
         st.caption(ui.plain(llm.advisor_status(settings)))
         if not settings.openai_api_key:
             st.info("Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL, SWING_LLM_MODEL) to get "
@@ -202,8 +217,10 @@ def _advisor(signal: Any, engine: Any) -> None:
             return
         key = f"advice:{signal.symbol}:{signal.interval}:{signal.asof.isoformat()}"
         if st.button("Ask the advisor", key="ask_advisor", icon=":material/psychology:"):
-            with st.spinner("Asking the advisor…"), llm.Advisor(settings, engine) as advisor:
-                # the one advisor path: vote applied to confidence and vector, plan attached
+            with (st.spinner(f"Asking the advisor (at most {settings.llm_deadline_s:g} s)…"),
+                  llm.Advisor(settings, engine) as advisor):
+                # the one advisor path: vote and plan asked together, vote applied to confidence
+                # and vector, plan attached, each failure noted
                 st.session_state[key] = agent.advise(signal, advisor, plan=True, force=True)
         advised = st.session_state.get(key)
         if advised is None:
@@ -224,7 +241,7 @@ def _advisor(signal: Any, engine: Any) -> None:
                 st.text(f"• {scenario}")
         for note in advised.notes[len(signal.notes):]:
             st.warning(ui.plain(note))
-        st.caption("Saving to the journal now stores the advised signal (vote, plan and the "
+        st.caption("Save to journal (above) now stores the advised signal (vote, plan and the "
                    "setup vector's advisor slot).")
 
 
@@ -238,12 +255,18 @@ def _save(view: views.SignalView, engine: Any) -> None:
     if engine is None:
         st.caption("The journal needs the database (see the error above).")
         return
+    plan = journal.has_trade_plan(view.signal)
     if st.button("Save to journal", key="save_journal", icon=":material/bookmark_add:",
-                 help="Store this signal; evaluate it later on the Journal page."):
+                 disabled=not plan,
+                 help="Store this signal (once per bar); evaluate it later on the Journal page."
+                 if plan else journal.NO_PLAN_MESSAGE):
         # the advised signal when the advisor was asked: its vote and vector are what is kept
-        signal_id = journal.record_signal(engine, _advised(view.signal))
-        st.success(f"Saved signal #{signal_id} for {view.signal.symbol}. Open the Journal to "
-                   "evaluate it once its outcome is known.", icon=":material/check:")
+        saved = journal.record_signal(engine, _advised(view.signal))
+        if saved.added:
+            st.success(f"{view.signal.symbol}: {saved.message} Open the Journal to evaluate it "
+                       "once its outcome is known.", icon=":material/check:")
+        else:  # saved before (this bar), or no plan: nothing was written
+            st.info(f"{view.signal.symbol}: {saved.message}", icon=":material/info:")
 
 
 def main() -> None:
@@ -281,8 +304,8 @@ def main() -> None:
             _service_notes(interval)
         engine = ui.runtime(interval).engine
         ui.database_banner()
-        _advisor(signal, engine)
         _save(view, engine)
+        _advisor(signal, engine)  # last: a slow advisor never holds back the rest of the page
 
 
 main()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages import _shared as ui
 from pages._columns import prior_rate_columns
-from swing_core import charts, clock, db, views
+from swing_core import charts, clock, db, journal, views
 from swing_core.config import INTERVALS
 
 ui.require_router()
@@ -46,10 +46,12 @@ def _filters() -> dict[str, Any]:
 
 
 def _evaluate(engine: Any, pending: int) -> None:
-    if st.button(f"Evaluate {pending} pending", key="j_evaluate", disabled=pending == 0,
-                 icon=":material/fact_check:",
-                 help="Follow each pending plan through the bars after it (at most 2 trading "
-                      "days); signals whose window has not ended stay pending."):
+    lock = ui.admin_lock()  # writes outcomes to the shared journal, clears caches: admins only
+    if st.button(f"Evaluate {pending} pending", key="j_evaluate",
+                 disabled=pending == 0 or lock is not None, icon=":material/fact_check:",
+                 help=lock or "Follow each pending plan through the bars after it (at most 2 "
+                              "trading days); signals whose window has not ended stay pending."
+                 ) and ui.admin_allowed("Evaluating the journal"):
         with st.spinner("Evaluating…"):
             summary = views.evaluate_journal(engine)
         ui.clear_caches(services=True)  # new outcomes join the pattern library
@@ -95,7 +97,7 @@ def main() -> None:
             return
         engine = ui.database_engine()
         filters = _filters()
-        table = db.list_signals(engine, run_id="live", limit=5000, **filters)
+        table = db.list_signals(engine, run_id=journal.JOURNAL_RUN_ID, limit=5000, **filters)
         if table.empty:
             if any(v is not None for v in filters.values()):
                 st.info("No stored signal matches these filters: clear a filter.")
@@ -123,6 +125,12 @@ def main() -> None:
                        "their outcomes say nothing about the market.", icon=":material/science:")
         _evaluate(engine, summary["pending"])
         _table(table)
+        moved = journal.moved_duplicates(engine)
+        if moved:
+            st.caption(f"{moved} differing duplicate(s) of signals above (the same bar saved "
+                       "again) were set aside when the journal began keeping one signal per bar; "
+                       "nothing was deleted: `python -m swing_core journal list --run-id "
+                       f"{journal.DUPLICATE_RUN_ID}`.")
         if summary["evaluated"]:
             st.plotly_chart(charts.outcome_histogram(table["realized_r"],
                                                      title="Realized R of evaluated signals"),

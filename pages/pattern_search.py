@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from pages import _shared as ui
@@ -54,21 +53,16 @@ def _time_column(label: str, interval: str) -> Any:
 
 
 def _projection(library: views.Library, signal: Any, neighbors: Any) -> None:
-    xy, current = views.project_2d(library.matrix, extra=np.asarray(signal.vector)[None, :])
-    rows = library.rows
-    hover = [f"{s} {views.bar_time_text(t, iv)} {side} {setup} · {r:+.2f}R"
-             for s, t, iv, side, setup, r in zip(rows["symbol"], rows["ts"], rows["interval"],
-                                                 rows["side"], rows["setup"], rows["realized_r"],
-                                                 strict=True)]
-    marked = views.library_positions(library, neighbors.frame)
+    view = views.projection_view(library, signal.vector, neighbors.frame)
     st.plotly_chart(
-        charts.projection_figure(xy, outcome_r=rows["realized_r"].to_numpy(float),
-                                 current=current[0] if current is not None else None,
-                                 neighbors=xy[marked] if len(marked) else None, hover=hover),
+        charts.projection_figure(view.xy, outcome_r=view.outcome_r, current=view.current,
+                                 neighbors=view.neighbors, hover=view.hover),
         key="ps_projection")
+    drawn = (f" {len(view.xy):,} of its {view.total:,} setups are drawn (evenly thinned)."
+             if len(view.xy) < view.total else "")
     st.caption("Principal-component projection of the 16-d setup vectors (for orientation only: "
                "neighbours are found by cosine similarity in all 16 dimensions, known outcomes "
-               "only, so ringed points may sit apart here).")
+               f"only, so ringed points may sit apart here).{drawn}")
 
 
 def main() -> None:
@@ -132,8 +126,10 @@ def main() -> None:
                      })
         st.subheader("The library")
         _projection(library, signal, neighbors)
-        if library.source == "stored" and st.button("Reload the library", key="ps_reload",
-                                                    icon=":material/refresh:"):
+        lock = ui.admin_lock()  # clears a shared cache: admins only when sign-in is on
+        if library.source == "stored" and st.button(
+                "Reload the library", key="ps_reload", icon=":material/refresh:",
+                disabled=lock is not None, help=lock) and ui.admin_allowed("Reloading the library"):
             ui.reload_library()
             st.rerun()
 

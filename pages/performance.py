@@ -258,6 +258,9 @@ def _live_panel(window_label: str, role: str | None, refresh_label: str) -> None
 
 
 def _start_job() -> None:
+    if ui.admin_lock() is not None:  # re-checked here: a disabled button is only a hint
+        st.session_state["perf_selfbench_refused"] = True
+        return
     try:
         job = selfbench.SelfBenchJob(quick=True, record_perf=ui.database_engine() is not None)
         st.session_state[_JOB] = job.start()
@@ -331,8 +334,12 @@ def _selfbench_panel() -> None:
                "memory benchmark, the engine benchmark and the instrumentation overhead. Full run: "
                "`python benchmarks/run_all.py`.")
     cols = st.columns([2, 1, 5])
-    cols[0].button("Run self-benchmark", key="perf_selfbench_run", type="primary",
-                   icon=":material/speed:", disabled=running, on_click=_start_job)
+    lock = ui.admin_lock()  # a CPU-heavy process on the shared server: admins only
+    cols[0].button("Run self-benchmark", key="perf_selfbench_run", type="primary", help=lock,
+                   icon=":material/speed:", disabled=running or lock is not None,
+                   on_click=_start_job)
+    if st.session_state.pop("perf_selfbench_refused", False):
+        ui.admin_allowed("Running the self-benchmark")  # says why
     if running:
         cols[1].button("Cancel", key="perf_selfbench_cancel", on_click=_cancel_job)
         cols[2].caption(f"Running for {state.elapsed_s:.0f} s · {ui.plain(state.progress)}")

@@ -34,7 +34,9 @@ def _watchlist_editor() -> list[str]:
             column_config={"symbol": st.column_config.TextColumn(
                 "Symbol", max_chars=15, validate=ui.SYMBOL_PATTERN, required=True)},
         )
-        if st.button("Save watchlist", key="save_watchlist", icon=":material/save:"):
+        lock = ui.admin_lock()  # the watchlist is shared: admins only when sign-in is on
+        if st.button("Save watchlist", key="save_watchlist", icon=":material/save:",
+                     disabled=lock is not None, help=lock) and ui.admin_allowed("Saving the watchlist"):
             wanted = [str(s) for s in edited["symbol"].dropna()]
             valid, errors = views.parse_symbols(wanted)
             for error in errors:

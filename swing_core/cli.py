@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -28,10 +28,47 @@ EXIT_USER_ERROR = 2
 EXIT_BUG = 1
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` (to ``high``). Anything else, 0 below
+    ``low`` included, is refused (exit status 2) with the allowed range: an option's default is
+    its ``default=``, never a silent stand-in for 0."""
+    allowed = (f"from {low:,} to {high:,}" if high is not None else f"of at least {low:,}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            from swing_core.market import echo_text
+
+            raise argparse.ArgumentTypeError(f"must be a whole number {allowed} (got "
+                                             f"{echo_text(text)})")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its fallback message
+    return parse
+
+
+def _lookback_days(text: str) -> int:
+    """``--lookback-days``: the engine's own rule (:func:`swing_core.market.check_lookback_days`)."""
+    from swing_core.market import check_lookback_days
+
+    try:
+        return check_lookback_days(text)
+    except SwingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """``--interval``, ``--lookback-days``, ``--source``/``--offline`` and ``--no-priors``: the
+    options of every command that analyzes a symbol now (analyze, scan, journal add)."""
+    from swing_core.market import MAX_LOOKBACK_DAYS
+
     parser.add_argument("--interval", default="30m", choices=INTERVALS, help="bar interval")
-    parser.add_argument("--lookback-days", type=int, default=None,
-                        help="calendar days of history (default depends on the interval)")
+    parser.add_argument("--lookback-days", type=_lookback_days, default=None,
+                        help=f"calendar days of history, 1 to {MAX_LOOKBACK_DAYS:,} (default: "
+                             "the interval's)")
     add_source_option(parser)
     parser.add_argument("--no-priors", action="store_true", help="skip pattern priors")
 
@@ -48,7 +85,7 @@ def add_source_option(parser: argparse.ArgumentParser) -> None:
                         help="never ask Yahoo (also SWING_OFFLINE=1): local bars, else demo")
 
 
-def _runtime(args: argparse.Namespace) -> Any:
+def analysis_runtime(args: argparse.Namespace) -> Any:
     """The command's runtime: the database (required: a DatabaseError otherwise), and the
     prior provider of ``--interval`` unless ``--no-priors`` (or a note saying why not)."""
     from swing_core.services import open_runtime
@@ -61,7 +98,7 @@ def _runtime(args: argparse.Namespace) -> Any:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from swing_core.agent import analyze
 
-    runtime = _runtime(args)
+    runtime = analysis_runtime(args)
     provider = None
     if args.file:
         from swing_core.market import FileProvider
@@ -87,12 +124,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from swing_core.agent import scan, scan_table
+    from swing_core.market import symbol_label
 
-    runtime = _runtime(args)
+    runtime = analysis_runtime(args)
     results = scan(args.symbols, args.interval, lookback_days=args.lookback_days,
                    engine=runtime.engine, offline=args.offline or None,
                    prior_provider=runtime.prior_provider, source=args.source)
     table = scan_table(results)
+    table["symbol"] = table["symbol"].map(symbol_label)  # an invalid one as typed, cut short
     # in the engine's ranking: "take" first, then expected R net of costs, then confidence
     columns = [c for c in ("symbol", "verdict", "data_source", "trend_label", "setup", "side",
                            "entry", "stop", "target", "r_multiple", "expected_r_net",
@@ -229,11 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="JSON field names: SwingDesk's, or SwingAgent v1.6.1's")
     analyze_parser.add_argument("--file", default=None,
                                 help="analyze your own CSV or Parquet bars instead of Yahoo's")
-    _add_common(analyze_parser)
+    add_analysis_options(analyze_parser)
     analyze_parser.set_defaults(func=cmd_analyze)
     scan_parser = sub.add_parser("scan", help="scan symbols and print a ranked table")
     scan_parser.add_argument("symbols", nargs="+")
-    _add_common(scan_parser)
+    add_analysis_options(scan_parser)
     scan_parser.set_defaults(func=cmd_scan)
     _add_data_commands(sub)
     for module_name, hook in (("swing_core.cli_journal", "add_journal_commands"),

@@ -16,9 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from swing_core.cli import whole_number
 from swing_core.config import INTERVALS
 from swing_core.errors import BacktestError
 from swing_core.exits import FILL_CONVENTIONS
+from swing_core.market import symbol_label
 
 __all__ = ["add_backtest_commands"]
 
@@ -98,7 +100,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                          indent=2))
         return 0
     for symbol, message in result.errors.items():
-        print(f"skipped {symbol}: {message}", file=sys.stderr)
+        print(f"skipped {symbol_label(symbol)}: {message}", file=sys.stderr)
     for symbol, notes in result.notes.items():
         for note in notes:
             print(f"note {symbol}: {note}", file=sys.stderr)
@@ -203,7 +205,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     bars, errors = gather_bars(names, config, engine=engine, offline=args.offline or None,
                                source=args.source)
     for symbol, message in errors.items():
-        print(f"skipped {symbol}: {message}", file=sys.stderr)
+        print(f"skipped {symbol_label(symbol)}: {message}", file=sys.stderr)
     if not bars:
         raise BacktestError("No symbol could run: " + " | ".join(errors.values()))
     context = gather_context(bars, config, engine=engine, offline=args.offline or None)
@@ -239,7 +241,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", metavar="NAME=VALUE",
                         help="override a StrategyParams field (repeatable)")
     parser.add_argument("--equity", type=float, default=100_000.0, help="initial equity")
-    parser.add_argument("--max-positions", type=int, default=10)
+    parser.add_argument("--max-positions", type=whole_number(1), default=10)
     parser.add_argument("--all-signals", action="store_true",
                         help="trade every signal, even while the symbol has a position open")
     parser.add_argument("--no-priors", action="store_true", help="skip pattern priors")
@@ -248,7 +250,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fill", default="close", choices=FILL_CONVENTIONS,
                         help="where market entries fill: the signal bar's close (default) or "
                              "the next bar's open")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=whole_number(1), default=None,
                         help="worker processes (1: run in this process)")
     from swing_core.cli import add_source_option
 
@@ -270,7 +272,7 @@ def add_backtest_commands(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_backtest)
 
     runs = subparsers.add_parser("backtest-runs", help="list saved backtest runs")
-    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--limit", type=whole_number(1), default=50)
     runs.set_defaults(func=cmd_runs)
 
     show = subparsers.add_parser("backtest-show", help="print a saved run")
@@ -287,7 +289,7 @@ def add_backtest_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_run_options(search)
     search.add_argument("--space", action="append", metavar="NAME=V1,V2|LOW:HIGH",
                         help="a searched parameter (repeatable)")
-    search.add_argument("--optuna", type=int, default=0, metavar="TRIALS",
+    search.add_argument("--optuna", type=whole_number(0), default=0, metavar="TRIALS",
                         help="Optuna trials instead of the full grid")
     search.add_argument("--split", default="0.7",
                         help="train/test split: a fraction of the range or a date")

@@ -1,5 +1,7 @@
 """CLI commands for the journal and the database, wired into ``python -m swing_core``:
 
+- ``journal add SYMBOL [--interval I] [--source S] [--offline]``: analyze now and save the signal
+  (once per symbol, interval and bar; a signal without a trade plan is refused);
 - ``journal evaluate [--symbol S] [--cache-only] [--offline]``: evaluate pending live signals;
 - ``journal list [--symbol S] [--pending|--evaluated] [--limit N] [--run-id ID]``;
 - ``journal export [--out FILE]``: CSV to a file (or stdout);
@@ -19,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from swing_core.cli import add_analysis_options, analysis_runtime, whole_number
 from swing_core.errors import SwingError
 from swing_core.timefmt import bar_time_text
 
@@ -73,6 +76,26 @@ def cmd_journal_evaluate(args: argparse.Namespace) -> int:
 
 
 @_clean_errors
+def cmd_journal_add(args: argparse.Namespace) -> int:
+    """Analyze a symbol now and save its signal: once per bar, and only with a trade plan."""
+    from swing_core.agent import analyze
+    from swing_core.journal import record_signal
+
+    runtime = analysis_runtime(args)
+    signal = analyze(args.symbol, args.interval, lookback_days=args.lookback_days,
+                     engine=runtime.engine, offline=args.offline or None,
+                     prior_provider=runtime.prior_provider, source=args.source)
+    saved = record_signal(runtime.engine, signal)
+    where = f"{signal.symbol} {signal.interval} bar {bar_time_text(signal.asof, signal.interval)}"
+    demo = " (DEMO data: synthetic prices)" if signal.is_demo else ""
+    if saved.no_plan:
+        print(f"error: {where}{demo}: {saved.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"{where}{demo}: {saved.message}")
+    return 0
+
+
+@_clean_errors
 def cmd_journal_list(args: argparse.Namespace) -> int:
     from swing_core import db
 
@@ -109,7 +132,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from swing_core import db
 
     engine = db.get_engine()
-    revision = db.init_db(engine)
+    revision = db.init_db(engine, upgrade=True)  # whatever SWING_DB_AUTO_MIGRATE says
     print(f"{db.describe_database(engine)}: schema at revision {revision}.")
     return 0
 
@@ -119,7 +142,8 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     from swing_core import db
 
     status = db.database_status(db.get_engine())
-    state = "up to date" if status.up_to_date else "needs `db upgrade`"
+    state = ("up to date" if status.up_to_date
+             else "needs `db upgrade` (run `python -m swing_core db upgrade` as the owner)")
     print(f"{status.description} ({status.dialect}): revision {status.current_revision or 'none'}"
           f", code head {status.head_revision}: {state}.")
     return 0
@@ -138,12 +162,18 @@ def add_journal_commands(subparsers: Any) -> None:
                           help="demo data instead of Yahoo (also SWING_OFFLINE=1)")
     evaluate.set_defaults(func=cmd_journal_evaluate)
 
+    add = jsub.add_parser("add", help="analyze a symbol now and save its signal (once per bar)")
+    add.add_argument("symbol")
+    add_analysis_options(add)
+    add.set_defaults(func=cmd_journal_add)
+
     listing = jsub.add_parser("list", help="list journal signals, newest first")
     listing.add_argument("--symbol", default=None)
     state = listing.add_mutually_exclusive_group()
     state.add_argument("--pending", action="store_true", help="only signals not evaluated yet")
     state.add_argument("--evaluated", action="store_true", help="only evaluated signals")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=whole_number(1), default=50,
+                         help="at most this many signals (default 50)")
     listing.add_argument("--run-id", default="live", help='"live" (default) or a backtest run id')
     listing.set_defaults(func=cmd_journal_list)
 

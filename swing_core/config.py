@@ -233,6 +233,16 @@ def _env_emails(name: str) -> frozenset[str]:
     return emails
 
 
+def _env_secret(name: str, *, min_chars: int = 32) -> str | None:
+    """A secret key of at least ``min_chars`` characters, or None when unset."""
+    raw = (os.environ.get(name) or "").strip()
+    if raw and len(raw) < min_chars:
+        raise ConfigError(f"{name} must be at least {min_chars} characters long (it has "
+                          f"{len(raw)}); e.g. python3 -c \"import secrets; "
+                          "print(secrets.token_hex(32))\".")
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings, read from the environment by :func:`get_settings`."""
@@ -261,6 +271,9 @@ class Settings:
     dask_address: str | None = None
     perf_enabled: bool = True
     perf_role: str | None = None
+    #: HMAC key that signs recorded slow queries (EXPLAIN runs only those); None: a key file
+    #: created under ``data_dir``. Never shown in a repr.
+    secret_key: str | None = field(default=None, repr=False)
     llm_prices_per_mtok: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {
             # model: (USD per million input tokens, USD per million output tokens)
@@ -277,6 +290,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'swingdesk.sqlite').resolve()}"
+
+    def is_admin(self, email: str | None) -> bool:
+        """Whether ``email`` (as the sign-in provider reports it) is in ``SWING_ADMIN_EMAILS``:
+        compared trimmed and lower-cased, as the list is stored; no e-mail is never an admin."""
+        return bool(email and email.strip().lower() in self.admin_emails)
 
 
 def get_settings() -> Settings:
@@ -308,4 +326,5 @@ def get_settings() -> Settings:
         dask_address=os.environ.get("SWING_DASK_ADDRESS") or None,
         perf_enabled=_env_switch("SWING_PERF"),
         perf_role=(os.environ.get("SWING_PERF_ROLE") or "").strip() or None,
+        secret_key=_env_secret("SWING_SECRET_KEY"),
     )

@@ -15,6 +15,11 @@ class DatabaseError(SwingError):
     """The database is unreachable or misconfigured (the message never contains a password)."""
 
 
+class DataError(SwingError):
+    """A value cannot be stored as given (e.g. text with a NUL character); the message names
+    the field."""
+
+
 class ConfigError(SwingError):
     """A setting or a strategy parameter is invalid."""
 

@@ -23,12 +23,19 @@ from swing_core import db
 from swing_core.config import StrategyParams
 from swing_core.errors import SwingError
 from swing_core.exits import simulate_exits
+from swing_core.models import JOURNAL_RUN_ID
 
 __all__ = [
     "EvaluationSummary",
     "BarsLoader",
+    "DUPLICATE_RUN_ID",
+    "JOURNAL_RUN_ID",
+    "JournalWrite",
+    "NO_PLAN_MESSAGE",
     "evaluate_pending",
     "export_csv",
+    "has_trade_plan",
+    "moved_duplicates",
     "list_signals",
     "record_signal",
     "record_signals",
@@ -37,8 +44,13 @@ __all__ = [
 #: ``(symbol, interval) -> bars frame`` (UTC open-time index; see the market module).
 BarsLoader = Callable[[str, str], pd.DataFrame]
 
-#: Exit reason stored for a signal that carried no trade plan (nothing to follow).
+#: Exit reason stored for a signal that carried no trade plan (nothing to follow): only rows
+#: saved before the journal refused such signals get it now.
 NO_PLAN = "NO_PLAN"
+#: Where the 0005 upgrade kept copies of a journal signal that differed from the one kept.
+DUPLICATE_RUN_ID = "live-duplicate"
+NO_PLAN_MESSAGE = ("No trade plan: nothing to journal (a signal needs an entry, a stop and a "
+                   "target on the right sides for its outcome to be followed).")
 
 list_signals = db.list_signals
 
@@ -60,19 +72,82 @@ def _signal_record(signal: Any, *, with_vector: bool) -> dict[str, Any]:
     return record
 
 
-def record_signal(engine: sa.Engine, signal: Any, *, run_id: str = "live",
-                  with_vector: bool = True) -> int:
+@dataclass(frozen=True)
+class JournalWrite:
+    """What :func:`record_signals` did with the signals given: ``ids`` of their journal rows in
+    input order (new, or the row saved earlier for the same symbol, interval and bar); ``added``
+    rows written, ``already`` signals that were in the journal (nothing written), ``no_plan``
+    signals refused because they carry no trade plan (not in ``ids``)."""
+
+    ids: tuple[int, ...] = ()
+    added: int = 0
+    already: int = 0
+    no_plan: int = 0
+
+    @property
+    def message(self) -> str:
+        """One sentence for the trader: saved, already there, or refused."""
+        if self.added + self.already + self.no_plan == 1:
+            if self.added:
+                return f"Saved signal #{self.ids[0]} to the journal."
+            if self.already:
+                return (f"Already in the journal as signal #{self.ids[0]} (same symbol, interval "
+                        "and bar): nothing saved.")
+            return NO_PLAN_MESSAGE
+        parts = [f"{self.added} signal(s) saved to the journal"]
+        if self.already:
+            parts.append(f"{self.already} already in the journal (nothing saved for those)")
+        if self.no_plan:
+            parts.append(f"{self.no_plan} without a trade plan (nothing to journal)")
+        return ", ".join(parts) + "."
+
+
+def record_signal(engine: sa.Engine, signal: Any, *, run_id: str = JOURNAL_RUN_ID,
+                  with_vector: bool = True) -> JournalWrite:
     """Store one signal (an ``agent.Signal`` or a dict of ``signals`` columns) and, when it
     carries a setup vector and ``with_vector``, its vector (linked by ``vector_id``), in one
-    transaction. Returns the signal id."""
-    return record_signals(engine, [signal], run_id=run_id, with_vector=with_vector)[0]
+    transaction: :func:`record_signals` of one (``.message`` says what happened)."""
+    return record_signals(engine, [signal], run_id=run_id, with_vector=with_vector)
 
 
-def record_signals(engine: sa.Engine, signals: Iterable[Any], *, run_id: str = "live",
-                   with_vector: bool = True) -> list[int]:
-    """Store many signals (and their vectors) in one transaction; ids in input order."""
+def record_signals(engine: sa.Engine, signals: Iterable[Any], *, run_id: str = JOURNAL_RUN_ID,
+                   with_vector: bool = True) -> JournalWrite:
+    """Store many signals (and their vectors) in one transaction.
+
+    The journal (``run_id`` "live") keeps one signal per (symbol, interval, bar): a signal saved
+    before is not saved again (the stored row, its outcome and vector stay as they are), even
+    when two writers save it at once (a unique index decides). A signal without a usable trade
+    plan (the rule :func:`evaluate_pending` follows) is refused: there is no outcome to follow.
+    Other run ids are stored as given."""
     records = [_signal_record(s, with_vector=with_vector) for s in signals]
-    return db.record_signals(engine, records, run_id=run_id)
+    if not records:
+        return JournalWrite()
+    refused = 0
+    if run_id == JOURNAL_RUN_ID:
+        plan = _has_plan(_plan_frame(records))
+        refused = int((~plan).sum())
+        records = [r for r, ok in zip(records, plan, strict=True) if ok]
+    written = db.write_signals(engine, records, run_id=run_id)
+    return JournalWrite(ids=tuple(written.ids), added=written.added, already=written.already,
+                        no_plan=refused)
+
+
+def has_trade_plan(signal: Any) -> bool:
+    """Whether the journal takes ``signal`` (an ``agent.Signal`` or a dict of ``signals``
+    columns): a side, and entry, stop and target on the right sides of each other."""
+    return bool(_has_plan(_plan_frame([_signal_record(signal, with_vector=False)]))[0])
+
+
+def moved_duplicates(engine: sa.Engine) -> int:
+    """How many signals the schema upgrade moved out of the journal (run id
+    :data:`DUPLICATE_RUN_ID`): later copies of a bar already saved that differed from it."""
+    return len(db.list_signals(engine, run_id=DUPLICATE_RUN_ID, limit=None))
+
+
+def _plan_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The plan columns (side, entry, stop, target) of ``records``; missing ones empty."""
+    return pd.DataFrame([{c: r.get(c) for c in ("side", "entry", "stop", "target")}
+                         for r in records])
 
 
 @dataclass(frozen=True)

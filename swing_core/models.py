@@ -1,5 +1,4 @@
-"""SQLModel tables: the bar cache, signals (the journal), setup vectors, backtests, LLM calls
-and the performance history.
+"""SQLModel tables: bar cache, signals (journal), setup vectors, backtests, LLM calls, perf history.
 
 Every timestamp column is :class:`UTCDateTime`: written and read back as timezone-aware UTC on
 both SQLite (which has no time zones, so values are stored as naive UTC text) and PostgreSQL
@@ -34,6 +33,9 @@ VECTOR_DIM = 16
 VECTOR_BYTES = VECTOR_DIM * 4
 
 _KNOWN_OUTCOME = sa.text("realized_r IS NOT NULL")
+#: The journal's rows (``signals.run_id``): one per (symbol, interval, bar), even from two writers.
+JOURNAL_RUN_ID = "live"
+_JOURNAL_ROW = sa.text(f"run_id = '{JOURNAL_RUN_ID}'")
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -157,18 +159,15 @@ class SignalRecord(SQLModel, table=True):
         sa.Index("ix_signals_created_at", "created_at"),
         sa.Index("ix_signals_trend_label", "trend_label"),
         sa.Index("ix_signals_run_id_evaluated", "run_id", "evaluated"),
-        sa.Index(
-            "ix_signals_known",
-            "symbol",
-            "asof",
-            sqlite_where=_KNOWN_OUTCOME,
-            postgresql_where=_KNOWN_OUTCOME,
-        ),
+        sa.Index("ix_signals_known", "symbol", "asof", sqlite_where=_KNOWN_OUTCOME,
+                 postgresql_where=_KNOWN_OUTCOME),
+        sa.Index("ux_signals_live_bar", "symbol", "interval", "asof", unique=True,
+                 sqlite_where=_JOURNAL_ROW, postgresql_where=_JOURNAL_ROW),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = _created_at()
-    run_id: str = "live"
+    run_id: str = JOURNAL_RUN_ID
     symbol: str
     interval: str = "30m"
     asof: datetime = Field(sa_type=UTCDateTime(), nullable=False)
@@ -361,6 +360,7 @@ class SlowQuery(SQLModel, table=True):
     duration_ms: float
     statement: str = Field(sa_type=sa.Text(), nullable=False)
     dialect: str | None = None
+    statement_hmac: str | None = None  # keyed signature, set by the recorder (perf.sqlhooks)
 
 
 class CacheCounter(SQLModel, table=True):

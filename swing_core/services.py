@@ -48,8 +48,9 @@ class Runtime:
 
 
 def open_engine(settings: Settings | None = None) -> sa.Engine:
-    """The configured database engine, brought up to the newest schema version (raises
-    :class:`DatabaseError` when it cannot be used)."""
+    """The configured database engine, at the newest schema version (upgraded to it unless
+    ``SWING_DB_AUTO_MIGRATE`` is off; raises :class:`DatabaseError` when it cannot be used, e.g.
+    a schema behind the code that this role may not upgrade)."""
     settings = settings or get_settings()
     engine = db.get_engine(settings.effective_database_url)
     db.init_db(engine)

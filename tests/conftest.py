@@ -40,7 +40,8 @@ _FOREIGN_ENV = ("SWING_DATABASE_URL", "SWING_DATA_DIR", "OPENAI_API_KEY", "OPENA
                 "SWING_DASK_ADDRESS", "SWING_PATTERN_BACKEND", "SWING_PERF", "SWING_PERF_ROLE",
                 "SWING_LLM_MODEL", "SWING_LLM_MONTHLY_BUDGET_USD", "SWING_SLOW_QUERY_MS",
                 "SWING_ADMIN_EMAILS", "SWING_DB_AUTO_MIGRATE", "SWING_DB_STATEMENT_TIMEOUT_MS",
-                "SWING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "SWING_LLM_DEADLINE_S")
+                "SWING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "SWING_LLM_DEADLINE_S",
+                "SWING_SECRET_KEY")
 for _name in _FOREIGN_ENV:
     os.environ.pop(_name, None)
 os.environ["SWING_OFFLINE"] = "1"  # never Yahoo: yfinance is replaced at the boundary in tests

@@ -2,9 +2,12 @@
 
 It speaks just enough of the protocol for the official ``openai`` client:
 ``POST /v1/chat/completions`` answered from a queue of scripted replies (status, JSON body,
-headers, an optional delay before answering). Every request body and its headers are kept so
-tests can check what the client really sent. Nothing is mocked: the client goes through httpx,
-a real socket and this ``http.server``.
+headers, an optional delay before answering, optionally only once other requests are in flight
+too). A reply can be meant for one answer schema (``enqueue(..., schema="LLMVote")``), so
+concurrent vote and plan requests each get theirs whatever order they arrive in. Every request
+body, its headers and the time it arrived are kept so tests can check what the client really
+sent, and when. Nothing is mocked: the client goes through httpx, a real socket and this
+``http.server``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,18 @@ _ids = itertools.count(1)
 
 @dataclass(frozen=True)
 class StubReply:
-    """One scripted answer: HTTP status, body (dict → JSON, str → sent as is), headers, delay."""
+    """One scripted answer: HTTP status, body (dict → JSON, str → sent as is), headers, delay.
+
+    ``together``: answer only once this many chat requests have arrived in all (counting this
+    one), waiting at most ``delay_s`` or 5 s: a request whose peer is only sent after it was
+    answered (sequential calls) gets a 500 "stub: no concurrent request" instead.
+    """
 
     status: int = 200
     body: dict[str, Any] | str = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    together: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,13 @@ class SeenRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    received_at: float = 0.0  # time.monotonic() when the request arrived
+
+    @property
+    def schema(self) -> str | None:
+        """The structured-output schema's name ("LLMVote", "LLMActionPlan"), if any."""
+        fmt = self.body.get("response_format") or {}
+        return (fmt.get("json_schema") or {}).get("name")
 
 
 def completion(content: str, *, prompt_tokens: int = 120, completion_tokens: int = 40,
@@ -80,8 +96,9 @@ class ChatStubServer:
     """
 
     def __init__(self) -> None:
-        self._replies: deque[StubReply] = deque()
+        self._replies: deque[tuple[str | None, StubReply]] = deque()
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._closing = threading.Event()
         self.requests: list[SeenRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -91,15 +108,29 @@ class ChatStubServer:
                                         kwargs={"poll_interval": 0.05}, daemon=True)
 
     # -- scripting -------------------------------------------------------------------------
-    def enqueue(self, *replies: StubReply) -> None:
+    def enqueue(self, *replies: StubReply, schema: str | None = None) -> None:
+        """Queue replies; with ``schema`` only requests for that answer schema take them."""
         with self._lock:
-            self._replies.extend(replies)
+            self._replies.extend((schema, reply) for reply in replies)
 
-    def _next_reply(self) -> StubReply:
+    def _next_reply(self, request: SeenRequest) -> StubReply:
         with self._lock:
-            if self._replies:
-                return self._replies.popleft()
+            for item in self._replies:
+                if item[0] is None or item[0] == request.schema:
+                    self._replies.remove(item)
+                    return item[1]
         return error(500, "stub: no reply queued")
+
+    def _arrive(self, request: SeenRequest) -> None:
+        with self._arrived:
+            self.requests.append(request)
+            self._arrived.notify_all()
+
+    def _await_peers(self, count: int, timeout_s: float) -> bool:
+        """Wait until ``count`` chat requests have arrived in all (False if they never do)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.chat_requests) >= count
+                                          or self._closing.is_set(), timeout=timeout_s)
 
     @property
     def base_url(self) -> str:
@@ -142,12 +173,18 @@ class ChatStubServer:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {"_raw": raw.decode("utf-8", "replace")}
-                stub.requests.append(SeenRequest(self.path, dict(self.headers.items()), body))
+                request = SeenRequest(self.path, dict(self.headers.items()), body,
+                                      received_at=time.monotonic())
+                stub._arrive(request)
                 if not self.path.endswith("/chat/completions"):
                     self._send(error(404, f"stub: unknown path {self.path}"))
                     return
-                reply = stub._next_reply()
-                if reply.delay_s and stub._closing.wait(reply.delay_s):
+                reply = stub._next_reply(request)
+                if reply.together:
+                    if not stub._await_peers(reply.together, reply.delay_s or 5.0):
+                        self._send(error(500, "stub: no concurrent request"))
+                        return
+                elif reply.delay_s and stub._closing.wait(reply.delay_s):
                     return
                 self._send(reply)
 

@@ -618,8 +618,10 @@ while time.time() < start:
 for i in range(40):
     batch = [{"symbol": tag, "asof": asof + pd.Timedelta(minutes=i), "note": f"{tag}-{i}-{j}"}
              for j in range(25)]
-    db.record_signals(engine, batch)                     # a batch of 25 in one transaction
-    db.record_signals(engine, [{"symbol": tag, "asof": asof, "note": f"{tag}-{i}-single"}])
+    # not the journal (run "live" keeps one row per bar): every row here must be stored
+    db.record_signals(engine, batch, run_id="writers")   # a batch of 25 in one transaction
+    db.record_signals(engine, [{"symbol": tag, "asof": asof, "note": f"{tag}-{i}-single"}],
+                      run_id="writers")
     db.upsert_bars(engine, tag, "30m", pd.DataFrame(
         {"open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [10.0]},
         index=pd.DatetimeIndex([asof + pd.Timedelta(minutes=30 * i)], name="ts")), source="demo")
@@ -645,7 +647,7 @@ def test_two_processes_write_the_same_sqlite_file(sqlite_engine: sa.Engine) -> N
     results = [p.communicate(timeout=120) for p in procs]
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0 and out.strip() == "ok", err
-    signals = db.list_signals(sqlite_engine, limit=None)
+    signals = db.list_signals(sqlite_engine, run_id="writers", limit=None)
     assert len(signals) == 2 * 40 * 26
     assert signals["note"].nunique() == 2 * 40 * 26
     summary = db.bar_cache_summary(sqlite_engine)

@@ -103,10 +103,12 @@ def test_a_scan_through_the_ui_and_click_through(page: Page, server: str) -> Non
     page.get_by_text(re.compile(r"\d+ symbols on 30m bars in")).wait_for()
     assert page.locator("[data-testid='stDataFrame']").count() >= 1
     screenshot(page, "scanner")
-    # click-through: a click on a row of the table (its row-marker cell) opens the Explorer
+    # click-through: a click on a row of the table (its row-marker cell) opens the Explorer;
+    # the first row is the best-ranked signal, which has a plan (a signal without one cannot
+    # be journaled: its Save button is disabled)
     grid = page.locator("[data-testid='stDataFrame']").last.bounding_box()
     assert grid is not None
-    page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 35 * 2 + 17)  # header, then 3rd row
+    page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 17)  # below the header: the 1st row
     settle(page)
     assert_no_exception(page, "click-through")
     page.locator("[data-testid='stMain']").get_by_role(

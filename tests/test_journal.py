@@ -46,13 +46,17 @@ def test_evaluate_stores_outcomes_on_signals_and_vectors(db_engine: sa.Engine) -
     # TIM: stop and target far away: closed at the close 26 bars after the fill (R = 0)
     db.upsert_bars(db_engine, "TIM", "30m", _bars(40), source="demo")
     vector = np.full(16, 0.25, np.float32)
-    ids = journal.record_signals(db_engine, [
+    saved = journal.record_signals(db_engine, [
         _signal("TGT", 30, vector=vector),
         _signal("NOF", 5, side="short", entry=95.0, stop=97.0, target=90.0),
         _signal("TIM", 2, stop=90.0, target=120.0),
-        _signal("TIM", 3, setup="none", side="none", entry=None, stop=None, target=None),
         _signal("TGT", 39),  # the last bar: nothing after it yet
     ])
+    assert saved.added == 4 and saved.already == saved.no_plan == 0
+    # a signal without a plan, stored before the journal refused them: closed as NO_PLAN
+    (no_plan,) = db.record_signals(db_engine, [
+        _signal("TIM", 3, setup="none", side="none", entry=None, stop=None, target=None)])
+    ids = [*saved.ids[:3], no_plan, saved.ids[3]]
     db.record_signals(db_engine, [_signal("TGT", 30)], run_id="backtest-7")  # not live
 
     summary = journal.evaluate_pending(db_engine)
@@ -124,7 +128,7 @@ class _AgentLikeSignal:
 
 
 def test_record_signal_from_an_agent_signal(db_engine: sa.Engine) -> None:
-    sid = journal.record_signal(db_engine, _AgentLikeSignal())
+    (sid,) = journal.record_signal(db_engine, _AgentLikeSignal()).ids
     stored = journal.list_signals(db_engine).iloc[0]
     assert int(stored["id"]) == sid and stored["vector_id"] is not None
     assert len(db.load_vector_matrix(db_engine, known_only=False)) == 1

@@ -264,7 +264,8 @@ def test_unreachable_server_never_raises(make_advisor):
     advisor = make_advisor(None, openai_base_url=f"http://127.0.0.1:{port}/v1")
     result = advisor.vote(SIGNAL)
     assert result.outcome == "connection_error" and result.attempts == 3
-    assert f"could not reach 127.0.0.1:{port}" in result.note
+    assert result.note == (f"advisor unavailable: could not reach http://127.0.0.1:{port}/v1: "
+                           "connection refused after 3 tries")
 
 
 def test_circuit_breaker_pauses_and_recovers(stub, make_advisor):

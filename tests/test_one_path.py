@@ -70,7 +70,9 @@ def test_a_saved_signal_keeps_the_advisors_vote(app: AppTest, monkeypatch) -> No
     with ChatStubServer() as stub:
         monkeypatch.setenv("OPENAI_API_KEY", "test-key")
         monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
-        stub.enqueue(json_completion(VOTE), json_completion(PLAN))
+        # vote and plan are asked concurrently: each reply goes to its own schema's request
+        stub.enqueue(json_completion(VOTE), schema="LLMVote")
+        stub.enqueue(json_completion(PLAN), schema="LLMActionPlan")
         at = open_page(app, "pages/explorer.py")
         at.button(key="ask_advisor").click().run()
         assert_clean(at)

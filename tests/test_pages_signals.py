@@ -171,7 +171,9 @@ def test_explorer_advisor_panel_asks_the_llm_when_a_key_is_set(
             "scenarios": ["Breakout holds.", "No fill by tomorrow's close."],
             "tone": "balanced"}
     with ChatStubServer() as stub:
-        stub.enqueue(json_completion(vote), json_completion(plan))
+        # vote and plan are asked concurrently: each reply goes to its own schema's request
+        stub.enqueue(json_completion(vote), schema="LLMVote")
+        stub.enqueue(json_completion(plan), schema="LLMActionPlan")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
         monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
         monkeypatch.setenv("SWING_LLM_TIMEOUT_S", "5")

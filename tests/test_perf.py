@@ -456,11 +456,14 @@ def test_prune_keeps_recent_rows(db_engine: sa.Engine) -> None:
 # --------------------------------------------------------------------------- EXPLAIN
 
 
-def _record_slow(engine: sa.Engine, statement: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.insert(models.SlowQuery.__table__),
-                     [dict(ts=datetime.now(UTC), process="cli:1", duration_ms=150.0,
-                           statement=statement, dialect=engine.dialect.name)])
+def _record_slow(engine: sa.Engine, statement: str, dialect: str | None = None) -> None:
+    """Record ``statement`` as the app does (registry, then the recorder signs and writes it)."""
+    registry = perf.PerfRegistry()
+    registry.add_slow_query(perf.SlowQueryRecord(datetime.now(UTC), 150.0, statement,
+                                                 dialect or engine.dialect.name))
+    recorder = perf.PerfRecorder(engine, registry=registry, sampler=perf.MemorySampler(),
+                                 capture_slow_queries=False, at_exit=False)
+    assert recorder.flush().slow_queries == 1
 
 
 def test_explain_recorded_slow_query(hooks_off: sa.Engine) -> None:
@@ -528,10 +531,7 @@ def test_explain_accepts_semicolons_inside_literals_and_comments(
 def test_explain_only_recorded_statements(sqlite_engine: sa.Engine) -> None:
     with pytest.raises(perf.ExplainRefused, match="slow-query history"):
         perf.explain(sqlite_engine, "SELECT * FROM perf_timings")
-    with sqlite_engine.begin() as conn:
-        conn.execute(sa.insert(models.SlowQuery.__table__),
-                     [dict(ts=datetime.now(UTC), process="cli:1", duration_ms=150.0,
-                           statement="SELECT * FROM perf_memory", dialect="postgresql")])
+    _record_slow(sqlite_engine, "SELECT * FROM perf_memory", "postgresql")
     with pytest.raises(perf.ExplainRefused, match="recorded on postgresql"):
         perf.explain(sqlite_engine, "SELECT * FROM perf_memory")
 

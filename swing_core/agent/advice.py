@@ -39,12 +39,14 @@ def advise(
     The advisor is asked only when it can change a decision (a plan exists and confidence is at
     most the ceiling in settings) unless ``force``.  An agreeing vote adds
     ``llm_agree_weight``·its confidence, a disagreeing one subtracts ``llm_disagree_weight``·its
-    confidence (STRATEGY.md).  A failure never blocks the signal: it carries a short note.
+    confidence (STRATEGY.md).  The vote and the plan are asked concurrently under one deadline
+    (``advisor.consult``).  A failure never blocks the signal: each failed part adds its own
+    labelled note ("Vote: …", "Action plan: …").
     """
     params = params or StrategyParams()
     updates: dict[str, Any] = {}
-    notes = list(signal.notes)
-    result = advisor.vote(signal.flat(), force=force)
+    consultation = advisor.consult(signal.flat(), plan=plan, force=force)
+    result = consultation.vote
     if result.vote is not None:
         vote = result.vote
         updates.update(
@@ -54,15 +56,10 @@ def advise(
                                   side=signal.entry.side if signal.entry else "none"),
             vector=_vector_with_llm_confidence(signal.vector, vote.confidence),
         )
-    if result.signal_note:
-        notes.append(result.signal_note)
-    if plan:
-        plan_result = advisor.action_plan(signal.flat(), force=force)
-        if plan_result.plan is not None:
-            updates.update(action_plan=plan_result.plan.action_plan,
-                           risk_notes=plan_result.plan.risk_notes,
-                           scenarios=list(plan_result.plan.scenarios))
-        if plan_result.signal_note:
-            notes.append(plan_result.signal_note)
-    updates["notes"] = notes
+    plan_result = consultation.plan
+    if plan_result is not None and plan_result.plan is not None:
+        updates.update(action_plan=plan_result.plan.action_plan,
+                       risk_notes=plan_result.plan.risk_notes,
+                       scenarios=list(plan_result.plan.scenarios))
+    updates["notes"] = [*signal.notes, *consultation.notes]
     return signal.model_copy(update=updates)

@@ -180,7 +180,9 @@ def analysis(
     validate_interval(interval)
     symbol = market.normalize_symbol(symbol)
     source = market.check_source(source)
-    lookback = lookback_days or ANALYZE_LOOKBACK_DAYS[interval]
+    # None means the interval's default; 0 is refused like -5, never a silent default
+    lookback = (ANALYZE_LOOKBACK_DAYS[interval] if lookback_days is None
+                else market.check_lookback_days(lookback_days))
     needed = min_bars_required(params)
     bars = market.fetch_bars(symbol, interval, lookback_days=None if provider else lookback,
                              engine=engine, offline=offline, provider=provider, min_bars=needed,

@@ -6,11 +6,16 @@ and backtest runs. Import everything from here (``from swing_core import db``).
   transactions start with ``BEGIN IMMEDIATE`` so that two processes writing at once queue on the
   busy timeout instead of failing with "database is locked".
 - PostgreSQL when ``SWING_DATABASE_URL`` is a ``postgresql`` URL (driver: psycopg 3), with a
-  connection pool sized by the ``SWING_DB_*`` settings.
+  connection pool sized by the ``SWING_DB_*`` settings, and ``statement_timeout`` /
+  ``idle_in_transaction_session_timeout`` on every connection (``SWING_DB_STATEMENT_TIMEOUT_MS``,
+  ``SWING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS``; none inside a migration).
 
 Every public function raises :class:`~swing_core.errors.DatabaseError` with a message naming the
 database (host or file, never the password) when it cannot be reached or used. Functions that
-touch tables bring the schema up to date first (once per engine), see :func:`init_db`.
+touch tables check the schema first (once per engine), see :func:`init_db`: at the code's head
+nothing is changed (no DDL: a role with DML rights only works); behind it, it is upgraded unless
+``SWING_DB_AUTO_MIGRATE`` is off or the role may not, and then the error says to run
+``python -m swing_core db upgrade`` as the database owner.
 Batch writes run in one transaction each: a batch that fails half-way leaves no rows behind.
 Bulk writes go through the driver's executemany with driver-ready values (no per-row ORM or
 SQLAlchemy processing); bulk reads decode whole columns with numpy/pandas.
@@ -51,7 +56,13 @@ from swing_core.db.core import (
     migration_lock,
     write_transaction,
 )
-from swing_core.db.signals import list_signals, record_signals, set_signal_outcomes
+from swing_core.db.signals import (
+    SignalWrite,
+    list_signals,
+    record_signals,
+    set_signal_outcomes,
+    write_signals,
+)
 from swing_core.db.vector_load import VectorRows, load_vector_matrix
 from swing_core.db.vectors import VECTOR_COLUMNS, set_vector_outcomes, upsert_vectors
 from swing_core.models import metadata
@@ -62,6 +73,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_S",
     "VECTOR_COLUMNS",
     "DatabaseStatus",
+    "SignalWrite",
     "StoredBacktest",
     "VectorRows",
     "alembic_config",
@@ -87,5 +99,6 @@ __all__ = [
     "set_vector_outcomes",
     "upsert_bars",
     "upsert_vectors",
+    "write_signals",
     "write_transaction",
 ]

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from swing_core.db._convert import _utc_datetimes
+from swing_core.db._convert import _refuse_nul, _utc_datetimes
 
 # --------------------------------------------------------------------------- packed bulk reads
 # A bulk read can ask the database for one aggregate row in which each column of all matching
@@ -130,12 +130,14 @@ def _dictionary_encoded(text: str, separator: str, n: int) -> tuple[np.ndarray, 
 def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     """1-based int32 codes of ``series`` into its distinct values as bound strings (what
     :func:`~swing_core.db._convert._column_values` binds: ``str(v)``, JSON for dicts/lists), 0
-    for NULL (None, NaN). Raises TypeError for unhashable values."""
+    for NULL (None, NaN). Raises TypeError for unhashable values, DataError for text with a NUL
+    character (the same rule as ``_column_values``)."""
     codes, uniques = pd.factorize(series.to_numpy(dtype=object))
     strings = [json.dumps(u, default=str) if isinstance(u, dict | list | tuple) else str(u)
                for u in uniques]
     if not strings:
         return np.zeros(len(series), dtype=np.int32), []
+    _refuse_nul(strings, str(series.name))
     canon, dictionary = pd.factorize(np.asarray(strings, dtype=object))  # 1 and "1" meet
     return (np.where(codes >= 0, canon.take(codes) + 1, 0).astype(np.int32),
             [str(v) for v in dictionary])

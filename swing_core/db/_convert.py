@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from swing_core.errors import DataError
 from swing_core.models import UTCDateTime
 
 # --------------------------------------------------------------------------- time helpers
@@ -135,10 +136,24 @@ def _model_default(model: type, name: str) -> Any:
     return None if info.is_required() else info.default
 
 
+def _refuse_nul(strings: list[Any], column: str, table: str | None = None) -> None:
+    """Raise :class:`DataError` naming the field if a string in ``strings`` holds a NUL
+    character (``\\x00``). One rule on both databases: PostgreSQL cannot store NUL in text
+    ("A string literal cannot contain NUL") while SQLite would, so it is refused before any
+    row is written rather than kept on one and failing on the other. (JSON-encoded values
+    carry it escaped as ``\\u0000``, which both store.)"""
+    if "\x00" in "".join(v for v in strings if isinstance(v, str)):
+        where = f"{column!r} of {table}" if table else repr(column)
+        raise DataError(f"The field {where} contains a NUL character (\\x00), which the "
+                        "database cannot store in text: remove it (e.g. retype the text "
+                        "instead of pasting it) and save again. Nothing was saved.")
+
+
 def _column_values(series: pd.Series, column: sa.Column, driver: str | None = None) -> list[Any]:
     """One column of a frame as plain Python values for binding: None for NaN/NaT/None, UTC
     datetimes (driver-ready for dialect ``driver`` when given), ints, floats, bools, strings
-    (dicts and lists JSON-encoded), bytes."""
+    (dicts and lists JSON-encoded), bytes. Text with a NUL character raises
+    :class:`~swing_core.errors.DataError` (see :func:`_refuse_nul`)."""
     kind = column.type
     if isinstance(kind, UTCDateTime):
         if driver is not None:
@@ -155,8 +170,11 @@ def _column_values(series: pd.Series, column: sa.Column, driver: str | None = No
         return [None if v != v else int(v) for v in floats]
     if isinstance(kind, sa.LargeBinary):
         return [None if v is None else bytes(v) for v in series.tolist()]
+    table = getattr(column, "table", None)
     if series.dtype == object and pd.api.types.infer_dtype(series, skipna=False) == "string":
-        return series.tolist()  # fast path: plain strings, no missing values
+        strings = series.tolist()  # fast path: plain strings, no missing values
+        _refuse_nul(strings, column.name, getattr(table, "name", None))
+        return strings
     out: list[Any] = []
     for v in series.tolist():
         if v is None or v is pd.NA or (isinstance(v, float) and v != v):
@@ -165,6 +183,7 @@ def _column_values(series: pd.Series, column: sa.Column, driver: str | None = No
             out.append(json.dumps(v, default=str))
         else:
             out.append(str(v))
+    _refuse_nul(out, column.name, getattr(table, "name", None))
     return out
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
 
-from swing_core.config import get_settings
+from swing_core.config import Settings, get_settings
 from swing_core.errors import DatabaseError
 from swing_core.perf.timers import timed
 
@@ -90,9 +90,43 @@ def _reason(exc: BaseException, url: URL | None) -> str:
     return text
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a driver error (psycopg), or None."""
+    return getattr(getattr(exc, "orig", None) or exc, "sqlstate", None)
+
+
+def _server_limit_error(exc: BaseException, where: str, url: URL | None) -> DatabaseError | None:
+    """The message for a PostgreSQL session limit that stopped ``exc`` (statement timeout,
+    idle-in-transaction timeout, a missing privilege), or None for any other error."""
+    code, reason = _sqlstate(exc), _reason(exc, url)
+    settings = get_settings()
+    if code == "57014" and "statement timeout" in reason:
+        return DatabaseError(
+            f"A query on {where} ran longer than the statement timeout "
+            f"({settings.db_statement_timeout_ms:,} ms) and was cancelled; a write in progress "
+            "was rolled back whole. Retry; if this operation needs longer, raise "
+            "SWING_DB_STATEMENT_TIMEOUT_MS (0 = no limit).")
+    if code == "25P03" or "idle-in-transaction timeout" in reason:
+        return DatabaseError(
+            f"{where} closed a connection that stayed idle inside a transaction longer than "
+            f"{settings.db_idle_in_transaction_timeout_ms:,} ms; its uncommitted work was "
+            "rolled back. Retry; if this keeps happening, raise "
+            "SWING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS (0 = no limit).")
+    if code == "42501":
+        return DatabaseError(
+            f"Database error on {where}: {reason}. The database role lacks a privilege: grant "
+            "it CONNECT, TEMPORARY on the database, USAGE on the schema, SELECT, INSERT, UPDATE, "
+            "DELETE on its tables and USAGE, SELECT on its sequences (README: Deploying on "
+            "PostgreSQL with least privilege).")
+    return None
+
+
 def _database_error(exc: BaseException, engine_or_url: Engine | URL | None) -> DatabaseError:
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url
     where = describe_database(url) if url is not None else "the database"
+    limit = _server_limit_error(exc, where, url)
+    if limit is not None:
+        return limit
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         hint = (
             "Check that the server is running and SWING_DATABASE_URL is right."
@@ -144,12 +178,27 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _pg_options(parsed: URL, settings: Settings, schema: str | None) -> str:
+    """libpq ``options`` of every PostgreSQL connection: the URL's own ``options``, then the
+    session timeouts of the settings (0 = no limit), then the ``schema``'s search path."""
+    given = parsed.query.get("options") or ()
+    parts = [given] if isinstance(given, str) else list(given)
+    parts += [f"-c statement_timeout={settings.db_statement_timeout_ms}",
+              "-c idle_in_transaction_session_timeout="
+              f"{settings.db_idle_in_transaction_timeout_ms}"]
+    if schema:
+        parts.append(f"-c search_path={schema}")
+    return " ".join(parts)
+
+
 def make_engine(url: str | URL | None = None, *, schema: str | None = None) -> Engine:
     """A new (uncached) engine for ``url`` (default: the settings' database).
 
     ``schema`` (PostgreSQL only) sets the connection's ``search_path``: tables, the Alembic
-    version table and queries all live in that schema (tests use a random one). Nothing connects
-    yet; a failing connection raises DatabaseError on first use.
+    version table and queries all live in that schema (tests use a random one). Every PostgreSQL
+    connection runs with ``statement_timeout`` and ``idle_in_transaction_session_timeout`` set
+    from ``SWING_DB_STATEMENT_TIMEOUT_MS`` / ``SWING_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS``.
+    Nothing connects yet; a failing connection raises DatabaseError on first use.
     """
     settings = get_settings()
     parsed = _parse_url(url if url is not None else settings.effective_database_url)
@@ -171,9 +220,8 @@ def make_engine(url: str | URL | None = None, *, schema: str | None = None) -> E
         )
         _sqlite_setup(engine)
         return engine
-    connect_args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    if schema:
-        connect_args["options"] = f"-csearch_path={schema}"
+    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S,
+                    "options": _pg_options(parsed, settings, schema)}
     return sa.create_engine(
         parsed,
         pool_size=settings.db_pool_size,
@@ -237,20 +285,30 @@ def alembic_config(connection: Connection | None = None, *, url: str | None = No
 
 
 def migration_lock(conn: Connection) -> None:
-    """Serialize schema upgrades: on PostgreSQL a transaction-scoped advisory lock per schema;
-    on SQLite the ``BEGIN IMMEDIATE`` of the surrounding transaction already holds the write
-    lock. Call inside the migration transaction, before reading the current revision."""
+    """Serialize schema upgrades: on PostgreSQL a transaction-scoped advisory lock per schema
+    (and no statement or idle timeout for the rest of the migration transaction: a long upgrade
+    must not be killed half-way); on SQLite the ``BEGIN IMMEDIATE`` of the surrounding
+    transaction already holds the write lock. Call inside the migration transaction, before
+    reading the current revision."""
     if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
         conn.exec_driver_sql(
             "SELECT pg_advisory_xact_lock(hashtext('swingdesk-migrate:' || current_schema()))"
         )
 
 
 @functools.cache
-def _head_revision() -> str | None:
+def _revisions() -> tuple[str | None, frozenset[str]]:
+    """The code's head revision and every revision it knows."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    script = ScriptDirectory.from_config(alembic_config())
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
+
+
+def _head_revision() -> str | None:
+    return _revisions()[0]
 
 
 def _current_revision(conn: Connection) -> str | None:
@@ -282,27 +340,57 @@ def database_status(engine: Engine) -> DatabaseStatus:
                           _head_revision())
 
 
+def _schema_error(engine: Engine, current: str | None, why: str) -> DatabaseError:
+    """The schema is not at the code's head and this process may not (or cannot) upgrade it."""
+    where, head = describe_database(engine), _head_revision()
+    if current is not None and current not in _revisions()[1]:
+        return DatabaseError(
+            f"The database schema of {where} is at revision {current}, which this version of "
+            f"SwingDesk (revision {head}) does not know: a newer version upgraded it. Run the "
+            "newer SwingDesk, or point SWING_DATABASE_URL at another database.")
+    return DatabaseError(
+        f"The database schema of {where} is at revision {current or 'none (no tables yet)'}, "
+        f"this version needs {head}: run `python -m swing_core db upgrade` as the database "
+        f"owner ({why}).")
+
+
 @_db_errors
-def init_db(engine: Engine | None = None) -> str | None:
+def init_db(engine: Engine | None = None, *, upgrade: bool | None = None) -> str | None:
     """Bring the schema up to date (Alembic ``upgrade head``); idempotent and cheap when
-    already current. Concurrent callers in several processes are serialized (SQLite write lock
-    / PostgreSQL advisory lock): one upgrades, the others find it done. Returns the revision."""
+    already current (a read of the version table: no DDL, so a role with DML rights only works).
+    Concurrent callers in several processes are serialized (SQLite write lock / PostgreSQL
+    advisory lock): one upgrades, the others find it done. Returns the revision.
+
+    ``upgrade``: may a schema behind the code be upgraded here: True for ``db upgrade``; None
+    (the app at start) follows ``SWING_DB_AUTO_MIGRATE``. Raises DatabaseError naming both
+    revisions and the command to run when it may not, or when the role lacks the privilege."""
     engine = engine if engine is not None else get_engine()
     head = _head_revision()
     with engine.connect() as conn:
         current = _current_revision(conn)
     if current != head:
+        if current is not None and current not in _revisions()[1]:
+            raise _schema_error(engine, current, "")
+        if not (get_settings().db_auto_migrate if upgrade is None else upgrade):
+            raise _schema_error(engine, current, "SWING_DB_AUTO_MIGRATE is off")
         from alembic import command
 
-        with write_transaction(engine) as conn:
-            migration_lock(conn)
-            command.upgrade(alembic_config(conn), "head")
+        try:
+            with write_transaction(engine) as conn:
+                migration_lock(conn)
+                command.upgrade(alembic_config(conn), "head")
+        except sa.exc.DBAPIError as exc:
+            if _sqlstate(exc) != "42501":  # insufficient_privilege: a DML-only app role
+                raise
+            raise _schema_error(engine, current, "this database role may not change the "
+                                f"schema: {_reason(exc, engine.url)}") from exc
     with _migrate_lock:
         _migrated.add(engine)
     return head
 
 
 def _ready(engine: Engine) -> None:
-    """Upgrade the schema once per engine before the first table access."""
+    """Check (and, with ``SWING_DB_AUTO_MIGRATE``, upgrade) the schema once per engine before
+    the first table access."""
     if engine not in _migrated:
         init_db(engine)

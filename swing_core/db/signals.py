@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from swing_core.db._convert import (
     _column_values,
     _columns,
     _executemany,
+    _insert,
     _outcome_updates,
     _raw,
     _read_frame,
@@ -29,7 +31,7 @@ from swing_core.db.vectors import (
     _vector_columns,
     _vector_outcome_values,
 )
-from swing_core.models import SetupVector, SignalRecord
+from swing_core.models import JOURNAL_RUN_ID, SetupVector, SignalRecord
 
 #: Friendlier input names accepted by record_signals.
 _SIGNAL_ALIASES = {"trend": "trend_label", "ts": "asof", "source": "data_source",
@@ -64,44 +66,141 @@ def _vector_ids(conn: Connection, columns: Columns) -> list[int | None]:
     return [found.get(k) for k in keys]
 
 
+#: The journal's unique key (with run_id "live"): the partial unique index ux_signals_live_bar.
+_JOURNAL_KEY = ("symbol", "interval", "asof")
+_JOURNAL_ROW = sa.text(f"run_id = '{JOURNAL_RUN_ID}'")  # literal: the index's own predicate
+_JournalKey = tuple[Any, ...]
+
+
+def _journal_ids(conn: Connection, keys: list[_JournalKey]) -> dict[_JournalKey, int]:
+    """Ids of the journal rows (run_id "live") with these driver-ready (symbol, interval, asof)
+    keys, found through the unique index: PostgreSQL joins the keys as three arrays (one
+    statement; a long row-value IN list is planned as a filter, ~1 s per 2,000 keys), SQLite
+    matches row values, 2,000 keys per SELECT."""
+    found: dict[_JournalKey, int] = {}
+    if not keys:
+        return found
+    if conn.dialect.name == "postgresql":
+        symbols, intervals, asofs = (list(column) for column in zip(*keys, strict=True))
+        rows = conn.execute(_PG_JOURNAL_IDS, {"symbols": symbols, "intervals": intervals,
+                                              "asofs": asofs})
+        return {(symbol, interval, asof): int(sid) for sid, symbol, interval, asof in rows}
+    t = SignalRecord.__table__
+    raw_asof = sa.type_coerce(t.c.asof, sa.types.NullType())
+    for i in range(0, len(keys), 2000):
+        stmt = sa.select(t.c.id, t.c.symbol, t.c.interval, raw_asof).where(
+            t.c.run_id == JOURNAL_RUN_ID,
+            sa.tuple_(t.c.symbol, t.c.interval, raw_asof).in_(keys[i:i + 2000]))
+        for sid, *key in conn.execute(stmt):
+            found[tuple(key)] = int(sid)
+    return found
+
+
+_PG_JOURNAL_IDS = sa.text(
+    "SELECT s.id, s.symbol, s.interval, s.asof FROM signals AS s "
+    "JOIN unnest(CAST(:symbols AS varchar[]), CAST(:intervals AS varchar[]), "
+    "CAST(:asofs AS timestamptz[])) AS k(symbol, interval, asof) "
+    "ON s.symbol = k.symbol AND s.interval = k.interval AND s.asof = k.asof "
+    f"WHERE s.run_id = '{JOURNAL_RUN_ID}'")
+
+
+@dataclass(frozen=True)
+class SignalWrite:
+    """What :func:`write_signals` stored: ``ids`` in input order and, per signal, whether its
+    row is ``new``. A journal signal (run_id "live") whose (symbol, interval, bar) was already
+    stored, or repeats an earlier one of the same batch, is not written again: its id is the
+    stored row's and ``new`` is False."""
+
+    ids: list[int]
+    new: list[bool]
+
+    @property
+    def added(self) -> int:
+        return sum(self.new)
+
+    @property
+    def already(self) -> int:
+        return len(self.new) - self.added
+
+
 @_db_errors
-def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, *,
-                   run_id: str | None = None) -> list[int]:
-    """Insert signals in one transaction (one driver executemany) and return their ids, in input
-    order.
+def write_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, *,
+                  run_id: str | None = None) -> SignalWrite:
+    """Insert signals in one transaction (one driver executemany) and say which rows are new.
 
     Each signal has the :class:`~swing_core.models.SignalRecord` columns (``symbol`` and ``asof``, the
     UTC open time of the signal bar, are required; aliases: trend, ts, source); dict/list values of
     ``*_json`` columns are JSON-encoded. ``run_id`` overrides the rows' run id (default "live").
     A signal carrying a ``vector`` (16 floats) also upserts its setup vector (key: symbol,
-    interval, asof, version) in the same transaction and links it through ``vector_id``."""
+    interval, asof, version) in the same transaction and links it through ``vector_id``.
+
+    The journal (run id "live") holds one row per (symbol, interval, asof): a signal already
+    there is left as stored (row and vector untouched); the INSERT's ``ON CONFLICT DO NOTHING``
+    on the unique index makes that hold against a concurrent writer too. Other run ids (backtests,
+    benchmarks) are stored as given."""
     _ready(engine)
     frame = _as_frame(signals).rename(columns=_SIGNAL_ALIASES)
     if len(frame) == 0:
-        return []
+        return SignalWrite([], [])
     for required in ("symbol", "asof"):
         if required not in frame.columns or frame[required].isna().any():
             raise ValueError(f"record_signals: every signal needs {required!r}.")
     if run_id is not None:
         frame["run_id"] = run_id
-    with_vector = (frame["vector"].notna().to_numpy() if "vector" in frame.columns
-                   else np.zeros(len(frame), dtype=bool))
     driver = engine.dialect.name
     columns = _columns(frame, SignalRecord, driver=driver)
+    keys = list(zip(*(columns[k] for k in _JOURNAL_KEY), strict=True))
+    journal = [r == JOURNAL_RUN_ID for r in columns["run_id"]]
     t = SignalRecord.__table__
     with write_transaction(engine) as conn:
-        if with_vector.any():
-            vec_frame = frame.loc[with_vector].assign(ts=frame.loc[with_vector, "asof"])
-            if "trend_label" in vec_frame.columns and "trend" not in vec_frame.columns:
-                vec_frame["trend"] = vec_frame["trend_label"]
-            vec_columns = _vector_columns(vec_frame, driver)
-            _upsert_vector_columns(conn, vec_columns, set(vec_frame.columns))
-            for pos, vid in zip(np.flatnonzero(with_vector), _vector_ids(conn, vec_columns),
-                                strict=True):
-                columns["vector_id"][pos] = vid
-        ids = _allocate_ids(conn, t, len(frame))
-        _executemany(conn, sa.insert(t), {"id": ids, **columns})
-    return ids
+        stored = _journal_ids(conn, list({k for k, j in zip(keys, journal, strict=True) if j}))
+        seen: set[_JournalKey] = set()
+        chosen: list[int] = []  # rows to insert: not in the journal yet, first of their key
+        for pos, (key, in_journal) in enumerate(zip(keys, journal, strict=True)):
+            if in_journal and (key in stored or key in seen):
+                continue
+            if in_journal:
+                seen.add(key)
+            chosen.append(pos)
+        ids = _allocate_ids(conn, t, len(chosen))
+        write = {name: [values[p] for p in chosen] for name, values in columns.items()}
+        _link_vectors(conn, frame.iloc[chosen].reset_index(drop=True), write, driver)
+        stmt = _insert(conn, t).on_conflict_do_nothing(index_elements=list(_JOURNAL_KEY),
+                                                       index_where=_JOURNAL_ROW)
+        _executemany(conn, stmt, {"id": ids, **write})
+        if seen:  # a concurrent writer may have stored one of them since the SELECT: ask again
+            stored.update(_journal_ids(conn, list(seen)))
+    inserted = dict(zip(chosen, ids, strict=True))
+    out_ids: list[int] = []
+    new: list[bool] = []
+    for pos, (key, in_journal) in enumerate(zip(keys, journal, strict=True)):
+        sid = stored[key] if in_journal else inserted[pos]
+        out_ids.append(sid)
+        new.append(inserted.get(pos) == sid)
+    return SignalWrite(out_ids, new)
+
+
+def _link_vectors(conn: Connection, frame: pd.DataFrame, columns: Columns, driver: str) -> None:
+    """Upsert the setup vectors of the rows of ``frame`` that carry one and set their
+    ``vector_id`` in ``columns`` (driver-ready, same rows)."""
+    with_vector = (frame["vector"].notna().to_numpy() if "vector" in frame.columns
+                   else np.zeros(len(frame), dtype=bool))
+    if not with_vector.any():
+        return
+    vec_frame = frame.loc[with_vector].assign(ts=frame.loc[with_vector, "asof"])
+    if "trend_label" in vec_frame.columns and "trend" not in vec_frame.columns:
+        vec_frame["trend"] = vec_frame["trend_label"]
+    vec_columns = _vector_columns(vec_frame, driver)
+    _upsert_vector_columns(conn, vec_columns, set(vec_frame.columns))
+    for pos, vid in zip(np.flatnonzero(with_vector), _vector_ids(conn, vec_columns), strict=True):
+        columns["vector_id"][pos] = vid
+
+
+def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, *,
+                   run_id: str | None = None) -> list[int]:
+    """:func:`write_signals`, returning only the ids (input order; a journal signal already
+    stored gets the stored row's id)."""
+    return write_signals(engine, signals, run_id=run_id).ids
 
 
 @_db_errors

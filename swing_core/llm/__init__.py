@@ -11,10 +11,12 @@ messages, schema) for ``Settings.llm_cache_ttl_s``; a cache hit costs nothing an
 :data:`LLM_CACHE_STATS`. Every call, hit or refusal to call is a row of ``llm_calls`` (model,
 tokens in/out, cost in USD from ``Settings.llm_prices_per_mtok``, latency in ms, outcome), and
 the monthly budget (``SWING_LLM_MONTHLY_BUDGET_USD``, calendar month in UTC) stops calls once
-reached. Calls time out after ``Settings.llm_timeout_s``; 429, 5xx, timeouts and connection
+reached. Each try times out after ``Settings.llm_timeout_s``; 429, 5xx, timeouts and connection
 errors are retried at most twice with exponential back-off (our own tenacity loop: the client's
-retries are off so every try is counted); a circuit breaker pauses the advisor after repeated
-failures. A failure never blocks a signal: the result carries a short ``note`` instead.
+retries are off so every try is counted), all within one overall deadline per request
+(``Settings.llm_deadline_s``, SWING_LLM_DEADLINE_S); :meth:`Advisor.consult` asks the vote and
+the action plan concurrently under that one deadline. A circuit breaker pauses the advisor after
+repeated failures. A failure never blocks a signal: the result carries a short ``note`` instead.
 
 One module per concept; the names below are imported on first use (PEP 562), so reading the
 advisor's status or this month's spend never imports the ``openai`` client:
@@ -25,7 +27,8 @@ advisor's status or this month's spend never imports the ``openai`` client:
 - :mod:`~swing_core.llm.budget`: model prices, call cost, this month's spend;
 - :mod:`~swing_core.llm.breaker`: the circuit breaker;
 - :mod:`~swing_core.llm.cache`: the database answer cache;
-- :mod:`~swing_core.llm.client`: retries and failure notes of one request;
+- :mod:`~swing_core.llm.client`: :func:`check_base_url`, retries and failure notes of one
+  request;
 - :mod:`~swing_core.llm.counters`: :data:`LLM_CACHE_STATS`, :data:`LLM_CALL_STATS`;
 - :mod:`~swing_core.llm.advisor`: :class:`Advisor`; :mod:`~swing_core.llm.status`:
   :func:`advisor_status`.
@@ -39,6 +42,7 @@ from swing_core.lazy import lazy_exports
 _LAZY: dict[str, str] = {
     "Advisor": "swing_core.llm.advisor",
     "AdvisorResult": "swing_core.llm.schemas",
+    "Consultation": "swing_core.llm.schemas",
     "ConsultDecision": "swing_core.llm.schemas",
     "LLMActionPlan": "swing_core.llm.schemas",
     "LLMVote": "swing_core.llm.schemas",
@@ -59,6 +63,7 @@ _LAZY: dict[str, str] = {
     "LLM_CACHE_STATS": "swing_core.llm.counters",
     "LLM_CALL_STATS": "swing_core.llm.counters",
     "advisor_status": "swing_core.llm.status",
+    "check_base_url": "swing_core.llm.client",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,6 +1,6 @@
 """What the advisor answers and what a request to it gives: the pydantic answer schemas
 (:class:`LLMVote`, :class:`LLMActionPlan`, sent to the API as structured-output schemas) and the
-frozen results (:class:`AdvisorResult`, :class:`ConsultDecision`)."""
+frozen results (:class:`AdvisorResult`, :class:`Consultation`, :class:`ConsultDecision`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from swing_core.errors import LLMError
 
-__all__ = ["AdvisorResult", "ConsultDecision", "LLMActionPlan", "LLMVote", "TrendLabel"]
+__all__ = ["AdvisorResult", "ConsultDecision", "Consultation", "LLMActionPlan", "LLMVote",
+           "TrendLabel"]
 
 _MAX_TEXT_CHARS = 800
 
@@ -85,8 +86,10 @@ class AdvisorResult:
     says why in one short sentence meant for the signal). ``cost_usd``: what this request cost
     (0 for a cache hit or a call that was not made). ``latency_ms``: wall time including retries
     and back-off. ``outcome``: "ok", "cache_hit", "skipped", "budget", "circuit_open",
-    "timeout", "rate_limited", "server_error", "connection_error", "http_error", "malformed",
-    "schema", "truncated", "refused", "db_error" or "error". ``attempts``: HTTP requests made.
+    "timeout" (also when the overall deadline ``SWING_LLM_DEADLINE_S`` stopped it), "rate_limited",
+    "server_error", "connection_error", "http_error", "malformed", "schema", "truncated",
+    "refused", "config_error" (OPENAI_BASE_URL is not a URL), "db_error" or "error".
+    ``attempts``: HTTP requests made.
     """
 
     vote: LLMVote | None = None
@@ -115,6 +118,25 @@ class AdvisorResult:
         if not self.ok:
             raise LLMError(self.note or "The advisor gave no answer.")
         return self
+
+
+@dataclass(frozen=True)
+class Consultation:
+    """A vote and an action plan asked together under one deadline (``Advisor.consult``).
+
+    Each part keeps its own result, so a failed plan is reported next to a good vote (or a
+    failed one) instead of being lost; ``plan`` is None when no plan was asked for.
+    """
+
+    vote: AdvisorResult
+    plan: AdvisorResult | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per part with something to say, labelled: "Vote: …", "Action plan: …"."""
+        parts = (("Vote", self.vote), ("Action plan", self.plan))
+        return [f"{label}: {result.signal_note}" for label, result in parts
+                if result is not None and result.signal_note]
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import sqlalchemy as sa
 
 from swing_core import clock as _clock_mod
 from swing_core.config import Settings, get_settings
-from swing_core.errors import DatabaseError
+from swing_core.errors import ConfigError, DatabaseError
 from swing_core.llm.breaker import circuit_breaker_for
 from swing_core.llm.budget import _budget_note, _host, _usd, spend_this_month
+from swing_core.llm.client import check_base_url
 
 __all__ = ["advisor_status"]
 
@@ -24,6 +25,10 @@ def advisor_status(settings: Settings | None = None, *, engine: sa.Engine | None
     settings = settings or get_settings()
     if not settings.openai_api_key:
         return "no OPENAI_API_KEY set: the advisor is off"
+    try:
+        check_base_url(settings.openai_base_url)
+    except ConfigError as exc:
+        return f"the advisor is off: {exc}"
     budget = settings.llm_monthly_budget_usd
     text = (f"advisor on: {settings.llm_model} at {_host(settings.openai_base_url)}, "
             f"budget {_usd(budget)}/month")

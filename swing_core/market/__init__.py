@@ -22,9 +22,13 @@ from swing_core.market._common import (
     CACHE_STATS,
     DEFAULT_LOOKBACK_DAYS,
     FRESHNESS,
+    MAX_LOOKBACK_DAYS,
     CacheCounter,
+    check_lookback_days,
+    echo_text,
     last_bar_complete,
     normalize_symbol,
+    symbol_label,
 )
 from swing_core.market.cache import clear_cache_state
 from swing_core.market.demo import DemoProvider, demo_anchor, demo_bars, session_dates
@@ -69,6 +73,7 @@ __all__ = [
     "FILE_MAX_BYTES",
     "FILE_MAX_ROWS",
     "FRESHNESS",
+    "MAX_LOOKBACK_DAYS",
     "IMPORT_MAX_FILES",
     "LIBRARY_COLUMNS",
     "SOURCES",
@@ -86,11 +91,13 @@ __all__ = [
     "YahooProvider",
     "YahooStatus",
     "YahooUnreachableError",
+    "check_lookback_days",
     "check_source",
     "clear_cache_state",
     "delete_from_library",
     "demo_anchor",
     "demo_bars",
+    "echo_text",
     "export_bars",
     "fetch_bars",
     "fetch_many",
@@ -104,6 +111,7 @@ __all__ = [
     "read_bars_file_by_symbol",
     "resample_bars",
     "session_dates",
+    "symbol_label",
     "validate_bars",
     "yahoo_status",
 ]

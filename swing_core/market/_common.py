@@ -24,6 +24,9 @@ BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 #: Lookback used when ``fetch_bars(lookback_days=None)``: Yahoo's maximum for intraday bars,
 #: five years of daily bars.
 DEFAULT_LOOKBACK_DAYS: dict[str, int] = {"15m": 59, "30m": 59, "1h": 729, "1d": 5 * 365}
+#: The longest lookback accepted: 100 years of calendar days (Yahoo's oldest daily bars, ^GSPC's,
+#: start in 1927).
+MAX_LOOKBACK_DAYS = 36_500
 
 #: How long cached newest bars count as fresh before the cache asks the provider again.
 FRESHNESS: dict[str, pd.Timedelta] = {
@@ -33,14 +36,36 @@ FRESHNESS: dict[str, pd.Timedelta] = {
     "1d": pd.Timedelta(hours=6),
 }
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^=]{1,15}$")
+#: The longest ticker accepted (Yahoo's are shorter: ``EURUSD=X``, ``BRK-B``, ``^GSPC``).
+MAX_SYMBOL_CHARS = 15
+_SYMBOL_RE = re.compile(rf"^[A-Z0-9.\-^=]{{1,{MAX_SYMBOL_CHARS}}}$")
+#: What a message quotes of a user's text at most (a pasted paragraph is not echoed whole).
+_ECHO_CHARS = 20
+
+
+def echo_text(text: object, *, limit: int = _ECHO_CHARS) -> str:
+    """``text`` quoted for a message: whitespace runs as one space, control characters escaped,
+    at most ``limit`` characters, then ``…`` and the full length (``'AAAA…' (200 characters)``).
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return repr(flat)
+    return f"{flat[:limit]!r}… ({len(flat):,} characters)"
+
+
+def symbol_label(text: object, *, limit: int = _ECHO_CHARS) -> str:
+    """A symbol as typed, for a table cell or a ``SYMBOL: message`` line even when it is not a
+    valid ticker: stripped, uppercased, at most ``limit`` characters then ``…``."""
+    flat = " ".join(str(text).split()).upper()
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def normalize_symbol(text: str) -> str:
     """Uppercase and validate a ticker: letters, digits, ``. - ^ =``, 1–15 characters.
 
     Examples of valid symbols: ``AAPL``, ``brk-b`` → ``BRK-B``, ``^GSPC``, ``EURUSD=X``,
-    ``BTC-USD``, ``SAP.DE``.  Raises :class:`MarketDataError` otherwise.
+    ``BTC-USD``, ``SAP.DE``.  Raises :class:`MarketDataError` otherwise; the message quotes at
+    most the first 20 characters of ``text`` (:func:`echo_text`).
     """
     if not isinstance(text, str):
         raise MarketDataError(f"A symbol must be text, got {type(text).__name__}.")
@@ -49,10 +74,30 @@ def normalize_symbol(text: str) -> str:
         raise MarketDataError("No symbol given: type a ticker such as AAPL, SPY or ^GSPC.")
     if not _SYMBOL_RE.match(symbol):
         raise MarketDataError(
-            f"{text.strip()!r} is not a valid ticker: use up to 15 letters, digits and . - ^ = "
-            "(for example AAPL, BRK-B, ^GSPC, EURUSD=X)."
+            f"{echo_text(text.strip())} is not a valid ticker: a symbol is 1 to "
+            f"{MAX_SYMBOL_CHARS} letters, digits and . - ^ = (for example AAPL, BRK-B, ^GSPC, "
+            "EURUSD=X)."
         )
     return symbol
+
+
+def check_lookback_days(days: object) -> int:
+    """``days`` as a lookback in calendar days: a whole number from 1 to
+    :data:`MAX_LOOKBACK_DAYS`; raises :class:`MarketDataError` otherwise (0 is refused like
+    -5: "no lookback" is ``None``, never 0)."""
+    whole = None
+    if isinstance(days, int | float | str) and not isinstance(days, bool):
+        try:
+            number = float(days)
+        except ValueError:
+            number = float("nan")
+        if number.is_integer():
+            whole = int(number)
+    if whole is None or not 1 <= whole <= MAX_LOOKBACK_DAYS:
+        raise MarketDataError(
+            f"The lookback must be a whole number of calendar days from 1 to "
+            f"{MAX_LOOKBACK_DAYS:,} (got {echo_text(days)}); omit it for the interval's default.")
+    return whole
 
 
 def last_bar_complete(index: pd.DatetimeIndex, interval: str, *, now: pd.Timestamp | None = None

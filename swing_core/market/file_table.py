@@ -1,32 +1,41 @@
 """A CSV or Parquet file as a table: size and row limits, format sniffing, the header rows of
-a CSV saved from yfinance, column names mapped to ours, numbers and timestamps parsed.
+a CSV saved from yfinance, column names mapped to ours, numbers parsed (timestamps:
+:mod:`~swing_core.market.file_times`).
 
 :mod:`~swing_core.market.files` turns such a table into validated bars frames.  Column names
 are matched in any case, with spaces, underscores, dashes, dots or slashes removed
 ("Adj Close", "adj_close", "Close/Last"); the aliases are in ``_ALIASES``.
+
+Memory stays bounded by the limits: a file has at most :data:`FILE_MAX_COLUMNS` columns and only
+the columns a bars file can use are read (Parquet ``columns=``, CSV ``usecols``), so a table
+holds at most ``max_rows`` rows of a few columns.  Numbers may use a dot or a comma for decimals
+(:func:`~swing_core.market.file_numbers.decimal_mark` tells which from the file).
 """
 
 from __future__ import annotations
 
+import ast
+import codecs
+import csv
 import io
 import os
 import re
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from swing_core.errors import MarketDataError
+from swing_core.market.file_numbers import numbers_from_text, parse_numbers
 from swing_core.market.yfinance_frame import pick_ticker_columns
 
 __all__ = [
+    "FILE_MAX_COLUMNS",
     "FileSource",
     "flatten_columns",
     "map_columns",
     "parse_numbers",
-    "parse_times",
     "read_limited",
     "read_nonempty",
     "require_columns",
@@ -45,6 +54,19 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "vol", "v", "qty", "quantity"),
     "symbol": ("symbol", "ticker"),
 }
+#: Columns a bars file may have: it needs 5 to 8 (a yfinance download of 10 tickers has 60);
+#: more are refused before any row is read, so a small, very wide file cannot fill memory.
+FILE_MAX_COLUMNS = 64
+_USABLE = {alias for aliases in _ALIASES.values() for alias in aliases} | {"price"}
+_NUMBER_COLUMNS = {a for k in ("open", "high", "low", "close", "adjclose", "volume")
+                   for a in _ALIASES[k]}
+_BARS_HINT = "a CSV of bars with columns Date, Open, High, Low, Close[, Volume]"
+
+
+def _not_text(name: str, where: str) -> MarketDataError:
+    return MarketDataError(
+        f"{name} is not UTF-8 text (binary data, or another encoding such as UTF-16 or Latin-1, "
+        f"{where}): save the bars as CSV (UTF-8) or Parquet.")
 _PARQUET_EXT = (".parquet", ".pq", ".parq")
 _CSV_EXT = (".csv", ".txt", ".tsv")
 
@@ -82,43 +104,155 @@ def read_limited(source: FileSource, filename: str | None, max_bytes: int
 def _too_big(size: int, max_bytes: int) -> MarketDataError:
     return MarketDataError(
         f"The file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.1f} MB. Keep "
-        "fewer rows (a shorter period or a longer interval such as 1d) or save it as Parquet."
-    )
+        "fewer rows (a shorter period or a longer interval such as 1d) or save it as Parquet.")
 
 
 def _too_many_rows(max_rows: int) -> MarketDataError:
     return MarketDataError(
         f"The file has more than {max_rows:,} rows, the limit. Keep a shorter period or use a "
-        "longer interval (1h or 1d)."
-    )
+        "longer interval (1h or 1d).")
 
 
-def _read_table(data: bytes, filename: str | None, max_rows: int) -> pd.DataFrame:
-    ext = Path(filename).suffix.lower() if filename else ""
-    is_parquet = ext in _PARQUET_EXT or (ext not in _CSV_EXT and data[:4] == b"PAR1")
-    if is_parquet:
-        try:
-            parquet = pq.ParquetFile(io.BytesIO(data))
-            if parquet.metadata.num_rows > max_rows:
-                raise _too_many_rows(max_rows)
-            return parquet.read().to_pandas()
-        except MarketDataError:
-            raise
-        except Exception as exc:
-            raise MarketDataError(f"Could not read {filename or 'the file'} as Parquet: {exc}. "
-                                  "Export it again, or as CSV.") from exc
-    text_head = data[:4096].decode("utf-8-sig", errors="replace")
+def _too_many_columns(name: str, count: int) -> MarketDataError:
+    return MarketDataError(
+        f"{name} has {count:,} columns; the limit is {FILE_MAX_COLUMNS}. A bars file needs only "
+        "Date, Open, High, Low, Close and Volume (and Symbol): remove the other columns, or "
+        "split a download of many tickers into files of at most 10 tickers.")
+
+
+def _detail(exc: BaseException) -> str:
+    """The first line of a library's error, short: appended to our message, never the message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _usable(names: list[Any]) -> list[Any]:
+    """The columns a bars file can use (any level of a ``(Price, Ticker)`` name that is one of
+    ours, "Price" of a yfinance CSV, a nameless first column that may hold the times)."""
+    keep = []
+    for position, name in enumerate(names):
+        parts: tuple[Any, ...] = (name,)
+        if isinstance(name, str) and name.startswith("("):  # a Parquet MultiIndex column
+            try:
+                parts = tuple(ast.literal_eval(name))
+            except (ValueError, SyntaxError, TypeError):
+                pass
+        nameless = position == 0 and (not str(name).strip() or str(name).startswith("Unnamed"))
+        if nameless or any(_canonical(p) in _USABLE for p in parts):
+            keep.append(name)
+    return keep
+
+
+def _read_parquet(data: bytes, name: str, max_rows: int) -> pd.DataFrame:
+    """The usable columns of a Parquet file: its schema is read first (rows, columns), then only
+    those columns (plus the pandas index), so unused columns are never materialised."""
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        schema = parquet.schema_arrow
+    except Exception as exc:
+        if data[:4] == b"PAR1" and data[-4:] == b"PAR1":
+            raise MarketDataError(f"{name} is a damaged Parquet file (detail: {_detail(exc)}). "
+                                  "Export it again, or save it as CSV.") from exc
+        text = "" if b"\x00" in data[:4096] else " If it is CSV text, name it .csv."
+        raise MarketDataError(
+            f"{name} is not a Parquet file (it lacks the Parquet marker at its start and end): "
+            f"it may be damaged, cut short or have the wrong extension. Export it again, or save "
+            f"it as CSV.{text}") from exc
+    if parquet.metadata.num_rows > max_rows:
+        raise _too_many_rows(max_rows)
+    index_columns = {c for c in (schema.pandas_metadata or {}).get("index_columns", [])
+                     if isinstance(c, str)}
+    names = [n for n in schema.names if n not in index_columns]
+    if len(names) > FILE_MAX_COLUMNS:
+        raise _too_many_columns(name, len(names))
+    try:
+        table = parquet.read(columns=_usable(names), use_pandas_metadata=True).to_pandas()
+    except Exception as exc:
+        raise MarketDataError(f"Could not read {name} as Parquet (detail: {_detail(exc)}). "
+                              "Export it again, or save it as CSV.") from exc
+    table.attrs["file_columns"] = names
+    return table
+
+
+def _csv_header(data: bytes, sep: str, name: str) -> list[str]:
+    """The header row, after checking every row: more fields than the header is refused (with
+    ``usecols`` pandas would drop the surplus silently, shifting the prices), as is a header of
+    more than :data:`FILE_MAX_COLUMNS` columns.  Extra fields that are empty (a separator at the
+    end of each line) are allowed."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, delimiter=sep, skipinitialspace=True)
+    header: list[str] | None = None
+    try:
+        for row in reader:
+            if header is None:
+                if not any(field.strip() for field in row):
+                    continue
+                header = row
+                if len(header) > FILE_MAX_COLUMNS:
+                    raise _too_many_columns(name, len(header))
+            elif len(row) > len(header) and any(f.strip() for f in row[len(header):]):
+                raise MarketDataError(
+                    f"Line {reader.line_num} of {name} has {len(row)} fields, the header has "
+                    f"{len(header)}: is this {_BARS_HINT}? A number holding the separator "
+                    f"('{sep}') must be quoted (\"1,234.56\").")
+    except csv.Error as exc:
+        raise MarketDataError(f"Could not read {name} as CSV (line {reader.line_num}: "
+                              f"{_detail(exc)}). Save it as {_BARS_HINT}.") from exc
+    except UnicodeDecodeError as exc:  # past the part checked by _read_csv
+        raise _not_text(name, f"after line {reader.line_num:,}") from exc
+    return header or []
+
+
+def _read_csv(data: bytes, name: str, ext: str, max_rows: int) -> pd.DataFrame:
+    """The usable columns of a CSV/TSV/semicolon file; price and volume columns as text, their
+    decimal mark settled by :func:`_settle_numbers`."""
+    head = data[:65536]
+    try:
+        if b"\x00" in head:
+            raise UnicodeDecodeError("utf-8", head, head.index(b"\x00"), len(head), "NUL byte")
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise _not_text(name, f"at byte {exc.start:,}") from exc
+    text_head = head[:4096].decode("utf-8-sig", errors="replace")
     first_line = text_head.splitlines()[0] if text_head else ""
     sep = "\t" if ext == ".tsv" or first_line.count("\t") > first_line.count(",") else ","
     if sep == "," and first_line.count(";") > first_line.count(","):
         sep = ";"
+    header = _csv_header(data, sep, name)
+    options = {"sep": sep, "encoding": "utf-8-sig", "skipinitialspace": True, "index_col": False}
     try:
-        table = pd.read_csv(io.BytesIO(data), sep=sep, nrows=max_rows + 3, encoding="utf-8-sig",
-                            skipinitialspace=True)
+        names = list(pd.read_csv(io.BytesIO(data), nrows=0, **options).columns)
+        usable = _usable(names) or names[:1]  # none usable: keep the rows, say what lacks
+        table = pd.read_csv(io.BytesIO(data), nrows=max_rows + 3, usecols=usable,
+                            dtype={c: "string[pyarrow]" for c in usable
+                                   if _canonical(c) in _NUMBER_COLUMNS}, **options)
     except Exception as exc:
-        raise MarketDataError(f"Could not read {filename or 'the file'} as CSV: {exc}. Save it "
-                              "as comma-separated text with a header row.") from exc
-    return _drop_yfinance_header_rows(table, max_rows)
+        raise _csv_error(exc, name, len(header)) from exc
+    table.attrs["file_columns"] = names
+    table = _drop_yfinance_header_rows(table, max_rows)
+    return _settle_numbers(table, sep, name)
+
+
+def _csv_error(exc: Exception, name: str, header_fields: int) -> MarketDataError:
+    """pandas' parser error in the user's terms, its text as a short detail."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    if found:
+        return MarketDataError(f"Line {found[2]} of {name} has {found[3]} fields, the header has "
+                               f"{header_fields or found[1]}: is this {_BARS_HINT}?")
+    found = re.search(r"EOF inside string starting at row (\d+)", str(exc))
+    if found:
+        return MarketDataError(f"A quote (\") opened on line {int(found[1]) + 1} of {name} is "
+                               "never closed: remove it or close it.")
+    return MarketDataError(f"Could not read {name} as CSV (detail: {_detail(exc)}). Save it as "
+                           f"{_BARS_HINT}, separated by commas.")
+
+
+def _read_table(data: bytes, filename: str | None, max_rows: int) -> pd.DataFrame:
+    ext = Path(filename).suffix.lower() if filename else ""
+    name = filename or "the file"
+    if ext in _PARQUET_EXT or (ext not in _CSV_EXT and data[:4] == b"PAR1"):
+        return _settle_numbers(_read_parquet(data, name, max_rows), None, name)
+    return _read_csv(data, name, ext, max_rows)
 
 
 def _drop_yfinance_header_rows(table: pd.DataFrame, max_rows: int) -> pd.DataFrame:
@@ -162,52 +296,29 @@ def map_columns(table: pd.DataFrame) -> dict[str, Any]:
     return found
 
 
-def parse_numbers(column: pd.Series) -> pd.Series:
-    """A price or volume column as float64 ("$" signs, thousands separators and blanks allowed;
-    anything else unreadable becomes NaN)."""
-    if column.dtype == object:
-        column = column.astype(str).str.replace(r"[$,\s]", "", regex=True).replace("", np.nan)
-    return pd.to_numeric(column, errors="coerce").astype("float64")
-
-
-def parse_times(table: pd.DataFrame, cols: dict[str, Any]) -> pd.DatetimeIndex:
-    """The timestamp column ``cols["ts"]`` (joined with a separate Time column) as a
-    DatetimeIndex: UTC when the text has an offset or zone or the values are epoch numbers
-    (s/ms/us/ns guessed from their size), else naive.  Raises naming unreadable rows."""
-    raw = table[cols["ts"]]
-    # separate Date and Time columns
-    time_col = next((c for c in table.columns if _canonical(c) == "time" and c != cols["ts"]),
-                    None)
-    if time_col is not None and _canonical(cols["ts"]) == "date":
-        raw = raw.astype(str) + " " + table[time_col].astype(str)
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        values = raw.astype("float64")
-        magnitude = float(np.nanmedian(np.abs(values))) if len(values) else 0.0
-        unit = "ns" if magnitude > 1e17 else "us" if magnitude > 1e14 else \
-            "ms" if magnitude > 1e11 else "s"
-        return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True, errors="coerce"))
-    text = raw.astype(str).str.strip()
-    # any offset or zone suffix: parse everything as UTC (mixed -05:00/-04:00 across DST)
-    aware = bool(text.str.contains(r"(?:[+-]\d\d:?\d\d|Z|UTC|GMT)$", regex=True).any())
-    try:
-        parsed = pd.to_datetime(text, errors="raise", utc=aware)
-    except (ValueError, TypeError):
-        parsed = pd.to_datetime(text, errors="coerce", utc=aware, format="mixed")
-    index = pd.DatetimeIndex(parsed)
-    if index.hasnans:
-        bad = np.flatnonzero(index.isna())
-        shown = ", ".join(f"row {i + 2}: {raw.iloc[i]!r}" for i in bad[:3])
-        raise MarketDataError(f"Could not read {len(bad)} timestamp(s) ({shown}); use a format "
-                              "like 2024-03-01 09:30 or 2024-03-01T09:30:00-05:00.")
-    return index
+def _settle_numbers(table: pd.DataFrame, sep: str | None, name: str) -> pd.DataFrame:
+    """Price and volume columns held as text become float64 (see :func:`numbers_from_text`)."""
+    columns = [c for c in table.columns if not isinstance(c, tuple)
+               and _canonical(c) in _NUMBER_COLUMNS and not pd.api.types.is_numeric_dtype(table[c])]
+    return numbers_from_text(table, columns, sep=sep, name=name) if columns else table
 
 
 def read_nonempty(data: bytes, filename: str | None, max_rows: int) -> pd.DataFrame:
-    """The file's bytes as a table (Parquet, or CSV/TSV/semicolon text), refusing an empty file
-    and more than ``max_rows`` rows."""
+    """The file's bytes as a table (Parquet, or CSV/TSV/semicolon text), refusing an empty file,
+    a file with a header but no rows, more than ``max_rows`` rows or
+    :data:`FILE_MAX_COLUMNS` columns."""
+    name = filename or "The file"
+    if not data:
+        raise MarketDataError(f"{name} is empty (0 bytes): export the bars again, a header row "
+                              "(Date, Open, High, Low, Close, Volume) and one row per bar.")
     if not data.strip():
-        raise MarketDataError(f"{filename or 'The file'} is empty.")
-    return _read_table(data, filename, max_rows)
+        raise MarketDataError(f"{name} holds only blank lines: export the bars again.")
+    table = _read_table(data, filename, max_rows)
+    if len(table) == 0:
+        columns = ", ".join(list(map(str, table.attrs.get("file_columns", table.columns)))[:10])
+        raise MarketDataError(f"{name} has a header ({columns}) but no rows of bars: add one row "
+                              "per bar below it, or export the bars again.")
+    return table
 
 
 def require_columns(table: pd.DataFrame, cols: dict[str, Any], filename: str | None) -> None:
@@ -219,8 +330,9 @@ def require_columns(table: pd.DataFrame, cols: dict[str, Any], filename: str | N
     if missing:
         names = {"ts": "a timestamp (Date/Datetime)", "open": "Open", "high": "High",
                  "low": "Low", "close": "Close"}
+        found = [str(c) for c in table.attrs.get("file_columns", table.columns)]
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
         raise MarketDataError(
             f"{filename or 'The file'} lacks column(s): {', '.join(names[m] for m in missing)} "
-            f"(found: {', '.join(map(str, table.columns))}). Name them Date/Datetime, Open, High, "
-            "Low, Close, Volume."
-        )
+            f"(found: {', '.join(found[:10]) or 'none'}{more}). Name them Date/Datetime, Open, "
+            "High, Low, Close, Volume.")

@@ -5,7 +5,9 @@ aggregating finer bars; :class:`FileProvider`.
 Accepted layouts: one row per bar with a timestamp column (Date, Datetime, timestamp, time, ts,
 or separate Date and Time columns, or the Parquet index) and Open, High, Low, Close, optional
 Adj Close and Volume, in any case, with spaces, underscores or dashes ("adj_close", "ADJ
-CLOSE", "Close/Last" from Nasdaq exports, "$" signs and thousands separators in numbers).
+CLOSE", "Close/Last" from Nasdaq exports, "$" signs and thousands separators in numbers, a dot or a
+comma for decimals: "1,234.56" or "1.234,56").  At most ``FILE_MAX_COLUMNS`` columns; only the
+ones a bars file uses are read.
 CSV files saved from a yfinance MultiIndex frame (the two extra header rows "Ticker" and
 "Datetime") and Parquet files with ``(Price, Ticker)`` columns are understood too.
 
@@ -18,8 +20,9 @@ bars anchored at the 09:30 New York open).
 A file holding several symbols (a Symbol/Ticker column, several tickers in a yfinance Parquet):
 :func:`read_bars_file` picks one (``symbol=``); :func:`read_bars_file_by_symbol` reads them all.
 
-Reading the file into a table (limits, format, column names, numbers, timestamps) is
-:mod:`~swing_core.market.file_table`.
+Reading the file into a table (limits, format, column names, numbers) is
+:mod:`~swing_core.market.file_table` (numbers: :mod:`~swing_core.market.file_numbers`),
+timestamps :mod:`~swing_core.market.file_times`.
 """
 
 from __future__ import annotations
@@ -35,19 +38,21 @@ from swing_core.config import EXCHANGE_TZ, INTERVAL_DELTA, INTERVALS, validate_i
 from swing_core.errors import MarketDataError
 from swing_core.market._common import label, normalize_symbol
 from swing_core.market.file_table import (
+    FILE_MAX_COLUMNS,
     FileSource,
     flatten_columns,
     map_columns,
     parse_numbers,
-    parse_times,
     read_limited,
     read_nonempty,
     require_columns,
 )
+from swing_core.market.file_times import parse_times
 from swing_core.market.validate import validate_bars
 
 __all__ = [
     "FILE_MAX_BYTES",
+    "FILE_MAX_COLUMNS",
     "FILE_MAX_ROWS",
     "FileProvider",
     "infer_interval",
@@ -210,7 +215,7 @@ def _bars_from_table(table: pd.DataFrame, *, filename: str | None, symbol: str |
     """The body of :func:`read_bars_file` once the file is a table."""
     table = flatten_columns(table, symbol)
     cols = map_columns(table)
-    notes: list[str] = []
+    notes: list[str] = list(table.attrs.get("notes", ()))  # what reading the file noticed
     wanted = normalize_symbol(symbol) if symbol else None
     if "symbol" in cols:
         table, wanted = _pick_symbol(table, cols["symbol"], wanted)
@@ -231,6 +236,10 @@ def _bars_from_table(table: pd.DataFrame, *, filename: str | None, symbol: str |
     times = parse_times(table, cols)
     frame.index = times
     empty = frame[["open", "high", "low", "close"]].isna().all(axis=1).to_numpy()
+    if empty.all():
+        raise MarketDataError(f"{filename or 'The file'}: none of its {len(frame):,} row(s) has "
+                              "a price that reads as a number in Open, High, Low or Close: fill "
+                              "them in, or export the bars again.")
     if empty.any():
         notes.append(f"Skipped {int(empty.sum())} row(s) without prices.")
         frame = frame[~empty]

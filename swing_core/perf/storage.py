@@ -26,9 +26,16 @@ import sqlalchemy as sa
 from swing_core import db, models
 from swing_core.clock import Clock, utc_now
 from swing_core.config import get_settings
+from swing_core.errors import SwingError
 from swing_core.perf import timers as _timers
 from swing_core.perf.sampler import _SAMPLER, MemorySampler
-from swing_core.perf.sqlhooks import _HOOKS, install_slow_query_hooks, remove_slow_query_hooks
+from swing_core.perf.sqlhooks import (
+    _HOOKS,
+    install_slow_query_hooks,
+    remove_slow_query_hooks,
+    sign_statement,
+    signing_key,
+)
 from swing_core.perf.timers import _REGISTRY, PerfRegistry, _describe, _Series, _suppressed
 
 logger = logging.getLogger("swing_core.perf")
@@ -180,12 +187,25 @@ class PerfRecorder:
         memory = [dict(ts=s.ts, process=proc, rss_mb=s.rss_mb, peak_rss_mb=s.peak_rss_mb,
                        cpu_pct=s.cpu_pct) for s in samples]
         self._slow_seq, slow = self.registry._slow_since(self._slow_seq)
+        key = self._signing_key() if slow else None
         slow_rows = [dict(ts=q.ts, process=proc, duration_ms=q.duration_ms,
-                          statement=q.statement, dialect=q.dialect) for q in slow]
+                          statement=q.statement, dialect=q.dialect,
+                          statement_hmac=(sign_statement(q.statement, q.dialect, key=key)
+                                          if key else None)) for q in slow]
         caches = [dict(ts=now, process=proc, cache=name, hits=h, misses=m)
                   for name, h, m in self.registry._caches_since(self._cache_cursor)]
         return {"timings": timings, "memory": memory, "slow_queries": slow_rows,
                 "cache_counters": caches}
+
+    def _signing_key(self) -> bytes | None:
+        """The key that signs slow queries (EXPLAIN plans only signed ones); None, logged, if
+        there is none (e.g. a read-only data folder): the rows are then kept unsigned."""
+        try:
+            return signing_key()
+        except (OSError, SwingError) as exc:
+            logger.warning("slow queries are recorded unsigned (EXPLAIN will refuse them): %s",
+                           exc)
+            return None
 
     def flush(self) -> FlushResult:
         """Write everything new since the last flush in one transaction; never raises."""
