@@ -107,7 +107,7 @@ def shared_controls() -> None:
                           "of 1h bars.")
         raw = st.session_state.get("symbol")
         if raw and _valid_symbol(raw) is None:
-            st.error(f"{plain(str(raw)[:40])} is not a valid ticker; showing "
+            st.error(f"{plain(market.echo_text(raw))} is not a valid ticker; showing "
                      f"{current_symbol()}.")
         _source_control()
 

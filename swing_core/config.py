@@ -200,7 +200,7 @@ def _env_switch(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in {"0", "false", "no", "off"}
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_float(name: str, default: float, *, positive: bool = False) -> float:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -210,6 +210,8 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}.") from exc
     if not math.isfinite(value):  # "nan" would switch off every comparison (e.g. the budget)
         raise ConfigError(f"{name} must be a finite number, got {raw!r}.")
+    if positive and value <= 0:
+        raise ConfigError(f"{name} must be a number of seconds above 0, got {raw!r}.")
     return value
 
 
@@ -251,7 +253,7 @@ class Settings:
     database_url: str = ""
     offline: bool = False
     slow_query_ms: float = 100.0
-    openai_api_key: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)  # never in a log line
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout_s: float = 10.0
@@ -308,11 +310,11 @@ def get_settings() -> Settings:
         openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
         openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
         llm_model=os.environ.get("SWING_LLM_MODEL") or "gpt-4o-mini",
-        llm_timeout_s=_env_float("SWING_LLM_TIMEOUT_S", 10.0),
+        llm_timeout_s=_env_float("SWING_LLM_TIMEOUT_S", 10.0, positive=True),
         llm_monthly_budget_usd=_env_float("SWING_LLM_MONTHLY_BUDGET_USD", 20.0),
         llm_confidence_ceiling=_env_float("SWING_LLM_CONFIDENCE_CEILING", 0.8),
         llm_cache_ttl_s=_env_float("SWING_LLM_CACHE_TTL_S", 6 * 3600.0),
-        llm_deadline_s=_env_float("SWING_LLM_DEADLINE_S", 15.0),
+        llm_deadline_s=_env_float("SWING_LLM_DEADLINE_S", 15.0, positive=True),
         admin_emails=_env_emails("SWING_ADMIN_EMAILS"),
         db_pool_size=_env_int("SWING_DB_POOL_SIZE", 5),
         db_max_overflow=_env_int("SWING_DB_MAX_OVERFLOW", 10),

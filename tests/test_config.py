@@ -90,6 +90,33 @@ def test_a_non_finite_number_in_the_environment_is_a_config_error(monkeypatch, r
         get_settings()
 
 
+@pytest.mark.parametrize("name", ["SWING_LLM_TIMEOUT_S", "SWING_LLM_DEADLINE_S"])
+@pytest.mark.parametrize("raw", ["0", "-3"])
+def test_advisor_times_must_be_above_zero(monkeypatch, name, raw):
+    # a deadline of 0 would make the advisor never ask and always say "no answer within 0 s"
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ConfigError, match=f"{name} must be a number of seconds above 0"):
+        get_settings()
+
+
+@pytest.mark.parametrize("name", ["SWING_DB_POOL_SIZE", "SWING_DB_STATEMENT_TIMEOUT_MS"])
+def test_integer_settings_must_be_whole_and_timeouts_not_negative(monkeypatch, name):
+    monkeypatch.setenv(name, "2.5")
+    with pytest.raises(ConfigError, match=f"{name} must be a whole number"):
+        get_settings()
+    monkeypatch.setenv("SWING_DB_STATEMENT_TIMEOUT_MS", "-1")
+    monkeypatch.delenv("SWING_DB_POOL_SIZE", raising=False)
+    with pytest.raises(ConfigError, match="SWING_DB_STATEMENT_TIMEOUT_MS must be at least 0"):
+        get_settings()
+
+
+def test_the_openai_key_never_shows_in_the_settings_repr(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value")
+    settings = get_settings()
+    assert settings.openai_api_key == "sk-test-secret-value"
+    assert "sk-test-secret-value" not in repr(settings)
+
+
 def test_the_grid_values_a_user_types_are_checked_as_configuration():
     from swing_core.views import parse_grid_values
 
