@@ -90,8 +90,10 @@ def load_context(
     ``offline``."""
     if fetch is None:
         def fetch(other_symbol: str, other_interval: str, source: str) -> pd.DataFrame:
+            # demo context under real bars would be dropped below: never make it
             return market.fetch_bars(other_symbol, other_interval, lookback_days=lookback_days,
-                                     engine=engine, offline=offline, source=source)
+                                     engine=engine, offline=offline, source=source,
+                                     demo_fallback=main_source == "demo")
 
     source = context_source(main_source)
     notes: list[str] = []
@@ -100,6 +102,10 @@ def load_context(
                                                               params=params).items():
         try:
             bars = fetch(other_symbol, other_interval, source)
+        except market.YahooUnreachableError:  # nothing real to be had: demo would be next
+            notes.append(f"{other_symbol} {other_interval}: only demo bars available; left out "
+                         "so that synthetic prices never mix with real ones")
+            continue
         except SwingError as exc:
             notes.append(f"{other_symbol} {other_interval} unavailable ({exc}); left out")
             continue
