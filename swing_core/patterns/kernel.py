@@ -1,8 +1,9 @@
 """The exact top-k kernel: cosine nearest neighbours among a point-in-time prefix of rows.
 
 Vectors are L2-normalized float32, so cosine = dot. :func:`exact_topk` is a float32 matrix
-product plus a partial sort, then the few candidates within 2.5e-6 of the k-th score are
-re-scored in float64 and ordered by (similarity desc, row asc): the result equals an exact
+product plus a lower bound of each row's k-th best score (from group maxima, no partition of
+whole rows), then the few candidates within 2.5e-6 of it are re-scored in float64 and
+ordered by (similarity desc, row asc): the result equals an exact
 float64 brute force, ties broken towards the earliest row (the earliest-known outcome, since
 the index keeps rows sorted by the time their outcome became known).
 
@@ -29,6 +30,7 @@ _BLOCK = 128  # queries per block in the chunked kernel
 _FIRST_CHUNK = 1024  # library rows in a block's first chunk (then doubling up to _MAX_CHUNK)
 _MAX_CHUNK = 8192
 _PREFIX_BLOCK = 64  # queries per block when their prefixes differ (narrow prefixes)
+_GROUP = 16  # most score cells per group of the k-th best's lower bound (:func:`_direct`)
 _NEVER = np.iinfo(np.int64).max  # as-of "no restriction"
 
 
@@ -66,9 +68,8 @@ def _finish(queries: np.ndarray, matrix: np.ndarray, cand: np.ndarray, k: int
     return out_s, out_i
 
 
-def _padded(flat: np.ndarray, m: int, width: int) -> np.ndarray:
-    """Row-major flat indices of an (m, width) mask as (m, max count) column lists, -1 padded."""
-    r, c = np.divmod(flat, max(width, 1))
+def _lists(r: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
+    """Columns ``c`` of rows ``r`` (ascending) as (m, max count) lists, -1 padded."""
     counts = np.bincount(r, minlength=m)
     out = np.full((m, max(int(counts.max()) if r.size else 0, 1)), -1, np.int64)
     out[r, np.arange(r.size) - np.concatenate(([0], np.cumsum(counts)[:-1]))[r]] = c
@@ -77,22 +78,47 @@ def _padded(flat: np.ndarray, m: int, width: int) -> np.ndarray:
 
 def _direct(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
             ) -> tuple[np.ndarray, np.ndarray]:
-    """All scores at once; candidates = every score within _EPS of the row's k-th best."""
+    """All scores at once; candidates = every score within _EPS of a floor <= the row's k-th
+    best, re-scored in float64 by :func:`_finish`.
+
+    No partition of whole rows: a row's cells are split into g groups of ``size`` <= _GROUP
+    (group j: columns j, j + g, j + 2g, ...; g >= 8k); the k-th largest group maximum is <= the
+    k-th largest score (k groups each hold a cell at least that large), so it is a valid floor,
+    and only groups whose maximum reaches it can hold a candidate: about k of thousands. The
+    cells above it are the k best plus the few sharing a group with a better one."""
     m = queries.shape[0]
     width = int(limits.max())
-    scores = queries.astype(np.float32) @ matrix[:width].T
-    if (limits < width).any():
-        scores[np.arange(width)[None, :] >= limits[:, None]] = -np.inf
-    if width > k:
+    size = max(1, min(_GROUP, width // (8 * k)))  # >= 8k groups: few cells pass the floor
+    groups = -(-width // size)
+    scores = np.empty((m, groups * size), np.float32)
+    np.matmul(queries.astype(np.float32), matrix[:width].T, out=scores[:, :width])
+    scores[:, width:] = -np.inf
+    low = int(limits.min())
+    if low < width:  # cells beyond each query's prefix (a staircase when sorted by limit)
+        tail = scores[:, low:width]
+        tail[np.arange(low, width)[None, :] >= limits[:, None]] = -np.inf
+    cells = scores.reshape(m, size, groups)
+    best = cells.max(axis=1)
+    floor = _floor(best, k)
+    r, j = np.nonzero(best >= floor[:, None])
+    near = cells[r, :, j]  # (groups kept, size) scores
+    keep = near >= floor[r, None]
+    cols = j[:, None] + groups * np.arange(size)
+    return _finish(queries, matrix, _lists(np.broadcast_to(r[:, None], keep.shape)[keep],
+                                           cols[keep], m), k)
+
+
+def _floor(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the k-th largest score less _EPS (float32); the smallest finite float32 when
+    the row has fewer than k finite scores (every visible cell is then a candidate)."""
+    floor = np.full(scores.shape[0], np.finfo(np.float32).min, np.float32)
+    if scores.shape[1] > k:
         # the k-th largest as the k-th smallest of the negated scores: introselect from the
         # top is 5x slower when a row holds many -inf (cells beyond the query's prefix)
         kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
-        floor = np.where(np.isfinite(kth), kth - _EPS, np.inf).astype(np.float32)
-        candidates = (scores >= floor[:, None]) | (~np.isfinite(kth))[:, None]
-        flat = np.flatnonzero(candidates & (scores > -np.inf))
-    else:
-        flat = np.flatnonzero(scores > -np.inf)
-    return _finish(queries, matrix, _padded(flat, m, width), k)
+        known = np.isfinite(kth)
+        floor[known] = (kth - _EPS)[known]
+    return floor
 
 
 def _merge(top_s: np.ndarray, top_c: np.ndarray, scores: np.ndarray, tau: np.ndarray,
