@@ -7,6 +7,7 @@ explicitly to the functions that use it (see ``../shared/STRATEGY.md`` for their
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -129,10 +130,10 @@ class StrategyParams:
     slippage_bps: float = 5.0
 
     def __post_init__(self) -> None:
-        problems = [f"{f.name} must be a number (got {getattr(self, f.name)!r})"
-                    for f in fields(self) if isinstance(f.default, int | float)
-                    and (isinstance(getattr(self, f.name), bool)
-                         or not isinstance(getattr(self, f.name), Real))]
+        values = [(name, getattr(self, name)) for name, _ in _numeric_fields()]
+        problems = [f"{name} must be a number (got {value!r})" for name, value in values
+                    if type(value) not in (int, float)  # the common case, without ABC checks
+                    and (isinstance(value, bool) or not isinstance(value, Real))]
         if problems:  # the range checks below would fail with a TypeError on text
             raise ConfigError("Invalid strategy parameters: " + "; ".join(problems) + ".")
         problems = self._number_problems()
@@ -159,17 +160,15 @@ class StrategyParams:
         """Every numeric field finite; every integer field a whole number (14.0 is taken as
         14, 2.5 is refused)."""
         problems = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(f.default, int | float) or isinstance(f.default, bool):
-                continue
+        for name, integral in _numeric_fields():
+            value = getattr(self, name)
             if not math.isfinite(value):
-                problems.append(f"{f.name} must be a finite number (got {value!r})")
-            elif isinstance(f.default, int) and not isinstance(value, int):
+                problems.append(f"{name} must be a finite number (got {value!r})")
+            elif integral and not isinstance(value, int):
                 if float(value).is_integer():
-                    object.__setattr__(self, f.name, int(value))
+                    object.__setattr__(self, name, int(value))
                 else:
-                    problems.append(f"{f.name} must be a whole number (got {value!r})")
+                    problems.append(f"{name} must be a whole number (got {value!r})")
         return problems
 
     def base_confidence(self, trend: str) -> float:
@@ -186,6 +185,14 @@ class StrategyParams:
             raise ConfigError(f"Unknown strategy parameter(s): {', '.join(sorted(unknown))}.")
         clean = {k: (tuple(map(tuple, v)) if k == "conf_base" else v) for k, v in values.items()}
         return replace(cls(), **clean)
+
+
+@functools.cache
+def _numeric_fields() -> tuple[tuple[str, bool], ...]:
+    """(name, integral) of the numeric fields of :class:`StrategyParams` (read once: the
+    checks run on every construction, and ``dataclasses.fields`` is slow)."""
+    return tuple((f.name, isinstance(f.default, int)) for f in fields(StrategyParams)
+                 if isinstance(f.default, int | float) and not isinstance(f.default, bool))
 
 
 def _env_bool(name: str, default: bool = False) -> bool:

@@ -113,3 +113,24 @@ def test_priors_step_batch_equals_one_query_at_a_time() -> None:
         got, want = dataclasses.asdict(batch[i]), dataclasses.asdict(one)
         assert got.pop("exit_reasons") == want.pop("exit_reasons")
         assert got == pytest.approx(want, nan_ok=True, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3_000), k=st.integers(1, 80), ties=st.integers(0, 3),
+       limit=st.floats(0, 1), seed=st.integers(0, 2**16))
+def test_a_single_query_fast_path_equals_the_brute_force_and_the_block_path(
+        n: int, k: int, ties: int, limit: float, seed: int) -> None:
+    """One query (a live analysis, the Explorer) takes the matrix-vector path: the same rows and
+    bit-identical similarities as the block path it skips, and the brute force."""
+    rng = np.random.default_rng(seed)
+    matrix = setup_like_vectors(n, rng)
+    if ties:
+        matrix = matrix[rng.integers(0, min(n, 4 * ties), n)]
+    query = setup_like_vectors(1, rng).astype(np.float64)
+    limits = np.array([int(limit * n)])
+    sims, rows = exact_topk(query, matrix, k, limits=limits)
+    if limits[0]:
+        block_s, block_i = _direct(query, matrix, limits, k)
+        np.testing.assert_array_equal(rows, block_i)
+        np.testing.assert_array_equal(sims, block_s)
+    _assert_exact(query, matrix, limits, k, sims, rows)

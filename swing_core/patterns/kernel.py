@@ -32,6 +32,7 @@ _MAX_CHUNK = 8192
 _PREFIX_BLOCK = 64  # queries per block when their prefixes differ (narrow prefixes)
 _GROUP = 16  # most score cells per group of the k-th best's lower bound (:func:`_direct`)
 _NEVER = np.iinfo(np.int64).max  # as-of "no restriction"
+_SINGLE_ROWS = 1 << 16  # a single query over at most this many rows: :func:`_single`
 
 
 @functools.cache
@@ -186,6 +187,20 @@ def _chunked(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
     return out_s, out_i
 
 
+def _single(q: np.ndarray, matrix: np.ndarray, width: int, k: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """One query over a small prefix: a float32 matrix-vector product, the k-th best score by
+    one partition, the candidates within the margin re-scored by :func:`_finish` (the same
+    float64 scores and order as the block path, with a handful of calls instead of dozens)."""
+    scores = matrix[:width] @ q[0].astype(np.float32)
+    if width > k:
+        floor = np.partition(scores, width - k)[width - k] - np.float32(_EPS)
+        cand = np.flatnonzero(scores >= floor)
+    else:
+        cand = np.arange(width)
+    return _finish(q, matrix, cand[None, :], k)
+
+
 def exact_topk(queries: np.ndarray, matrix: np.ndarray, k: int, *,
                limits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``matrix`` with the largest dot product with each query.
@@ -202,6 +217,8 @@ def exact_topk(queries: np.ndarray, matrix: np.ndarray, k: int, *,
         np.asarray(limits, dtype=np.int64).reshape(-1), 0, n)
     if m == 0 or k == 0 or n == 0 or int(lim.max()) == 0:
         return np.full((m, k), -np.inf), np.full((m, k), -1, np.int64)
+    if m == 1 and lim[0] <= _SINGLE_ROWS:
+        return _single(q, matrix, int(lim[0]), k)
     with one_blas_thread():
         width = int(lim.max())
         if width > 2 * _MAX_CHUNK and m * width > _DIRECT_CELLS:
