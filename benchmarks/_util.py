@@ -38,3 +38,30 @@ def machine() -> dict[str, Any]:
 def emit(report: dict[str, Any]) -> None:
     report.setdefault("machine", machine())
     print(json.dumps(report, indent=2, default=float))
+
+
+def in_postgres_schema(url: str, run: Callable[[Any, str], dict[str, Any]]) -> dict[str, Any]:
+    """``run(engine, schema)`` on PostgreSQL at ``url`` in a schema made for it and dropped
+    afterwards; ``{"skipped": why}`` when the server cannot be reached."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from swing_core import db
+
+    admin = db.make_engine(url)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        return {"skipped": f"PostgreSQL unreachable: {str(exc.orig).splitlines()[0]}"}
+    engine = db.make_engine(url, schema=schema)
+    try:
+        return {"database": db.describe_database(url), **run(engine, schema)}
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import _monitoring
+from pages import _monitoring, _profile
 from pages import _shared as ui
 from swing_core import perf
 from swing_core.charts import perf as perf_charts
@@ -383,6 +383,8 @@ def main() -> None:
     st.divider()
     polling = bool(st.session_state.get("_perf_polling"))
     st.fragment(run_every=2.0 if polling else None)(_selfbench_panel)()
+    st.divider()
+    _profile.panel()  # run a profile (admins), view the saved ones
 
 
 main()

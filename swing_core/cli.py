@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan_parser.set_defaults(func=cmd_scan)
     _add_data_commands(sub)
     for module_name, hook in (("swing_core.cli_journal", "add_journal_commands"),
-                              ("swing_core.cli_backtest", "add_backtest_commands")):
+                              ("swing_core.cli_backtest", "add_backtest_commands"),
+                              ("swing_core.cli_profile", "add_profile_commands")):
         module = __import__(module_name, fromlist=[hook])
         getattr(module, hook)(sub)
     return parser

@@ -106,8 +106,13 @@ def record_signal(engine: sa.Engine, signal: Any, *, run_id: str = JOURNAL_RUN_I
                   with_vector: bool = True) -> JournalWrite:
     """Store one signal (an ``agent.Signal`` or a dict of ``signals`` columns) and, when it
     carries a setup vector and ``with_vector``, its vector (linked by ``vector_id``), in one
-    transaction: :func:`record_signals` of one (``.message`` says what happened)."""
-    return record_signals(engine, [signal], run_id=run_id, with_vector=with_vector)
+    transaction: what :func:`record_signals` of one does (the same rules, row and message),
+    through :func:`swing_core.db.write_signal` (no frame; statements compiled once)."""
+    record = _signal_record(signal, with_vector=with_vector)
+    if run_id == JOURNAL_RUN_ID and not _has_plan(_plan_columns([record]))[0]:
+        return JournalWrite(no_plan=1)
+    written = db.write_signal(engine, record, run_id=run_id)
+    return JournalWrite(ids=tuple(written.ids), added=written.added, already=written.already)
 
 
 def record_signals(engine: sa.Engine, signals: Iterable[Any], *, run_id: str = JOURNAL_RUN_ID,
@@ -124,7 +129,7 @@ def record_signals(engine: sa.Engine, signals: Iterable[Any], *, run_id: str = J
         return JournalWrite()
     refused = 0
     if run_id == JOURNAL_RUN_ID:
-        plan = _has_plan(_plan_frame(records))
+        plan = _has_plan(_plan_columns(records))
         refused = int((~plan).sum())
         records = [r for r, ok in zip(records, plan, strict=True) if ok]
     written = db.write_signals(engine, records, run_id=run_id)
@@ -135,7 +140,7 @@ def record_signals(engine: sa.Engine, signals: Iterable[Any], *, run_id: str = J
 def has_trade_plan(signal: Any) -> bool:
     """Whether the journal takes ``signal`` (an ``agent.Signal`` or a dict of ``signals``
     columns): a side, and entry, stop and target on the right sides of each other."""
-    return bool(_has_plan(_plan_frame([_signal_record(signal, with_vector=False)]))[0])
+    return bool(_has_plan(_plan_columns([_signal_record(signal, with_vector=False)]))[0])
 
 
 def moved_duplicates(engine: sa.Engine) -> int:
@@ -144,10 +149,12 @@ def moved_duplicates(engine: sa.Engine) -> int:
     return len(db.list_signals(engine, run_id=DUPLICATE_RUN_ID, limit=None))
 
 
-def _plan_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The plan columns (side, entry, stop, target) of ``records``; missing ones empty."""
-    return pd.DataFrame([{c: r.get(c) for c in ("side", "entry", "stop", "target")}
-                         for r in records])
+_PLAN_COLUMNS = ("side", "entry", "stop", "target")
+
+
+def _plan_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The plan columns (side, entry, stop, target) of ``records``; missing ones None."""
+    return {c: [r.get(c) for r in records] for c in _PLAN_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -166,9 +173,15 @@ class EvaluationSummary:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _has_plan(group: pd.DataFrame) -> np.ndarray:
-    side = group["side"].map({"long": 1, "short": -1}).fillna(0).to_numpy()
-    entry, stop, target = (pd.to_numeric(group[c], errors="coerce").to_numpy(dtype=float)
+_SIDES = {"long": 1, "short": -1}
+
+
+def _has_plan(group: pd.DataFrame | dict[str, list[Any]]) -> np.ndarray:
+    """Per signal (the plan columns of a frame, or :func:`_plan_columns`): a side, and entry,
+    stop and target finite and on the right sides of each other. The one rule of the journal:
+    what it takes and what evaluation follows."""
+    side = np.array([_SIDES.get(s, 0) if isinstance(s, str) else 0 for s in group["side"]])
+    entry, stop, target = (np.asarray(pd.to_numeric(group[c], errors="coerce"), dtype=float)
                            for c in ("entry", "stop", "target"))
     finite = np.isfinite(entry) & np.isfinite(stop) & np.isfinite(target)
     with np.errstate(invalid="ignore"):

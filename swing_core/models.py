@@ -377,24 +377,23 @@ class CacheCounter(SQLModel, table=True):
     misses: int = 0
 
 
+class ProfileRun(SQLModel, table=True):
+    """An on-demand profile (swing_core.perf.profiling); its tables and call tree as JSON."""
+
+    __tablename__ = "profile_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _created_at()
+    kind: str
+    total_s: float
+    arguments_json: str = Field(sa_type=sa.Text(), nullable=False)
+    functions_json: str = Field(sa_type=sa.Text(), nullable=False)
+    tree_json: str = Field(sa_type=sa.Text(), nullable=False)
+
+
 #: The metadata every table above belongs to (Alembic's target).
 metadata: sa.MetaData = SQLModel.metadata
 
-__all__ = [
-    "VECTOR_BYTES",
-    "VECTOR_DIM",
-    "BacktestRun",
-    "BacktestTrade",
-    "Bar",
-    "CacheCounter",
-    "LLMCacheEntry",
-    "LLMCall",
-    "PerfMemory",
-    "PerfTiming",
-    "SetupVector",
-    "SignalRecord",
-    "SlowQuery",
-    "UTCDateTime",
-    "metadata",
-    "utc_now",
-]
+__all__ = ["VECTOR_BYTES", "VECTOR_DIM", "BacktestRun", "BacktestTrade", "Bar", "CacheCounter",
+           "LLMCacheEntry", "LLMCall", "PerfMemory", "PerfTiming", "ProfileRun", "SetupVector",
+           "SignalRecord", "SlowQuery", "UTCDateTime", "metadata", "utc_now"]

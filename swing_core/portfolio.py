@@ -136,7 +136,7 @@ def simulate_portfolio(
                            np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         cand["return_pct"] = cand["pnl"] / (qty * cand["entry_price_net"])
-    cand = cand.drop(columns="_net_pnl_per_share")
+    del cand["_net_pnl_per_share"]  # in place: drop() would copy every column
     equity, exposure = _equity_curve(cand[cand["qty"] > 0], closes, params=params,
                                      initial_equity=initial_equity, start=start)
     return PortfolioResult(trades=cand, equity=equity, exposure=exposure)

@@ -43,6 +43,7 @@ ADMIN_CONTROLS = (
     ("pages/journal.py", "button", "j_evaluate"),
     ("pages/scanner.py", "button", "save_watchlist"),
     ("pages/performance.py", "button", "perf_selfbench_run"),
+    ("pages/performance.py", "button", "perf_profile_run"),
     ("pages/backtest_review.py", "button", "Run universe backtest"),
 )
 

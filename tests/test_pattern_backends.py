@@ -20,6 +20,7 @@ from swing_core.patterns import (
     make_vector_index,
     recall_at_k,
 )
+from swing_core.patterns.factory import AUTO_FAISS_MIN_ROWS
 from swing_core.patterns.int8_backend import Int8VectorIndex
 from tests.test_patterns import setup_like_vectors
 
@@ -269,11 +270,16 @@ def test_faiss_missing_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> Non
         with pytest.raises(ConfigError, match="pip install 'faiss-cpu"):
             make_vector_index(name)
     assert make_vector_index("int8").name == "int8"  # the others do not need it
-    assert make_vector_index("auto").name == "sklearn"  # auto: exact without FAISS
+    auto = make_vector_index("auto")  # exact without FAISS: the kernel at every size
+    auto.build(np.eye(16, dtype=np.float32)[np.arange(AUTO_FAISS_MIN_ROWS) % 16])
+    assert auto.name == "numpy" and len(auto) == AUTO_FAISS_MIN_ROWS
 
 
-def test_auto_is_the_exact_faiss_flat_when_installed() -> None:
-    assert make_vector_index("auto").name == "faiss-flat"
+def test_auto_is_the_kernel_then_the_exact_faiss_flat_when_installed() -> None:
+    auto = make_vector_index("auto")
+    assert auto.name == "numpy"  # small libraries: no FAISS import
+    auto.build(np.eye(16, dtype=np.float32)[np.arange(AUTO_FAISS_MIN_ROWS) % 16])
+    assert auto.name == "faiss-flat"
 
 
 def test_small_faiss_queries_run_on_one_thread_and_restore_it(data: tuple) -> None:

@@ -180,15 +180,10 @@ def test_backends_answer_batches_exactly(backend: type) -> None:
 
 
 def test_backend_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # default "auto": FAISS's exact flat index when faiss-cpu is installed, else scikit-learn
-    try:
-        import faiss  # noqa: F401
-
-        expected_default = "faiss-flat"
-    except ImportError:
-        expected_default = "sklearn"
+    # default "auto": the numpy kernel for a small library (FAISS' flat index from
+    # AUTO_FAISS_MIN_ROWS rows when faiss-cpu is installed)
     monkeypatch.delenv("SWING_PATTERN_BACKEND", raising=False)
-    assert make_vector_index().name == expected_default
+    assert make_vector_index().name == "numpy"
     monkeypatch.setenv("SWING_PATTERN_BACKEND", "sklearn")
     assert make_vector_index().name == "sklearn"
     monkeypatch.setenv("SWING_PATTERN_BACKEND", "numpy")

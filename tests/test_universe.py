@@ -180,3 +180,121 @@ def test_process_pool_matches_inline(reference, sqlite_engine, tmp_path) -> None
                        executor="inline", save=False)
     assert out.status == "done" and out.worker_peak_rss_mb > 0
     _stats_equal(ref.stats, out.summary.stats)
+
+
+# --------------------------------------------------------------------------- issue 17: flat parent
+
+
+def test_stored_trades_carry_every_prior_column(reference, sqlite_engine, tmp_path) -> None:
+    # other chunk and prior batch sizes: the same trades, with prior_n and the raw win rate
+    out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=4,
+                       executor="inline", bars_loader=LOADER, spill_dir=tmp_path / "spill",
+                       prior_batch=7)
+    _stats_equal(reference.stats, out.summary.stats)
+    expected = _stored_like(reference.trades).rename(
+        columns={"prior_win_rate_raw": "predicted_winrate_raw"})
+    stored = _stored_trades(sqlite_engine, out.run_hash)
+    columns = [*_COMPARE, "prior_n", "predicted_winrate_raw"]
+    key = ["symbol", "signal_ts"]
+    pd.testing.assert_frame_equal(
+        expected[columns].sort_values(key).reset_index(drop=True),
+        stored[columns].sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert (stored["prior_n"] > 0).any()
+    assert not (tmp_path / "spill").exists()  # spill files and the stored priors removed
+
+
+def test_chunk_file_of_another_layout_is_run_again(reference, sqlite_engine, tmp_path) -> None:
+    spill = tmp_path / "spill"
+    out = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                       executor="inline", bars_loader=LOADER, spill_dir=spill,
+                       cancel=_after_chunks(1))
+    assert out.status == "cancelled" and out.chunks_done == 1
+    marker = db.load_backtest_run(sqlite_engine, out.run_hash, trades=False).run["metrics"]
+    # per-symbol metadata stays in the spill files, not in the progress marker
+    assert set(marker["universe"]) == {"chunk_size", "chunks_total", "done", "errors"}
+    np.savez(spill / "chunk_00000.npz", **{"0/meta": np.array(["AAA"])})  # an older layout
+    seen: list[str] = []
+    resumed = run_universe(SYMBOLS, config=_config(), engine=sqlite_engine, chunk_size=2,
+                           executor="inline", bars_loader=LOADER, spill_dir=spill,
+                           progress=lambda done, total, label: seen.append(label))
+    assert resumed.status == "done" and resumed.resumed_chunks == 0
+    assert "AAA" in seen  # its chunk ran again
+    _stats_equal(reference.stats, resumed.summary.stats)
+
+
+def _after_chunks(n: int):
+    calls = {"n": 0}
+
+    def cancel() -> bool:  # checked before each chunk: True once n chunks are done
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return cancel
+
+
+def test_slim_batch_prices_like_the_full_batch() -> None:
+    from swing_core.backtest.final_stage import PRICED_FIELDS, slim_batch
+    from swing_core.backtest.priors import priced_columns
+    from swing_core.config import StrategyParams
+    from swing_core.frame import VECTOR_COLUMNS
+    from swing_core.patterns import PatternIndex
+
+    rng = np.random.default_rng(17)
+    n, m = 400, 150
+    ts = pd.date_range("2023-01-02", periods=n, freq="D", tz="UTC")
+    rows = pd.DataFrame({"symbol": rng.choice(["AAA", "BBB"], n), "interval": "1d", "ts": ts,
+                         "exit_ts": ts + pd.Timedelta(days=3),
+                         "realized_r": rng.normal(0.2, 1.2, n),
+                         "hold_bars": rng.integers(1, 6, n),
+                         "exit_reason": rng.choice(["STOP", "TARGET", "TIME"], n),
+                         "setup": "golden_pocket", "side": "long",
+                         "vol_regime": rng.choice(["L", "M", "H"], n)})
+    rows[list(VECTOR_COLUMNS)] = rng.normal(size=(n, len(VECTOR_COLUMNS))).astype(np.float32)
+    asof = ts[-m:] + pd.Timedelta(days=1)
+    batch = PatternIndex(interval="1d", backend="numpy").query_many(
+        rng.normal(size=(m, len(VECTOR_COLUMNS))).astype(np.float32), asof,
+        rng.choice(["AAA", "BBB", "CCC"], m), rng.choice(["L", "M", "H"], m), extra=rows)
+    fill = rng.uniform(90, 110, m)
+    kwargs = dict(base_confidence=rng.uniform(0, 1, m), exited=rng.uniform(size=m) < 0.8,
+                  realized_r=rng.normal(0.1, 1, m), fill_price=fill, stop=fill - 2,
+                  exit_price=fill + rng.normal(0, 2, m),
+                  exit_ts=pd.DatetimeIndex(asof + pd.Timedelta(days=2)), asof=asof,
+                  params=StrategyParams())
+    full = priced_columns(batch, **kwargs)
+    slim = priced_columns(slim_batch({f: getattr(batch, f) for f in PRICED_FIELDS}), **kwargs)
+    assert set(full) == set(slim)
+    assert np.isfinite(full["confidence"]).all() and (batch.n > 0).any()
+    for col in full:
+        np.testing.assert_array_equal(full[col], slim[col], err_msg=col)
+
+
+def test_trade_rows_round_trip_with_nulls(db_engine) -> None:
+    # PostgreSQL writes them through COPY, SQLite through executemany: the same rows back
+    times = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"], tz="UTC")
+    trades = pd.DataFrame({
+        "symbol": ["AAA", "BBB", "AAA"], "setup": ["golden_pocket", None, "momentum"],
+        "side": ["long", "short", None], "trend": ["up", "down", "sideways"],
+        "vol_regime": ["L", "M", "H"], "signal_ts": times,
+        "entry_ts": pd.DatetimeIndex([times[0], pd.NaT, times[2]]),
+        "entry_price": [100.5, np.nan, 99.25], "stop": [98.0, 101.0, 97.5],
+        "target": [104.0, 95.0, np.nan],
+        "exit_ts": pd.DatetimeIndex([times[1], pd.NaT, pd.NaT]),
+        "exit_price": [103.75, np.nan, np.nan], "exit_reason": ["TARGET", "NOT_FILLED", None],
+        "realized_r": [1.3, np.nan, np.nan], "hold_bars": [1.0, np.nan, 3.0],
+        "qty": [12.0, 0.0, np.nan], "pnl": [38.9, np.nan, np.nan], "fees": [2.0, 0.0, 1.0],
+        "predicted_winrate": [0.55, np.nan, 0.5], "predicted_winrate_raw": [0.6, np.nan, 0.4],
+        "prior_n": [50, 0, 7], "expected_r": [0.3, np.nan, -0.1],
+        "both_touched": [True, None, False]})
+    run_id = db.save_backtest_run(db_engine, {"run_hash": "roundtrip", "status": "done"},
+                                  [trades.iloc[:2], trades.iloc[2:]])
+    stored = db.load_backtest_run(db_engine, "roundtrip").trades
+    assert (stored["run_id"] == run_id).all()
+    stored = stored.sort_values("id").reset_index(drop=True)
+    for col in trades.columns:
+        got, want = stored[col].tolist(), trades[col].tolist()
+        for g, w in zip(got, want, strict=True):
+            missing = w is None or (isinstance(w, float) and np.isnan(w)) or w is pd.NaT
+            if missing:
+                assert g is None or g is pd.NaT or (isinstance(g, float) and np.isnan(g)), col
+            else:
+                assert g == w, (col, g, w)

@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Layers from the top (views) down to infrastructure; a module may import its own layer and
 #: those below it. Keys are concepts: the first name under ``swing_core``, or ``pages``/``app``.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "views": ("app", "pages", "__main__", "cli", "cli_backtest", "cli_journal"),
+    "views": ("app", "pages", "__main__", "cli", "cli_backtest", "cli_journal",
+              "cli_profile"),
     "presentation": ("charts", "views"),
     "services": ("agent", "backtest", "patterns", "priors", "llm", "journal", "services",
                  "swingagent", "verdict"),

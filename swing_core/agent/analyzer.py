@@ -76,6 +76,7 @@ def load_context(
     offline: bool | None = None,
     main_source: str = "demo",
     fetch: ContextFetch | None = None,
+    cache: dict[tuple[Any, ...], Any] | None = None,
 ) -> tuple[FrameContext, list[str]]:
     """Benchmark and other-timeframe bars for ``symbol`` (:func:`context_series`), from the
     same source as its own bars (``main_source``, the ``source`` attr of those bars: local bars
@@ -87,13 +88,18 @@ def load_context(
     The one context rule of the engine: the analysis and the backtests (which pass ``fetch``,
     their own way of getting each series once per run) both come here. ``fetch``: default
     :func:`swing_core.market.fetch_bars` over the last ``lookback_days`` with ``engine`` and
-    ``offline``."""
+    ``offline``; ``cache``: a dict that remembers the default fetch's bars (and errors) across
+    calls, so that a scan reads each benchmark once (:func:`~swing_core.agent.scanning.scan`)."""
     if fetch is None:
         def fetch(other_symbol: str, other_interval: str, source: str) -> pd.DataFrame:
             # demo context under real bars would be dropped below: never make it
             return market.fetch_bars(other_symbol, other_interval, lookback_days=lookback_days,
                                      engine=engine, offline=offline, source=source,
                                      demo_fallback=main_source == "demo")
+
+        if cache is not None:
+            fetch = _remembered(fetch, cache, (lookback_days, offline, engine,
+                                               main_source == "demo"))
 
     source = context_source(main_source)
     notes: list[str] = []
@@ -120,6 +126,25 @@ def load_context(
         mtf={k: v for k, v in got.items() if k in MTF_INTERVALS},
     )
     return context, notes
+
+
+def _remembered(fetch: ContextFetch, cache: dict[tuple[Any, ...], Any],
+                settings: tuple[Any, ...]) -> ContextFetch:
+    """``fetch`` answering each (symbol, interval, source) once per ``cache`` and ``settings``:
+    the same bars frame (read only by the signal frame) or the same error again."""
+
+    def remembered(other_symbol: str, other_interval: str, source: str) -> pd.DataFrame:
+        key = (other_symbol, other_interval, source, *settings)
+        if key not in cache:
+            try:
+                cache[key] = fetch(other_symbol, other_interval, source)
+            except SwingError as exc:
+                cache[key] = exc
+        if isinstance(cache[key], SwingError):
+            raise cache[key]
+        return cache[key]
+
+    return remembered
 
 
 def analyze_frame(
@@ -171,6 +196,7 @@ def analysis(
     prior_provider: PriorProvider | None = None,
     provider: Any = None,
     source: str | None = None,
+    context_cache: dict[tuple[Any, ...], Any] | None = None,
 ) -> Analysis:
     """Analyze ``symbol`` on ``interval`` bars: the signal frame and the signal of its last bar.
 
@@ -180,6 +206,8 @@ def analysis(
     other timeframes) alike; ``provider`` (e.g. ``market.FileProvider`` for the user's
     CSV/Parquet file) overrides it for the symbol's own bars. The lookback counts back from
     now (Yahoo, demo) or from the newest stored bar (local library).
+    ``context_cache``: a dict shared by several analyses (a scan) so that each context series
+    is read once for all of them (:func:`load_context`).
     Raises ``MarketDataError`` for an unknown symbol, no data, a malformed file or too few bars.
     """
     params = params or StrategyParams()
@@ -195,7 +223,8 @@ def analysis(
                              source=source)
     main_source = str(bars.attrs.get("source", ""))
     context, notes = load_context(symbol, interval, params=params, lookback_days=lookback,
-                                  engine=engine, offline=offline, main_source=main_source)
+                                  engine=engine, offline=offline, main_source=main_source,
+                                  cache=context_cache)
     notes = list(dict.fromkeys([*bars.attrs.get("notes", []), *notes]))
     frame = build_signal_frame(bars, params=params, interval=interval, context=context)
     signal = analyze_frame(frame, symbol=symbol, interval=interval, params=params,
@@ -214,8 +243,9 @@ def analyze(
     prior_provider: PriorProvider | None = None,
     provider: Any = None,
     source: str | None = None,
+    context_cache: dict[tuple[Any, ...], Any] | None = None,
 ) -> Signal:
     """The signal of :func:`analysis` (same arguments), for callers that need no frame."""
     return analysis(symbol, interval, params=params, lookback_days=lookback_days,
                     engine=engine, offline=offline, prior_provider=prior_provider,
-                    provider=provider, source=source).signal
+                    provider=provider, source=source, context_cache=context_cache).signal

@@ -46,14 +46,19 @@ def scan(
     source: str | None = None,
 ) -> list[ScanResult]:
     """Analyze every symbol; one result per symbol, in input order. A failing symbol's error is
-    in its result and the scan goes on. ``progress(done, total, symbol)`` is called after each."""
+    in its result and the scan goes on. ``progress(done, total, symbol)`` is called after each.
+
+    Each context series (the sector and market benchmarks, shared by every symbol) is read once
+    per scan and handed to every symbol's analysis (``analyze(..., context_cache=)``): the
+    signals are those of analyzing each symbol on its own."""
     symbols = list(dict.fromkeys(s.strip().upper() for s in symbols if s and s.strip()))
     results: list[ScanResult] = []
+    context_cache: dict[tuple[Any, ...], Any] = {}  # this scan's context reads
     for done, symbol in enumerate(symbols, start=1):
         try:
             signal = analyze(symbol, interval, params=params, lookback_days=lookback_days,
                              engine=engine, offline=offline, prior_provider=prior_provider,
-                             source=source)
+                             source=source, context_cache=context_cache)
             results.append(ScanResult(symbol=symbol, signal=signal))
         except SwingError as exc:  # the symbol's own problem; a bug stops the scan
             results.append(ScanResult(symbol=symbol, signal=None, error=str(exc)))

@@ -280,7 +280,9 @@ def signal_from_frame(
         time_bucket=row["time_bucket"],
         atr_pct=finite_or_none(row["atr_pct"]),
         vol_regime=row["vol_regime"],
-        vector=[float(v) for v in row[list(VECTOR_COLUMNS)].to_numpy(dtype=np.float32)],
+        # 16 scalar reads: a list-indexed row (a new Series) cost ~3x the rest of the row
+        vector=[float(v) for v in np.array([row[c] for c in VECTOR_COLUMNS],
+                                           dtype=np.float32)],
     )
 
 

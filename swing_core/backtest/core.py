@@ -131,7 +131,8 @@ def core_from_taken(taken: pd.DataFrame, closes: Mapping[str, pd.Series],
                               initial_equity=config.initial_equity,
                               max_positions=config.max_positions, start=start)
     extra_cols = [c for c in port.trades.columns if c not in taken.columns]
-    extra = port.trades.set_index(candidates.index)[extra_cols]
+    extra = port.trades[extra_cols]  # only these columns copied (set_index copies them all)
+    extra.index = candidates.index
     equity, exposure = port.equity, port.exposure
     del port, candidates
     trades = taken

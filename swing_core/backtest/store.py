@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -84,11 +85,15 @@ def trades_for_storage(trades: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_run(engine: Any, result: BacktestResult, *, name: str | None = None,
-             trade_batch: int | None = None) -> int:
+             trade_batch: int | None = None,
+             trades: Iterable[pd.DataFrame] | None = None) -> int:
     """Store a :class:`~swing_core.backtest.BacktestResult`; returns the run id.
 
     ``trade_batch``: convert and write the trades that many rows at a time (same transaction;
-    bounded memory for runs with hundreds of thousands of trades)."""
+    bounded memory for runs with hundreds of thousands of trades). ``trades``: the rows to
+    store instead of ``result.trades``, already ``backtest_trades`` rows
+    (:func:`trades_for_storage`), frame by frame (e.g. generated from a universe run's spill
+    files: never all in memory)."""
     config = result.config
     settings = config.to_dict()
     params = settings.pop("params")
@@ -117,6 +122,8 @@ def save_run(engine: Any, result: BacktestResult, *, name: str | None = None,
         "lookahead": json.dumps(result.lookahead.to_dict()) if result.lookahead else None,
         "status": "done",
     }
+    if trades is not None:
+        return db.save_backtest_run(engine, run, trades)
     trades = result.trades
     if trade_batch:
         # each slice built column by column: slicing the frame itself may consolidate (copy)

@@ -13,43 +13,43 @@ every symbol's bars and signal frame at once:
    their symbol (a custom ``bars_loader`` gives the benchmarks, at the run's interval only). A worker returns only compact
    per-signal arrays (codes for labels, float32 setup vectors, float64 prices so the
    portfolio's P&L is exact) and the symbol's closes;
-2. each finished chunk is committed: its compact arrays to a spill file (``spill_dir``, written
-   atomically; :mod:`swing_core.backtest.spill`), then, in ONE database transaction, its
-   stage-1 trades (the taken signals, rows of ``backtest_trades`` with the run id) and the run
-   row (status ``"running"``, the list of finished chunks in ``metrics_json["universe"]``). The
-   database marker is the commit point: a chunk is finished when its marker is stored, never
-   half-written;
-3. after the last chunk: priors (the pattern engine's ``query_many`` over the run's outcomes,
-   the same :func:`~swing_core.backtest.priors.priced_columns` formulas), portfolio and
-   statistics exactly as ``run_backtest`` computes them (same functions, same signal order),
-   the stored trades replaced by the final ones, status ``"done"``. The result
-   (:class:`UniverseResult`) carries a :class:`UniverseSummary` (statistics, equity,
-   breakdowns, calibration, trade count), not the trades: load them with
-   :func:`swing_core.backtest.load_run` (or :meth:`UniverseResult.load`).
+2. each finished chunk is committed: its compact arrays and its symbols' metadata (data
+   fingerprint, source, notes) to a spill file (``spill_dir``, written atomically;
+   :mod:`swing_core.backtest.spill`), then, in ONE database transaction, its stage-1 trades
+   (the taken signals, rows of ``backtest_trades`` with the run id) and the run row (status
+   ``"running"``, the finished chunks and the symbols that could not run in
+   ``metrics_json["universe"]``). The database marker is the commit point: a chunk is finished
+   when its marker is stored (and its spill file is there), never half-written;
+3. after the last chunk, the final stage (:mod:`swing_core.backtest.final_stage`): priors (the
+   pattern engine's ``query_many`` over the run's outcomes, the same
+   :func:`~swing_core.backtest.priors.priced_columns` formulas), portfolio and statistics
+   exactly as ``run_backtest`` computes them (same functions, same signal order), the stored
+   trades replaced by the final ones, status ``"done"``. The result (:class:`UniverseResult`)
+   carries a :class:`UniverseSummary` (statistics, equity, breakdowns, calibration, trade
+   count), not the trades: load them with :func:`swing_core.backtest.load_run` (or
+   :meth:`UniverseResult.load`).
 
 Cancel (``cancel``: a ``threading.Event`` or a callable returning True) is checked before each
 chunk: the run stops with status ``"cancelled"`` and its finished chunks stored. Calling
 :func:`run_universe` again with the same inputs (same run hash) resumes after the last
-finished chunk; a finished run is served from storage.
+finished chunk (reading the run row only, not its stored trades); a finished run is served
+from storage.
 
 The run hash covers the symbols, the configuration, the bar source (``bars_loader``'s name or
 the market layer's mode), ``chunk_size`` and ENGINE_VERSION, not the bars themselves (they are
 only loaded chunk by chunk): resuming assumes the data did not change, and each symbol's data
 fingerprint is stored with its chunk.
 
-Memory: stage 1 keeps O(signals) compact arrays (about 170 bytes per signal) in the spill
-files on disk; the parent never holds O(bars x frame columns). The final stage reads them
-column by column, prices the priors in batches (``prior_batch``), builds one frame of the
-taken signals only, with the columns the portfolio, the statistics and the stored trades read
-(labels as categoricals, no setup vectors), writes the trades in slices and drops them. Measured
-(``benchmarks/bench_universe.py``, 2,000 daily demo bars a symbol, chunks of 50, 2 workers):
-parent peak about 270 MB at 100 symbols, 371-378 MB at 500 symbols (375k signals, 219k
-trades; the interpreter and imports alone: 156 MB); stage-1 workers about 136 MB each.
+Memory: nothing per symbol accumulates in the parent during stage 1 (the compact arrays,
+about 170 bytes per signal, and the metadata go to the spill files). The final stage streams
+the files chunk by chunk (priors per chunk, the stored trades re-read and written in slices)
+and holds, per taken signal, only the columns the portfolio reads and a few figures; the
+portfolio and the point-in-time calibration still see every taken signal at once (see
+``benchmarks/bench_universe.py`` for the measured parent peak and its slope per symbol).
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -57,38 +57,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from swing_core import db, market
 from swing_core.backtest.config import BacktestConfig, ProgressFn, validate_config
 from swing_core.backtest.context import benchmark_bars
-from swing_core.backtest.core import core_from_taken, run_statistics
 from swing_core.backtest.executor import map_tasks, open_executor
-from swing_core.backtest.priors import (
-    PRIORS_ENGINE,
-    priced_columns,
-    stored_library,
-    unpriced_columns,
-)
+from swing_core.backtest.final_stage import final_stage
+from swing_core.backtest.priors import PRIORS_ENGINE, stored_library
 from swing_core.backtest.result import BacktestResult
 from swing_core.backtest.run import run_hash
 from swing_core.backtest.spill import (
     BarsLoader,
-    SpillColumns,
-    price_taken,
     release_memory,
-    spill_path,
+    spill_ready,
     spill_task,
     stage1_trades,
-    taken_columns,
-    utc_times,
     write_spill,
 )
-from swing_core.backtest.store import load_run, progress_marker, progress_row, save_run
+from swing_core.backtest.store import load_run, progress_marker, progress_row
 from swing_core.config import get_settings
 from swing_core.errors import BacktestError, SwingError
-from swing_core.patterns import PatternIndex
 
 __all__ = ["MarketBarsLoader", "UniverseResult", "UniverseSummary", "run_universe"]
 
@@ -239,7 +228,7 @@ def run_universe(
         "priors": PRIORS_ENGINE, "context": "load_context"})
     chunks = [names[i:i + chunk_size] for i in range(0, len(names), chunk_size)]
     total = len(names)
-    stored = db.load_backtest_run(engine, digest)
+    stored = db.load_backtest_run(engine, digest, trades=False)  # the run row: its progress
     if stored is not None and stored.run.get("status") == "done":
         del stored
         progress(total, total, "served from storage")
@@ -248,17 +237,15 @@ def run_universe(
                               len(chunks), len(chunks), dict(result.errors), _summary(result))
     marker = progress_marker(stored)
     run_id = int(stored.run["id"]) if stored is not None else None
-    del stored  # the stored stage-1 trades: not needed (the spill files hold the chunks)
-    release_memory()
+    del stored
     done_chunks = set(int(k) for k in marker.get("done", []))
     spill = Path(spill_dir) if spill_dir is not None else (
         Path(_data_dir()) / "universe" / digest)
-    done_chunks = {k for k in done_chunks if spill_path(spill, k).exists()}
+    done_chunks = {k for k in done_chunks if spill_ready(spill, k)}
+    # per-symbol metadata (fingerprints, sources, notes) lives in the spill files; the marker
+    # keeps the finished chunks and the symbols that could not run
     marker = {"chunk_size": chunk_size, "chunks_total": len(chunks),
-              "done": sorted(done_chunks), "errors": dict(marker.get("errors") or {}),
-              "fingerprints": dict(marker.get("fingerprints") or {}),
-              "sources": dict(marker.get("sources") or {}),
-              "notes": dict(marker.get("notes") or {})}
+              "done": sorted(done_chunks), "errors": dict(marker.get("errors") or {})}
     resumed = len(done_chunks)
     worker_rss = 0.0
     finished = sum(len(chunks[k]) for k in done_chunks)
@@ -299,9 +286,6 @@ def run_universe(
                 else:
                     parts.append(outcome)
                     worker_rss = max(worker_rss, float(outcome.pop("rss_mb")))
-                    marker["fingerprints"][symbol] = outcome["fingerprint"]
-                    marker["sources"][symbol] = outcome["source"]
-                    marker["notes"][symbol] = outcome["notes"]
             write_spill(spill, k, parts)
             trades = stage1_trades(parts)
             del parts, outcomes
@@ -313,19 +297,22 @@ def run_universe(
         return _status("cancelled")
     progress(total, total, "priors, portfolio and statistics")
     release_memory()
-    out = _final_stage(chunks, spill, config, marker, digest, engine=engine, name=name,
-                       library=library, prior_batch=prior_batch)
+    out = final_stage(len(chunks), spill, config, marker["errors"], digest, engine=engine,
+                      name=name, library=library, prior_batch=prior_batch,
+                      trade_batch=_TRADE_BATCH)
     if out is None:
         _status("failed")
         raise BacktestError("No symbol could run: " + " | ".join(marker["errors"].values()))
-    run_id, summary = out
+    run_id, summary = out[0], _summary(out[1])
+    del out
+    release_memory()
     shutil.rmtree(spill, ignore_errors=True)
     return UniverseResult("done", digest, run_id, tuple(names), len(chunks), len(chunks),
                           resumed, dict(marker["errors"]), summary, worker_rss)
 
 
 def _summary(result: BacktestResult) -> UniverseSummary:
-    """A stored run's summary (its trades counted, not kept)."""
+    """A run's summary (its trades counted, not kept)."""
     return UniverseSummary(
         config=result.config, symbols=result.symbols, stats=result.stats,
         equity=result.equity, breakdowns=result.breakdowns, calibration=result.calibration,
@@ -335,66 +322,3 @@ def _summary(result: BacktestResult) -> UniverseSummary:
 
 def _data_dir() -> Path:
     return get_settings().data_dir
-
-
-def _final_stage(chunks: list[list[str]], spill: Path, config: BacktestConfig,
-                 marker: dict[str, Any], digest: str, *, engine: Any, name: str | None,
-                 library: PatternIndex | None, prior_batch: int = _PRIOR_BATCH
-                 ) -> tuple[int, UniverseSummary] | None:
-    """Priors, portfolio and statistics over every stored chunk (``run_backtest``'s stages),
-    then the run stored (status "done", its final trades). Returns (run id, summary).
-
-    Bounded memory: the chunks are read column by column; the priors are priced in batches;
-    only the taken signals (the trades) become a frame, with only the columns the portfolio,
-    the statistics and the stored trades read (no setup vectors, no prior details); the
-    trades are written in slices and dropped (the summary keeps their count). Same figures as
-    :func:`~swing_core.backtest.core.core_from_signals` on the full signal frame: every other
-    signal only counts (# Signals) or is an outcome the priors search."""
-    data = SpillColumns(spill, len(chunks))
-    if not data.parts:
-        return None
-    meta = data.meta
-    bh = [m["buy_hold"] for m in meta if np.isfinite(m["buy_hold"])]
-    sources = {m["symbol"]: m["source"] for m in meta}
-    taken = data.column("taken").astype(bool)
-    if config.priors and taken.any():
-        batch, asof_ns = price_taken(data, taken, config, library=library, batch=prior_batch)
-        release_memory()
-        cols = taken_columns(data, taken, config.interval)
-        priors = priced_columns(batch, base_confidence=cols["base_confidence"],
-                                exited=cols["exit_pos"] >= 0, realized_r=cols["realized_r"],
-                                fill_price=cols["fill_price"], stop=cols["stop"],
-                                exit_price=cols["exit_price"], exit_ts=cols["exit_ts"],
-                                asof=utc_times(asof_ns), params=config.params)
-        del batch, asof_ns
-    else:
-        cols = taken_columns(data, taken, config.interval)
-        priors = unpriced_columns(cols["base_confidence"])
-    # the prior columns the portfolio (confidence), statistics and stored trades read
-    kept = ("prior_win_rate", "prior_win_rate_raw", "expected_r", "confidence")
-    cols.update({col: priors[col] for col in kept})
-    del taken, priors, cols["base_confidence"]
-    frame = pd.DataFrame(index=pd.RangeIndex(len(cols["symbol"])))
-    for col in list(cols):  # column by column: never the columns and a copy at once
-        frame[col] = cols.pop(col)
-    del cols
-    release_memory()
-    core = core_from_taken(frame, data.closes(), config,
-                           buy_hold_return_pct=float(np.mean(bh)) if bh else math.nan,
-                           n_invalid_plans=sum(m["n_invalid"] for m in meta), n_signals=data.n)
-    del frame  # core.trades is the same frame, with the portfolio's columns
-    summary = run_statistics(core, config, data_sources=sources.values())
-    result = BacktestResult(
-        run_hash=digest, config=config, symbols=tuple(m["symbol"] for m in meta),
-        stats=summary.stats, trades=core.trades, equity=core.equity,
-        breakdowns=summary.breakdowns, calibration=summary.calibration,
-        errors=dict(marker["errors"]), data_sources=sources,
-        data_fingerprints={m["symbol"]: m["fingerprint"] for m in meta},
-        notes={s: tuple(n) for s, n in (marker.get("notes") or {}).items() if n})
-    del core, summary
-    release_memory()
-    run_id = save_run(engine, result, name=name, trade_batch=_TRADE_BATCH)
-    out = _summary(result)
-    del result
-    release_memory()
-    return run_id, out

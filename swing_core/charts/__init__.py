@@ -13,7 +13,7 @@ One module per concept:
   calibration, parameter-search heatmaps;
 - :mod:`~swing_core.charts.library`: neighbour paths and the setup-library projection;
 - :mod:`~swing_core.charts.perf`: the Performance page (latency, memory, caches, LLM cost,
-  self-benchmark).
+  self-benchmark, a profile's call tree).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from swing_core.charts.perf import (
     latency_figure,
     llm_cost_figure,
     memory_figure,
+    profile_icicle,
     selfbench_figure,
 )
 from swing_core.charts.price import price_figure
@@ -62,6 +63,7 @@ __all__ = [
     "outcome_color",
     "outcome_histogram",
     "price_figure",
+    "profile_icicle",
     "projection_figure",
     "reliability_figure",
     "selfbench_figure",

@@ -24,6 +24,7 @@ __all__ = [
     "latency_figure",
     "llm_cost_figure",
     "memory_figure",
+    "profile_icicle",
     "selfbench_figure",
 ]
 
@@ -176,4 +177,39 @@ def selfbench_figure(guide: pd.DataFrame, *, height: int = 340,
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=height, margin=_MARGIN, title=title, barmode="group",
                       legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def _package(location: str) -> str:
+    """``swing_core/frame.py:103`` → ``swing_core``; ``built-in`` and ``<frozen …>`` as such."""
+    if location == "built-in":
+        return "built-in"
+    if location.startswith("<"):
+        return "python"
+    return location.split("/", 1)[0] if "/" in location else location.split(".py", 1)[0]
+
+
+def profile_icicle(tree: pd.DataFrame, *, height: int = 560,
+                   title: str = "Where the time went (call tree, sampled stacks)") -> go.Figure:
+    """The profile's call tree as an icicle (a flame graph drawn top-down): the profiled
+    operation on top, each function below the one that called it, widths in proportion to wall
+    time, one colour per package (swing_core, pandas, numpy, …). ``tree``: the columns of
+    :data:`swing_core.perf.profile_tree.TREE_COLUMNS` (``value_us``: whole microseconds whose
+    children never add up to more than their parent). Click a box to zoom into it."""
+    if tree.empty:
+        return empty_figure("No call tree: the run was too short to sample.", height=height)
+    packages = tree["location"].map(_package)
+    order = list(dict.fromkeys(packages))
+    colors = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(order)}
+    custom = np.column_stack([tree["location"], tree["seconds"], tree["self_s"],
+                              tree["share"] * 100, packages])
+    fig = go.Figure(go.Icicle(
+        ids=tree["id"], parents=tree["parent"], labels=tree["function"],
+        values=tree["value_us"], branchvalues="total", customdata=custom,
+        marker={"colors": packages.map(colors).tolist()}, tiling={"orientation": "v"},
+        maxdepth=12, sort=False,
+        hovertemplate=("<b>%{label}</b><br>%{customdata[0]}<br>%{customdata[1]:.4f} s "
+                       "(%{customdata[3]:.1f} % of the run), %{customdata[2]:.4f} s in itself"
+                       "<br>%{customdata[4]}<extra></extra>")))
+    fig.update_layout(height=height, margin=_MARGIN, title=title)
     return fig

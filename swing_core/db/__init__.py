@@ -61,6 +61,7 @@ from swing_core.db.signals import (
     list_signals,
     record_signals,
     set_signal_outcomes,
+    write_signal,
     write_signals,
 )
 from swing_core.db.vector_load import VectorRows, load_vector_matrix
@@ -99,6 +100,7 @@ __all__ = [
     "set_vector_outcomes",
     "upsert_bars",
     "upsert_vectors",
+    "write_signal",
     "write_signals",
     "write_transaction",
 ]

@@ -127,7 +127,7 @@ def _dictionary_encoded(text: str, separator: str, n: int) -> tuple[np.ndarray, 
 # --------------------------------------------------------------------------- PostgreSQL COPY
 
 
-def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+def _text_codes(series: pd.Series, table: str | None = None) -> tuple[np.ndarray, list[str]]:
     """1-based int32 codes of ``series`` into its distinct values as bound strings (what
     :func:`~swing_core.db._convert._column_values` binds: ``str(v)``, JSON for dicts/lists), 0
     for NULL (None, NaN). Raises TypeError for unhashable values, DataError for text with a NUL
@@ -137,7 +137,7 @@ def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
                for u in uniques]
     if not strings:
         return np.zeros(len(series), dtype=np.int32), []
-    _refuse_nul(strings, str(series.name))
+    _refuse_nul(strings, str(series.name), table)
     canon, dictionary = pd.factorize(np.asarray(strings, dtype=object))  # 1 and "1" meet
     return (np.where(codes >= 0, canon.take(codes) + 1, 0).astype(np.int32),
             [str(v) for v in dictionary])

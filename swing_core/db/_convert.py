@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -90,15 +91,12 @@ Columns = dict[str, list[Any]]
 _NAMED_PARAM = re.compile(r"%\((\w+)\)s")
 
 
-def _executemany(conn: Connection, stmt: Any, columns: Columns, *,
-                 chunk: int = 20_000) -> None:
-    """Run ``stmt`` (an INSERT) for every row through the driver's executemany (sqlite3: a C
-    loop; psycopg 3: pipeline mode, no round trip per row), with plain tuples: no per-row
-    SQLAlchemy parameter processing, so values must already be driver-ready (``_columns``)."""
-    names = list(columns)
-    if not names or not columns[names[0]]:
-        return
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=names, for_executemany=True)
+def _driver_sql(stmt: Any, dialect: sa.Dialect, names: list[str], *,
+                many: bool = False) -> tuple[str, list[str]]:
+    """``stmt`` compiled for ``dialect`` as driver SQL with positional parameters, and the
+    names of its parameters in order (``names``: the INSERT's columns). Compile once and reuse:
+    compiling costs far more than running a one-row statement."""
+    compiled = stmt.compile(dialect=dialect, column_keys=names, for_executemany=many)
     sql = str(compiled)
     if compiled.positional:
         order = list(compiled.positiontup)
@@ -107,6 +105,18 @@ def _executemany(conn: Connection, stmt: Any, columns: Columns, *,
         sql = _NAMED_PARAM.sub("%s", sql)
     if set(order) - set(names):
         raise ValueError(f"missing values for {sorted(set(order) - set(names))}")
+    return sql, order
+
+
+def _executemany(conn: Connection, stmt: Any, columns: Columns, *,
+                 chunk: int = 20_000) -> None:
+    """Run ``stmt`` (an INSERT) for every row through the driver's executemany (sqlite3: a C
+    loop; psycopg 3: pipeline mode, no round trip per row), with plain tuples: no per-row
+    SQLAlchemy parameter processing, so values must already be driver-ready (``_columns``)."""
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return
+    sql, order = _driver_sql(stmt, conn.dialect, names, many=True)
     rows = list(zip(*(columns[name] for name in order), strict=True))
     for i in range(0, len(rows), chunk):
         conn.exec_driver_sql(sql, rows[i:i + chunk])
@@ -117,10 +127,16 @@ def _upsert(conn: Connection, table: sa.Table, columns: Columns, keys: list[str]
     """``INSERT … ON CONFLICT (keys) DO UPDATE`` as one executemany: columns in ``update`` take
     the new value; columns in ``keep`` take it only when it is not NULL (a known value is never
     erased)."""
+    _executemany(conn, _upsert_statement(conn, table, keys, update, keep=keep), columns)
+
+
+def _upsert_statement(conn: Connection, table: sa.Table, keys: list[str], update: list[str], *,
+                      keep: tuple[str, ...] = ()) -> Any:
+    """The ``INSERT … ON CONFLICT (keys) DO UPDATE`` of :func:`_upsert`."""
     stmt = _insert(conn, table)
     set_ = {c: stmt.excluded[c] for c in update}
     set_.update({c: sa.func.coalesce(stmt.excluded[c], table.c[c]) for c in keep})
-    _executemany(conn, stmt.on_conflict_do_update(index_elements=keys, set_=set_), columns)
+    return stmt.on_conflict_do_update(index_elements=keys, set_=set_)
 
 
 # --------------------------------------------------------------------------- record conversion
@@ -163,8 +179,7 @@ def _column_values(series: pd.Series, column: sa.Column, driver: str | None = No
         floats = pd.to_numeric(series, errors="coerce").astype("float64").tolist()
         return [None if v != v else v for v in floats]
     if isinstance(kind, sa.Boolean):
-        return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else bool(v)
-                for v in series.tolist()]
+        return [_bool_value(v) for v in series.tolist()]
     if isinstance(kind, sa.Integer):
         floats = pd.to_numeric(series, errors="coerce").astype("float64").tolist()
         return [None if v != v else int(v) for v in floats]
@@ -175,16 +190,61 @@ def _column_values(series: pd.Series, column: sa.Column, driver: str | None = No
         strings = series.tolist()  # fast path: plain strings, no missing values
         _refuse_nul(strings, column.name, getattr(table, "name", None))
         return strings
-    out: list[Any] = []
-    for v in series.tolist():
-        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            out.append(None)
-        elif isinstance(v, dict | list | tuple):
-            out.append(json.dumps(v, default=str))
-        else:
-            out.append(str(v))
+    out = [_text_value(v) for v in series.tolist()]
     _refuse_nul(out, column.name, getattr(table, "name", None))
     return out
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+def _bool_value(v: Any) -> bool | None:
+    return None if _missing(v) else bool(v)
+
+
+def _text_value(v: Any) -> str | None:
+    if _missing(v):
+        return None
+    return json.dumps(v, default=str) if isinstance(v, dict | list | tuple) else str(v)
+
+
+#: Timestamps a one-row write converts without pandas: pandas' nanosecond range, whole µs.
+_PLAIN_YEARS = range(1678, 2262)
+
+
+def _bind_value(value: Any, column: sa.Column, driver: str | None = None) -> Any:
+    """One value as :func:`_column_values` binds it in a frame column (the same result), without
+    building a Series for the usual Python types (None, str, bytes, bool, whole-µs datetimes,
+    floats, ints up to 2**53); anything else goes through :func:`_column_values` itself."""
+    kind = column.type
+    if value is None:
+        return None
+    if isinstance(kind, UTCDateTime):
+        if (isinstance(value, datetime) and value.year in _PLAIN_YEARS
+                and not getattr(value, "nanosecond", 0)):
+            utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            if isinstance(utc, pd.Timestamp):
+                utc = utc.to_pydatetime()
+            if driver == "sqlite":  # _driver_datetimes' text: naive UTC, microseconds
+                return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            return utc
+    elif isinstance(kind, sa.Boolean):
+        return _bool_value(value)
+    elif isinstance(kind, sa.Float | sa.Integer):
+        exact = isinstance(value, float) or (type(value) is int and abs(value) <= 2 ** 53)
+        if exact:
+            if value != value:
+                return None
+            return int(value) if isinstance(kind, sa.Integer) else float(value)
+    elif isinstance(kind, sa.LargeBinary):
+        if type(value) is bytes:
+            return value
+    elif type(value) is str:
+        table = getattr(column, "table", None)
+        _refuse_nul([value], column.name, getattr(table, "name", None))
+        return value
+    return _column_values(pd.Series([value]), column, driver)[0]
 
 
 def _columns(frame: pd.DataFrame, model: type, *, skip: tuple[str, ...] = ("id",),
@@ -202,18 +262,41 @@ def _columns(frame: pd.DataFrame, model: type, *, skip: tuple[str, ...] = ("id",
         if name in skip:
             continue
         if name in fixed:
-            columns[name] = _column_values(pd.Series([fixed[name]]), col, driver) * n
+            columns[name] = [_bind_value(fixed[name], col, driver)] * n
             continue
         values = (_column_values(frame[name], col, driver) if name in frame.columns
                   else [None] * n)
         if not col.nullable and any(v is None for v in values):
-            default = _model_default(model, name)
-            if default is None:
-                raise ValueError(f"{table.name}: column {name!r} is required but missing.")
-            default = _column_values(pd.Series([default]), col, driver)[0]
+            default = _default_value(model, col, driver)
             values = [default if v is None else v for v in values]
         columns[name] = values
     return columns
+
+
+def _default_value(model: type, column: sa.Column, driver: str | None) -> Any:
+    """The bound model default of NOT NULL ``column`` (for a missing or NULL value)."""
+    default = _model_default(model, column.name)
+    if default is None:
+        raise ValueError(f"{model.__table__.name}: column {column.name!r} is required but "
+                         "missing.")
+    return _bind_value(default, column, driver)
+
+
+def _row(record: dict[str, Any], model: type, *, skip: tuple[str, ...] = ("id",),
+         fixed: dict[str, Any] | None = None, driver: str | None = None) -> dict[str, Any]:
+    """The values of one ``record`` for every column of ``model``'s table: what
+    :func:`_columns` gives for a frame of this one row, without building the frame."""
+    fixed = fixed or {}
+    row: dict[str, Any] = {}
+    for col in model.__table__.columns:
+        name = col.name
+        if name in skip:
+            continue
+        value = _bind_value(fixed[name] if name in fixed else record.get(name), col, driver)
+        if value is None and not col.nullable:
+            value = _default_value(model, col, driver)
+        row[name] = value
+    return row
 
 
 def _records(frame: pd.DataFrame, model: type, **kwargs: Any) -> list[dict[str, Any]]:

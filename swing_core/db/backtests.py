@@ -7,10 +7,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from swing_core.db._bulk import INT64_MIN, _binary_copy, _copy_in, _pg_micros, _quoted, _text_codes
 from swing_core.db._convert import (
     _as_frame,
     _columns,
@@ -20,10 +22,7 @@ from swing_core.db._convert import (
     _select_table,
 )
 from swing_core.db.core import _db_errors, _ready, write_transaction
-from swing_core.models import (
-    BacktestRun,
-    BacktestTrade,
-)
+from swing_core.models import BacktestRun, BacktestTrade, UTCDateTime
 
 # --------------------------------------------------------------------------- backtest runs
 
@@ -90,13 +89,110 @@ def _insert_run_once(conn: Any, record: dict[str, Any]) -> tuple[int, bool]:
 
 def _insert_trades(conn: Any, engine: Engine, run_id: int,
                    trades: pd.DataFrame | Iterable[pd.DataFrame] | None) -> None:
-    """Insert trade rows; an iterable of frames is written slice by slice (bounded memory)."""
+    """Insert trade rows; an iterable of frames is written slice by slice (bounded memory).
+    PostgreSQL: one binary COPY per slice (:func:`_copy_trades`); SQLite (or rows COPY cannot
+    take): the driver's executemany."""
     frames = [trades] if trades is None or isinstance(trades, pd.DataFrame) else trades
     for part in frames:
         frame = _as_frame(part) if part is not None else pd.DataFrame()
-        if len(frame):
-            _executemany(conn, sa.insert(BacktestTrade.__table__), _columns(
-                frame, BacktestTrade, fixed={"run_id": run_id}, driver=engine.dialect.name))
+        if not len(frame):
+            continue
+        if engine.dialect.name == "postgresql" and _copy_trades(conn, run_id, frame):
+            continue
+        _executemany(conn, sa.insert(BacktestTrade.__table__), _columns(
+            frame, BacktestTrade, fixed={"run_id": run_id}, driver=engine.dialect.name))
+
+
+# --------------------------------------------------------------------------- PostgreSQL COPY
+# Trades staged as fixed-width binary rows (labels as dictionary codes, NULLs as sentinels:
+# NaN, -infinity, INT64_MIN, -1), then one INSERT ... SELECT: no Python object per row.
+
+_TRADE_STAGE = "swing_trade_stage"
+
+
+def _trade_fields() -> list[tuple[str, str]]:
+    """(column, stage kind) of every ``backtest_trades`` column but id and run_id."""
+    out = []
+    for col in BacktestTrade.__table__.columns:
+        if col.name in ("id", "run_id"):
+            continue
+        kind = col.type
+        if isinstance(kind, UTCDateTime):
+            out.append((col.name, "time"))
+        elif isinstance(kind, sa.Boolean):
+            out.append((col.name, "bool"))
+        elif isinstance(kind, sa.Integer):
+            out.append((col.name, "int"))
+        elif isinstance(kind, sa.Float):
+            out.append((col.name, "float"))
+        else:
+            out.append((col.name, "text"))
+    return out
+
+
+_STAGE_TYPES = {"time": ("timestamptz", ">i8"), "bool": ("int4", ">i4"),
+                "int": ("int8", ">i8"), "float": ("float8", ">f8"), "text": ("int4", ">i4")}
+
+
+def _stage_values(frame: pd.DataFrame, name: str, kind: str) -> tuple[np.ndarray, list[str]]:
+    """Column ``name`` of ``frame`` as stage values (NULL as the kind's sentinel) and, for
+    text, its dictionary (codes 1-based, 0 = NULL)."""
+    n = len(frame)
+    if name not in frame.columns:
+        fill = {"time": INT64_MIN, "bool": -1, "int": INT64_MIN, "float": np.nan, "text": 0}
+        return np.full(n, fill[kind]), []
+    series = frame[name]
+    if kind == "text":
+        return _text_codes(series, "backtest_trades")
+    if kind == "time":
+        return _pg_micros(series), []
+    values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    if kind == "float":
+        return values, []
+    missing = np.isnan(values)
+    if kind == "bool":
+        return np.where(missing, -1, values != 0).astype(np.int32), []
+    if np.isinf(values).any():
+        raise ValueError(f"backtest_trades: {name} must be finite.")
+    return np.where(missing, INT64_MIN, np.nan_to_num(values).astype(np.int64)), []
+
+
+def _copy_trades(conn: Any, run_id: int, frame: pd.DataFrame) -> bool:
+    """Insert ``frame``'s trades of run ``run_id`` through one binary COPY into a staging
+    table and one INSERT ... SELECT (PostgreSQL). False when the rows must take the
+    executemany path instead (a missing symbol: it reports the error; unhashable labels)."""
+    fields = _trade_fields()
+    try:
+        staged = {name: _stage_values(frame, name, kind) for name, kind in fields}
+    except TypeError:
+        return False
+    if (staged["symbol"][0] == 0).any():
+        return False
+    payload = _binary_copy([(_STAGE_TYPES[kind][1], staged[name][0]) for name, kind in fields])
+    source = []
+    for name, kind in fields:
+        if kind == "text":
+            source.append(f"(%(d_{name})s::text[])[NULLIF(s.{name}, 0)]")
+        elif kind == "time":
+            source.append(f"NULLIF(s.{name}, '-infinity')")
+        elif kind == "float":
+            source.append(f"NULLIF(s.{name}, 'NaN')")
+        elif kind == "bool":
+            source.append(f"(NULLIF(s.{name}, -1) <> 0)")
+        else:
+            source.append(f"NULLIF(s.{name}, '{INT64_MIN}'::int8)::integer")
+    names = [name for name, _ in fields]
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_TRADE_STAGE} ("
+                         + ", ".join(f"{name} {_STAGE_TYPES[kind][0]}" for name, kind in fields)
+                         + ") ON COMMIT DROP")
+    _copy_in(conn, f"pg_temp.{_TRADE_STAGE}", payload)
+    conn.exec_driver_sql(
+        f"INSERT INTO backtest_trades (run_id, {', '.join(_quoted(names))}) "
+        f"SELECT %(run_id)s, {', '.join(source)} FROM pg_temp.{_TRADE_STAGE} AS s",
+        {"run_id": run_id, **{f"d_{name}": staged[name][1] for name, kind in fields
+                              if kind == "text"}})
+    conn.exec_driver_sql(f"TRUNCATE pg_temp.{_TRADE_STAGE}")
+    return True
 
 
 @_db_errors
@@ -135,8 +231,10 @@ def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @_db_errors
-def load_backtest_run(engine: Engine, run_hash: str) -> StoredBacktest | None:
-    """The saved run with this hash and its trades (ordered by entry time), or None."""
+def load_backtest_run(engine: Engine, run_hash: str, *,
+                      trades: bool = True) -> StoredBacktest | None:
+    """The saved run with this hash and its trades (ordered by entry time), or None.
+    ``trades=False``: the run row only (``trades`` empty: e.g. a chunked run's progress)."""
     _ready(engine)
     t_run, t_trade = BacktestRun.__table__, BacktestTrade.__table__
     with engine.connect() as conn:
@@ -144,10 +242,12 @@ def load_backtest_run(engine: Engine, run_hash: str) -> StoredBacktest | None:
         if len(runs) == 0:
             return None
         run_id = int(runs["id"].iloc[0])
-        trades = _read_frame(conn, _select_table(t_trade).where(t_trade.c.run_id == run_id)
-                             .order_by(t_trade.c.entry_ts, t_trade.c.id), t_trade)
+        stmt = _select_table(t_trade).where(t_trade.c.run_id == run_id)
+        if not trades:
+            stmt = stmt.where(sa.false())
+        rows = _read_frame(conn, stmt.order_by(t_trade.c.entry_ts, t_trade.c.id), t_trade)
     row = runs.iloc[0].to_dict()
-    return StoredBacktest(_decode_run(row), trades)
+    return StoredBacktest(_decode_run(row), rows)
 
 
 @_db_errors

@@ -1,4 +1,5 @@
-"""Engines (SQLite WAL / PostgreSQL pool), clear database errors, schema versions (Alembic)."""
+"""Engines (SQLite WAL / PostgreSQL pool), clear database errors, schema versions (Alembic;
+the head check, its config and lock in :mod:`swing_core.db.schema_version`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
 
 from swing_core.config import Settings, get_settings
+from swing_core.db.schema_version import (
+    SCHEMA_HEAD,
+    alembic_config,
+    at_schema_head,
+    migration_lock,
+)
 from swing_core.errors import DatabaseError
 from swing_core.perf.timers import timed
 
@@ -25,8 +32,6 @@ from swing_core.perf.timers import timed
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Seconds to wait for a PostgreSQL server to accept a connection.
 PG_CONNECT_TIMEOUT_S = 5
-
-_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -271,33 +276,6 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 # --------------------------------------------------------------------------- migrations
 
 
-def alembic_config(connection: Connection | None = None, *, url: str | None = None) -> Any:
-    """An Alembic ``Config`` pointing at ``swing_core/migrations`` (works from any working
-    directory and when installed). ``connection`` is handed to ``env.py``."""
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS_DIR).replace("%", "%%"))
-    if url:
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["connection"] = connection
-    return cfg
-
-
-def migration_lock(conn: Connection) -> None:
-    """Serialize schema upgrades: on PostgreSQL a transaction-scoped advisory lock per schema
-    (and no statement or idle timeout for the rest of the migration transaction: a long upgrade
-    must not be killed half-way); on SQLite the ``BEGIN IMMEDIATE`` of the surrounding
-    transaction already holds the write lock. Call inside the migration transaction, before
-    reading the current revision."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
-        conn.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(hashtext('swingdesk-migrate:' || current_schema()))"
-        )
-
-
 @functools.cache
 def _revisions() -> tuple[str | None, frozenset[str]]:
     """The code's head revision and every revision it knows."""
@@ -365,6 +343,15 @@ def init_db(engine: Engine | None = None, *, upgrade: bool | None = None) -> str
     (the app at start) follows ``SWING_DB_AUTO_MIGRATE``. Raises DatabaseError naming both
     revisions and the command to run when it may not, or when the role lacks the privilege."""
     engine = engine if engine is not None else get_engine()
+    # at the head (the common case): one plain SELECT, no Alembic import
+    head = SCHEMA_HEAD if at_schema_head(engine) else _upgrade_to_head(engine, upgrade)
+    with _migrate_lock:
+        _migrated.add(engine)
+    return head
+
+
+def _upgrade_to_head(engine: Engine, upgrade: bool | None) -> str | None:
+    """:func:`init_db` on a schema not known to be at the head, with Alembic."""
     head = _head_revision()
     with engine.connect() as conn:
         current = _current_revision(conn)
@@ -384,8 +371,6 @@ def init_db(engine: Engine | None = None, *, upgrade: bool | None = None) -> str
                 raise
             raise _schema_error(engine, current, "this database role may not change the "
                                 f"schema: {_reason(exc, engine.url)}") from exc
-    with _migrate_lock:
-        _migrated.add(engine)
     return head
 
 

@@ -15,23 +15,30 @@ from swing_core.db._convert import (
     _as_frame,
     _column_values,
     _columns,
+    _driver_sql,
     _executemany,
     _insert,
+    _missing,
     _outcome_updates,
     _raw,
     _read_frame,
+    _row,
     _select_table,
+    _upsert_statement,
     _utc_index,
     _utc_stamp,
 )
 from swing_core.db.core import _db_errors, _ready, write_transaction
 from swing_core.db.vectors import (
+    _REWRITTEN,
     _VECTOR_KEYS,
+    _kept_outcomes,
     _upsert_vector_columns,
     _vector_columns,
     _vector_outcome_values,
+    _vectors_matrix,
 )
-from swing_core.models import JOURNAL_RUN_ID, SetupVector, SignalRecord
+from swing_core.models import JOURNAL_RUN_ID, SetupVector, SignalRecord, utc_now
 
 #: Friendlier input names accepted by record_signals.
 _SIGNAL_ALIASES = {"trend": "trend_label", "ts": "asof", "source": "data_source",
@@ -80,6 +87,9 @@ def _journal_ids(conn: Connection, keys: list[_JournalKey]) -> dict[_JournalKey,
     found: dict[_JournalKey, int] = {}
     if not keys:
         return found
+    if len(keys) == 1:  # one signal: one indexed lookup, compiled once per dialect
+        sid = _one_row(conn, "journal_id", dict(zip(_JOURNAL_KEY, keys[0], strict=True)))
+        return {keys[0]: int(sid)} if sid is not None else found
     if conn.dialect.name == "postgresql":
         symbols, intervals, asofs = (list(column) for column in zip(*keys, strict=True))
         rows = conn.execute(_PG_JOURNAL_IDS, {"symbols": symbols, "intervals": intervals,
@@ -139,14 +149,10 @@ def write_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, 
     on the unique index makes that hold against a concurrent writer too. Other run ids (backtests,
     benchmarks) are stored as given."""
     _ready(engine)
-    frame = _as_frame(signals).rename(columns=_SIGNAL_ALIASES)
+    frame = _as_frame(signals)
     if len(frame) == 0:
         return SignalWrite([], [])
-    for required in ("symbol", "asof"):
-        if required not in frame.columns or frame[required].isna().any():
-            raise ValueError(f"record_signals: every signal needs {required!r}.")
-    if run_id is not None:
-        frame["run_id"] = run_id
+    frame = _signal_input(frame, run_id)
     driver = engine.dialect.name
     columns = _columns(frame, SignalRecord, driver=driver)
     keys = list(zip(*(columns[k] for k in _JOURNAL_KEY), strict=True))
@@ -165,9 +171,7 @@ def write_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, 
         ids = _allocate_ids(conn, t, len(chosen))
         write = {name: [values[p] for p in chosen] for name, values in columns.items()}
         _link_vectors(conn, frame.iloc[chosen].reset_index(drop=True), write, driver)
-        stmt = _insert(conn, t).on_conflict_do_nothing(index_elements=list(_JOURNAL_KEY),
-                                                       index_where=_JOURNAL_ROW)
-        _executemany(conn, stmt, {"id": ids, **write})
+        _executemany(conn, _journal_insert(conn), {"id": ids, **write})
         if seen:  # a concurrent writer may have stored one of them since the SELECT: ask again
             stored.update(_journal_ids(conn, list(seen)))
     inserted = dict(zip(chosen, ids, strict=True))
@@ -187,13 +191,99 @@ def _link_vectors(conn: Connection, frame: pd.DataFrame, columns: Columns, drive
                    else np.zeros(len(frame), dtype=bool))
     if not with_vector.any():
         return
-    vec_frame = frame.loc[with_vector].assign(ts=frame.loc[with_vector, "asof"])
-    if "trend_label" in vec_frame.columns and "trend" not in vec_frame.columns:
-        vec_frame["trend"] = vec_frame["trend_label"]
+    vec_frame = _vector_source(frame.loc[with_vector])
     vec_columns = _vector_columns(vec_frame, driver)
     _upsert_vector_columns(conn, vec_columns, set(vec_frame.columns))
     for pos, vid in zip(np.flatnonzero(with_vector), _vector_ids(conn, vec_columns), strict=True):
         columns["vector_id"][pos] = vid
+
+
+@_db_errors
+def write_signal(engine: Engine, signal: dict[str, Any], *,
+                 run_id: str | None = None) -> SignalWrite:
+    """:func:`write_signals` of one signal: the same row, vector, link and journal rule, in one
+    transaction, without a frame. A journal signal already stored is left as it is (its id
+    returned, ``new`` False); the INSERT's ``ON CONFLICT DO NOTHING`` settles a concurrent
+    writer. Statements are compiled once per dialect."""
+    _ready(engine)
+    driver = engine.dialect.name
+    record = _signal_input(dict(signal), run_id)
+    row = _row(record, SignalRecord, driver=driver)
+    vector = None
+    if not _missing(record.get("vector")):
+        source = _vector_source(record)
+        source["vector"] = _vectors_matrix([record["vector"]]).tobytes()
+        vector = _row(source, SetupVector, fixed={"created_at": utc_now()}, driver=driver)
+    key = tuple(row[k] for k in _JOURNAL_KEY)
+    with write_transaction(engine) as conn:
+        if row["run_id"] == JOURNAL_RUN_ID:
+            stored = _journal_ids(conn, [key])
+            if stored:
+                return SignalWrite([stored[key]], [False])
+        if vector is not None:
+            row["vector_id"] = _one_row(conn, "vector", vector,
+                                        keep=_kept_outcomes(set(source)))
+        sid = _one_row(conn, "signal", row)
+        if sid is None:  # a concurrent writer stored this bar since the lookup
+            return SignalWrite([_journal_ids(conn, [key])[key]], [False])
+    return SignalWrite([int(sid)], [True])
+
+
+def _signal_input(rows: Any, run_id: str | None) -> Any:
+    """The input rules of every signal write, for a frame of signals or one signal (a dict of
+    its own): aliases renamed, ``run_id`` set when given, symbol and asof required."""
+    for alias, name in _SIGNAL_ALIASES.items():
+        if alias in rows:
+            rows[name] = rows.pop(alias)
+    if run_id is not None:
+        rows["run_id"] = run_id
+    for required in ("symbol", "asof"):
+        if required not in rows or np.any(pd.isna(rows[required])):
+            raise ValueError(f"record_signals: every signal needs {required!r}.")
+    return rows
+
+
+def _vector_source(rows: Any) -> Any:
+    """Setup-vector rows from signal rows (a frame or one dict): the vector's bar ``ts`` is the
+    signal's ``asof``, its ``trend`` the signal's trend label unless given."""
+    out = rows.copy()
+    out["ts"] = rows["asof"]
+    if "trend_label" in rows and "trend" not in rows:
+        out["trend"] = rows["trend_label"]
+    return out
+
+
+def _journal_insert(conn: Connection) -> Any:
+    """INSERT into signals that leaves a journal bar already stored alone (the unique index)."""
+    return _insert(conn, SignalRecord.__table__).on_conflict_do_nothing(
+        index_elements=list(_JOURNAL_KEY), index_where=_JOURNAL_ROW)
+
+
+def _one_row_statement(conn: Connection, name: str, keep: tuple[str, ...]) -> Any:
+    signals, vectors = SignalRecord.__table__, SetupVector.__table__
+    if name == "signal":
+        return _journal_insert(conn).returning(signals.c.id)
+    if name == "vector":  # upsert_vectors' rule: rewrite the setup, keep known outcomes
+        return _upsert_statement(conn, vectors, _VECTOR_KEYS, list(_REWRITTEN),
+                                 keep=keep).returning(vectors.c.id)
+    return sa.select(signals.c.id).where(  # "journal_id"
+        *[signals.c[k] == sa.bindparam(k) for k in _JOURNAL_KEY], _JOURNAL_ROW)
+
+
+_ONE_ROW_SQL: dict[tuple[Any, ...], tuple[str, list[str]]] = {}
+
+
+def _one_row(conn: Connection, name: str, values: dict[str, Any], *,
+             keep: tuple[str, ...] = ()) -> Any:
+    """Run the one-row statement ``name`` with driver-ready ``values``; its first value (an
+    id) or None. Compiled once per dialect, statement and columns."""
+    key = (conn.dialect.name, name, tuple(values), keep)
+    compiled = _ONE_ROW_SQL.get(key)
+    if compiled is None:
+        compiled = _ONE_ROW_SQL[key] = _driver_sql(_one_row_statement(conn, name, keep),
+                                                   conn.dialect, list(values))
+    sql, order = compiled
+    return conn.exec_driver_sql(sql, tuple(values[n] for n in order)).scalar()
 
 
 def record_signals(engine: Engine, signals: list[dict[str, Any]] | pd.DataFrame, *,

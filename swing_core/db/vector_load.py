@@ -1,23 +1,18 @@
-"""Setup vectors read back: :class:`VectorRows` and the fast matrix load.
+"""Setup vectors read back: VectorRows, the fast matrix load and the pattern library's load.
 
 :func:`load_vector_matrix` keeps 100,000 vectors cheap on both databases
 (``benchmarks/bench_storage.py``): one aggregate query per id range packs each column of all
-matching rows into one long value built inside the database, so Python decodes a handful of
-buffers with numpy/pyarrow instead of building one object per row and column. PostgreSQL sends
-binary ``int8send`` / ``float8send`` / ``timestamptz_send`` strings (binary result format);
-SQLite comma-separated integers, its stored ISO timestamp text, the vectors' bytes concatenated,
-and realized R split *exactly* into two integers (SQLite's float-to-text conversion is not always
-exact; the few rows outside the split's range are counted by the same query and re-read as
-REALs). The labels of all rows travel as one value and are dictionary-encoded, so only their
-distinct combinations are parsed. Every aggregate of one query sees the rows in the same order,
-so the columns line up; the result is then sorted by (ts, id). What the packed form cannot carry
-(a label containing its separator, stored text that is not a plain timestamp, …) sends that load
-through the plain per-row read instead.
+matching rows into one long value built inside the database (:mod:`~swing_core.db.vector_packed`),
+so Python decodes a handful of buffers with numpy/pyarrow instead of building one object per row
+and column; the result is then sorted by (ts, id). What the packed form cannot carry sends that
+load through the plain per-row read instead. :func:`load_vector_library` is the same read for the
+pattern index (``PatternIndex.from_db``): labels as pandas categoricals (codes, no string per
+row), and in the same query the marks of its incremental refresh (highest id, ids without an
+outcome).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -27,21 +22,20 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from swing_core.db._bulk import (
-    INT64_MIN,
-    _big_endian,
-    _csv_ints,
-    _csv_stamps_ns,
-    _dictionary_encoded,
-    _fetch,
-    _pg_stamps_ns,
-    _quoted,
-    _Unpackable,
+from swing_core.db._bulk import _fetch, _quoted, _Unpackable
+from swing_core.db._convert import _utc_index, _utc_stamp
+from swing_core.db.core import _db_errors, _ready
+from swing_core.db.vector_packed import (
+    LABELS,
+    _Columns,
+    _factorized,
+    _matrix,
+    _Query,
+    packed_sql,
+    pg_columns,
+    sqlite_columns,
 )
-from swing_core.db._convert import _driver_datetimes, _utc_index, _utc_stamp
-from swing_core.db.core import _db_errors, _ready, describe_database
-from swing_core.errors import DatabaseError
-from swing_core.models import VECTOR_BYTES, VECTOR_DIM
+from swing_core.models import VECTOR_DIM
 
 
 @dataclass(frozen=True)
@@ -58,189 +52,22 @@ class VectorRows:
         return int(self.matrix.shape[0])
 
 
+@dataclass(frozen=True)
+class VectorLibrary:
+    """What the pattern index loads (:func:`load_vector_library`): the ``rows`` with a known
+    outcome (labels as pandas categoricals; no ``version``, ``trend``), the highest ``max_id``
+    of all selected rows (0: none) and the ids of those ``pending`` an outcome, from one read."""
+
+    rows: VectorRows
+    max_id: int
+    pending: np.ndarray
+
+
 _VECTOR_META = ["id", "symbol", "interval", "ts", "version", "setup", "side", "trend",
                 "vol_regime", "realized_r", "exit_reason", "exit_ts", "hold_bars"]
-_LABELS = ["symbol", "setup", "side", "trend", "vol_regime", "exit_reason"]
+_LIBRARY_LABELS = tuple(c for c in LABELS if c != "trend")  # what the pattern index keeps
 #: Ids per packed read: bounds each aggregated value (64 MiB of vectors at most).
 _PACKED_CHUNK_IDS = 1 << 20
-_PG_NULL8 = "decode('8000000000000000', 'hex')"  # INT64_MIN: NULL in packed int8/timestamps
-#: SQLite sends realized R as a * 2**-20 + b * 2**-82 with a and b integers: scaling by powers
-#: of two, subtracting the integer part and truncating are exact in IEEE arithmetic, so this
-#: is exact for 2**-30 <= |r| < 2**43 (SQLite's own float-to-text is not always exact). The
-#: same query counts the rows outside that range, which are then re-read as REALs.
-_SQLITE_R = "coalesce(realized_r, 0.0)"
-_SQLITE_A = f"CAST({_SQLITE_R} * 1048576.0 AS INTEGER)"
-_SQLITE_B = f"CAST(({_SQLITE_R} * 1048576.0 - {_SQLITE_A}) * 4611686018427387904.0 AS INTEGER)"
-_SQLITE_INEXACT = ("realized_r <> 0 AND (realized_r BETWEEN -9.313225746154785e-10 AND "
-                   "9.313225746154785e-10 OR realized_r >= 8796093022208.0 OR "
-                   "realized_r <= -8796093022208.0)")
-
-
-@dataclass(frozen=True)
-class _Query:
-    """The rows a load selects, as SQL for either driver."""
-
-    dialect: str
-    interval: str | None
-    version: str
-    known_only: bool
-    symbol: str | None
-    known_by: pd.Timestamp | None
-
-    def where(self, span: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        clauses, params = [f"version = {mark}"], [self.version]
-        if self.interval is not None:
-            clauses.append(f'"interval" = {mark}')
-            params.append(self.interval)
-        if self.symbol is not None:
-            clauses.append(f"symbol = {mark}")
-            params.append(self.symbol)
-        if self.known_only:
-            clauses.append("realized_r IS NOT NULL")
-        if self.known_by is not None:
-            clauses.append(f"exit_ts <= {mark}")
-            params.append(_driver_datetimes(pd.Series([self.known_by]), self.dialect)[0])
-        if span is not None:
-            clauses.append(f"id >= {mark} AND id < {mark}")
-            params += list(span)
-        return " AND ".join(clauses), params
-
-    @property
-    def extras(self) -> list[str]:
-        """What the packed labels carry after the six labels: SQLite also hold_bars and, unless
-        every row has one, whether realized R is NULL; PostgreSQL whether exit_reason is NULL;
-        both the interval when not filtered by it."""
-        if self.dialect == "sqlite":
-            extras = ["hold_bars"] + ([] if self.known_only else ["r_null"])
-        else:
-            extras = ["reason_null"]
-        return extras + ([] if self.interval is not None else ["interval"])
-
-
-@dataclass
-class _Columns:
-    """Decoded columns of one read: ``ts``/``exit_ts`` int64 ns since the epoch (NaT as
-    INT64_MIN), ``hold_bars`` values with a NULL mask, labels as object arrays."""
-
-    ids: np.ndarray
-    ts: np.ndarray
-    exit_ts: np.ndarray
-    realized_r: np.ndarray
-    hold: np.ndarray
-    hold_null: np.ndarray
-    labels: dict[str, np.ndarray]
-    matrix: np.ndarray
-
-
-def _label_sql(query: _Query) -> str:
-    """The labels and extras of every row as one value: SQLite a JSON array of JSON arrays
-    (NULLs and quoting for free, and cheaper than printf), PostgreSQL unit-separated strings
-    joined by the record separator."""
-    if query.dialect == "sqlite":
-        extra = {"hold_bars": "hold_bars", "r_null": "realized_r IS NULL",
-                 "interval": '"interval"'}
-        values = _LABELS + [extra[e] for e in query.extras]
-        return f"json_group_array(json_array({', '.join(values)}))"
-    extra = {"reason_null": "(exit_reason IS NULL)::int", "interval": '"interval"'}
-    values = [c if c != "exit_reason" else "coalesce(exit_reason, '')" for c in _LABELS]
-    values += [extra[e] for e in query.extras]
-    return f"string_agg(concat_ws(chr(31), {', '.join(values)}), chr(30))"
-
-
-def _packed_sql(query: _Query, span: tuple[int, int] | None) -> tuple[str, list[Any]]:
-    """One aggregate row: the row count, then each column of all matching rows packed into one
-    value (every aggregate of the query sees the rows in the same order)."""
-    where, params = query.where(span)
-    if query.dialect == "sqlite":
-        parts = ["count(*)", "group_concat(id)", "group_concat(ts)",
-                 "group_concat(coalesce(exit_ts, 'NaT'))", f"group_concat({_SQLITE_A})",
-                 f"group_concat({_SQLITE_B})", _label_sql(query),
-                 "CAST(group_concat(vector, '') AS BLOB)",
-                 f"count(*) FILTER (WHERE {_SQLITE_INEXACT})"]
-    else:
-        parts = ["count(*)", "string_agg(int8send(id), '')",
-                 "string_agg(timestamptz_send(ts), '')",
-                 f"string_agg(coalesce(timestamptz_send(exit_ts), {_PG_NULL8}), '')",
-                 f"string_agg(coalesce(int8send(hold_bars::int8), {_PG_NULL8}), '')",
-                 "string_agg(float8send(coalesce(realized_r, 'NaN')), '')",
-                 _label_sql(query), "string_agg(vector, '')"]
-    return f"SELECT {', '.join(parts)} FROM setup_vectors WHERE {where}", params
-
-
-def _decode_labels(text: str, n: int, query: _Query) -> tuple[np.ndarray, dict[str, list[Any]]]:
-    """The packed labels: per-row codes into the distinct combinations, and the labels and
-    extras of each combination (so only those are parsed)."""
-    names = _LABELS + query.extras
-    if query.dialect == "sqlite":  # [[…],[…],…]: split at "],[" (a label holding it: count)
-        if not (text.startswith("[[") and text.endswith("]]")):
-            raise _Unpackable("unexpected JSON")
-        codes, uniques = _dictionary_encoded(text[2:-2], "],[", n)
-        parts = [json.loads(f"[{u}]") for u in uniques]
-    else:
-        codes, uniques = _dictionary_encoded(text, "\x1e", n)
-        parts = [u.split("\x1f") for u in uniques]
-    if any(len(p) != len(names) for p in parts):
-        raise _Unpackable("a label contains the unit separator")
-    values = {name: [p[j] for p in parts] for j, name in enumerate(names)}
-    if "reason_null" in values:
-        values["exit_reason"] = [None if null == "1" else reason for reason, null in zip(
-            values["exit_reason"], values.pop("reason_null"), strict=True)]
-    return codes, values
-
-
-def _taken(codes: np.ndarray, values: dict[str, list[Any]]) -> dict[str, np.ndarray]:
-    return {name: np.array(v, dtype=object).take(codes) for name, v in values.items()}
-
-
-def _matrix(blob: bytes, n: int, conn: Connection) -> np.ndarray:
-    if len(blob) != n * VECTOR_BYTES:
-        raise DatabaseError(f"Corrupt setup vectors in {describe_database(conn.engine)}: "
-                            f"expected {VECTOR_BYTES} bytes per row.")
-    return np.frombuffer(blob, dtype="<f4").reshape(n, VECTOR_DIM)
-
-
-def _exact_realized_r(conn: Connection, query: _Query, span: tuple[int, int] | None,
-                      ids: np.ndarray, r: np.ndarray) -> None:
-    """Overwrite (in place) the realized R of the rows the integer split cannot carry exactly
-    with their stored REALs."""
-    where, params = query.where(span)
-    rows = _fetch(conn, f"SELECT id, realized_r FROM setup_vectors WHERE {where} AND "
-                        f"({_SQLITE_INEXACT})", params)
-    if rows:
-        order = np.argsort(ids)
-        patch = np.array(rows, dtype=object)
-        r[order[np.searchsorted(ids, patch[:, 0].astype(np.int64), sorter=order)]] = \
-            patch[:, 1].astype(np.float64)
-
-
-def _sqlite_columns(row: Any, query: _Query, conn: Connection,
-                    span: tuple[int, int] | None) -> _Columns:
-    n, ids, ts, exit_ts, a, b, labels, vectors, inexact = row
-    ids = _csv_ints(ids, n)
-    codes, values = _decode_labels(labels, n, query)
-    r = np.ldexp(_csv_ints(a, n).astype(np.float64), -20) + np.ldexp(
-        _csv_ints(b, n).astype(np.float64), -82)
-    if inexact:
-        _exact_realized_r(conn, query, span, ids, r)
-    if "r_null" in values:
-        r[np.array([v == 1 for v in values.pop("r_null")], dtype=bool).take(codes)] = np.nan
-    hold = values.pop("hold_bars")
-    if not all(v is None or type(v) is int for v in hold):  # a stored non-integer
-        raise _Unpackable("hold_bars")
-    return _Columns(ids, _csv_stamps_ns(ts, n), _csv_stamps_ns(exit_ts, n), r,
-                    np.array([v or 0 for v in hold], dtype=np.int64).take(codes),
-                    np.array([v is None for v in hold], dtype=bool).take(codes),
-                    _taken(codes, values), _matrix(vectors, n, conn))
-
-
-def _pg_columns(row: Any, query: _Query, conn: Connection,
-                span: tuple[int, int] | None) -> _Columns:
-    n, ids, ts, exit_ts, hold, r, labels, vectors = row
-    hold = _big_endian(hold, ">i8", n)
-    return _Columns(_big_endian(ids, ">i8", n), _pg_stamps_ns(ts, n), _pg_stamps_ns(exit_ts, n),
-                    _big_endian(r, ">f8", n), hold, hold == INT64_MIN,
-                    _taken(*_decode_labels(labels, n, query)), _matrix(vectors, n, conn))
 
 
 def _id_spans(conn: Connection) -> list[tuple[int, int] | None]:
@@ -254,15 +81,6 @@ def _id_spans(conn: Connection) -> list[tuple[int, int] | None]:
     return [(lo, lo + _PACKED_CHUNK_IDS) for lo in range(low, high + 1, _PACKED_CHUNK_IDS)]
 
 
-def _concat(parts: list[_Columns]) -> _Columns | None:
-    if len(parts) <= 1:
-        return parts[0] if parts else None
-    return _Columns(*[np.concatenate([getattr(p, f) for p in parts])
-                      for f in ("ids", "ts", "exit_ts", "realized_r", "hold", "hold_null")],
-                    {k: np.concatenate([p.labels[k] for p in parts]) for k in parts[0].labels},
-                    np.concatenate([p.matrix for p in parts]))
-
-
 def _read_packed(conn: Connection, query: _Query) -> _Columns | None:
     """The selected rows through packed aggregate reads (see the module docstring). Raises
     _Unpackable when they cannot be carried exactly that way."""
@@ -272,7 +90,7 @@ def _read_packed(conn: Connection, query: _Query) -> _Columns | None:
         raise _Unpackable("needs SQLite >= 3.30 and a UTF-8 database")
     parts = []
     for span in _id_spans(conn):
-        sql, params = _packed_sql(query, span)
+        sql, params = packed_sql(query, span)
         try:
             (row,) = _fetch(conn, sql, params, binary=True)
         except sa.exc.OperationalError as exc:  # SQLite: no JSON functions, a BLOB label, …
@@ -280,14 +98,14 @@ def _read_packed(conn: Connection, query: _Query) -> _Columns | None:
                 raise
             raise _Unpackable(str(exc)) from None
         if row[0]:
-            parts.append((_sqlite_columns if sqlite else _pg_columns)(row, query, conn, span))
-    return _concat(parts)
+            parts.append((sqlite_columns if sqlite else pg_columns)(row, query, conn, span))
+    return _Columns.concat(parts)
 
 
 def _read_rows(conn: Connection, query: _Query) -> _Columns | None:
     """The selected rows through a plain per-row read (the fallback of the packed one)."""
     where, params = query.where()
-    labels = _LABELS + [e for e in query.extras if e == "interval"]
+    labels = list(query.label_columns)
     names = ["id", "ts", "exit_ts", "realized_r", "hold_bars", *labels, "vector"]
     rows = _fetch(conn, f"SELECT {', '.join(_quoted(names))} FROM setup_vectors WHERE {where}",
                   params)
@@ -297,22 +115,43 @@ def _read_rows(conn: Connection, query: _Query) -> _Columns | None:
     del rows
     column = {name: table[:, j] for j, name in enumerate(names)}
     hold = pd.array(pd.to_numeric(column["hold_bars"]), dtype="Int64")
+    r_null = np.array([v is None for v in column["realized_r"]], dtype=bool)
     return _Columns(
         column["id"].astype(np.int64),
         _utc_index(column["ts"]).as_unit("ns").asi8,
         _utc_index(column["exit_ts"]).as_unit("ns").asi8,
-        pd.to_numeric(column["realized_r"]).astype(np.float64),
+        pd.to_numeric(column["realized_r"]).astype(np.float64), r_null,
         hold.to_numpy(dtype=np.int64, na_value=0), np.asarray(hold.isna()),
-        {name: np.array(column[name], dtype=object) for name in labels},
         _matrix(b"".join(column["vector"]), len(table), conn),
+        {name: _factorized(np.array(column[name], dtype=object)) for name in labels},
     )
 
 
-def _empty_vector_rows() -> VectorRows:
-    meta = pd.DataFrame({"id": pd.Series(dtype="int64")})
-    for name in ("symbol", "interval", "ts", "version", "setup", "side", "trend", "vol_regime",
-                 "realized_r", "exit_reason", "exit_ts", "hold_bars"):
-        meta[name] = pd.Series(dtype=object)
+def _read(engine: Engine, query: _Query) -> _Columns | None:
+    with engine.connect() as conn:
+        try:
+            return _read_packed(conn, query)
+        except _Unpackable:
+            return _read_rows(conn, query)
+
+
+def _categorical(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    """Coded labels as a pandas Categorical (a NULL value as a missing code)."""
+    null = pd.isna(values)
+    if null.any():
+        remap = np.where(null, -1, np.cumsum(~null) - 1)
+        codes, values = remap.take(codes), values[~null]
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(values,
+                                                                               dtype=object)))
+
+
+def _labels(codes: np.ndarray, values: np.ndarray, coded: bool) -> Any:
+    return _categorical(codes, values) if coded else values.take(codes)
+
+
+def _empty_vector_rows(names: list[str]) -> VectorRows:
+    meta = pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+    meta["id"] = meta["id"].astype("int64")
     meta["ts"] = pd.DatetimeIndex([], tz="UTC")
     meta["exit_ts"] = pd.DatetimeIndex([], tz="UTC")
     meta["realized_r"] = meta["realized_r"].astype("float64")
@@ -320,14 +159,13 @@ def _empty_vector_rows() -> VectorRows:
     return VectorRows(meta, np.empty((0, VECTOR_DIM), dtype=np.float32))
 
 
-def _constant(value: Any, n: int) -> np.ndarray:
-    return np.repeat(np.array([value], dtype=object), n)  # np.full is ~20x slower for objects
-
-
-def _vector_rows(cols: _Columns | None, query: _Query) -> VectorRows:
-    """The decoded columns as VectorRows, ordered by (ts, id)."""
+def _vector_rows(cols: _Columns | None, query: _Query, *, coded: bool = False) -> VectorRows:
+    """The decoded columns as VectorRows, ordered by (ts, id); ``coded``: labels as pandas
+    categoricals and only the columns of the query's labels (the pattern library's load)."""
+    names = [c for c in _VECTOR_META if not coded or c in query.labels
+             or c not in ("version", *LABELS)]
     if cols is None or len(cols.ids) == 0:
-        return _empty_vector_rows()
+        return _empty_vector_rows(names)
     n = len(cols.ids)
     step_ts, step_id = np.diff(cols.ts), np.diff(cols.ids)
     if ((step_ts > 0) | ((step_ts == 0) & (step_id > 0))).all():
@@ -340,20 +178,21 @@ def _vector_rows(cols: _Columns | None, query: _Query) -> VectorRows:
         def put(values: np.ndarray) -> np.ndarray:
             return values.take(order, axis=0)
         matrix = put(cols.matrix)
-    data = {name: put(values) for name, values in cols.labels.items()}
-    if "interval" not in data:
-        data["interval"] = _constant(query.interval, n)
+    data = {name: _labels(put(codes), values, coded)
+            for name, (codes, values) in cols.labels.items()}
+    for name, value in (("interval", query.interval), ("version", query.version)):
+        if name not in data:
+            data[name] = _labels(np.zeros(n, np.int8), np.array([value], dtype=object), coded)
     data.update({
         "id": put(cols.ids),
         "ts": pd.DatetimeIndex(put(cols.ts).view("M8[ns]")).tz_localize("UTC"),
-        "version": _constant(query.version, n),
         "realized_r": put(cols.realized_r),
         "exit_ts": pd.DatetimeIndex(put(cols.exit_ts).view("M8[ns]")).tz_localize("UTC"),
         "hold_bars": pd.arrays.IntegerArray(put(cols.hold).astype(np.int64),
                                             put(cols.hold_null).astype(bool)),
     })
     # copy=False: every array is fresh and owned by the frame (a copy costs ~20 ms per 100k)
-    meta = pd.DataFrame({name: data[name] for name in _VECTOR_META}, copy=False)
+    meta = pd.DataFrame({name: data[name] for name in names}, copy=False)
     return VectorRows(meta, matrix)
 
 
@@ -370,9 +209,22 @@ def load_vector_matrix(engine: Engine, *, interval: str | None = None, version: 
     _ready(engine)
     query = _Query(engine.dialect.name, interval, version, known_only, symbol,
                    None if known_by is None else _utc_stamp(known_by))
-    with engine.connect() as conn:
-        try:
-            columns = _read_packed(conn, query)
-        except _Unpackable:
-            columns = _read_rows(conn, query)
-    return _vector_rows(columns, query)
+    return _vector_rows(_read(engine, query), query)
+
+
+@_db_errors
+def load_vector_library(engine: Engine, *, interval: str | None = None,
+                        version: str = "v1") -> VectorLibrary:
+    """The setup vectors of one interval (None: all) and version as the pattern index loads
+    them (:class:`VectorLibrary`): the rows with a realized R as :func:`load_vector_matrix` gives
+    them, less ``version`` and ``trend`` and with categorical labels, plus the highest id and
+    the ids without a realized R, all from one read of the table (one snapshot)."""
+    _ready(engine)
+    query = _Query(engine.dialect.name, interval, version, False, None, None, _LIBRARY_LABELS)
+    cols = _read(engine, query)
+    if cols is None or len(cols.ids) == 0:
+        return VectorLibrary(_vector_rows(None, query, coded=True), 0, np.empty(0, np.int64))
+    max_id, pending = int(cols.ids.max()), cols.ids[cols.r_null]
+    if len(pending):
+        cols = cols.take(np.flatnonzero(~cols.r_null))
+    return VectorLibrary(_vector_rows(cols, query, coded=True), max_id, pending)

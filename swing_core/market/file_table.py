@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from swing_core.errors import MarketDataError
 from swing_core.market.file_numbers import numbers_from_text, parse_numbers
@@ -146,6 +145,8 @@ def _usable(names: list[Any]) -> list[Any]:
 def _read_parquet(data: bytes, name: str, max_rows: int) -> pd.DataFrame:
     """The usable columns of a Parquet file: its schema is read first (rows, columns), then only
     those columns (plus the pandas index), so unused columns are never materialised."""
+    import pyarrow.parquet as pq  # only for Parquet files: not at every start
+
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
         schema = parquet.schema_arrow

@@ -32,12 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from swing_core.clock import utc_timestamp
 from swing_core.config import INTERVAL_DELTA, YAHOO_MAX_DAYS, validate_interval
@@ -216,6 +210,14 @@ class YahooProvider:
         kwargs.update(tickers=symbol, interval=interval, auto_adjust=self.auto_adjust,
                       start=start.to_pydatetime(), timeout=self.timeout_s,
                       end=None if end is None else _utc(end).to_pydatetime())
+        # tenacity (and the asyncio it imports) only when Yahoo is asked: not at every start
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_random_exponential,
+        )
+
         retrying = Retrying(
             retry=retry_if_exception_type(RateLimitedError),
             stop=stop_after_attempt(self.max_tries),

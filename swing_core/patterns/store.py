@@ -36,8 +36,18 @@ class _Vocab:
     def get(self, name: str | None) -> int | None:
         return None if name is None else self._codes.get(str(name))
 
-    def encode(self, values: Any) -> np.ndarray:
-        inverse, uniques = pd.factorize(np.asarray(values, dtype=object))
+    def encode(self, values: Any, default: str = "") -> np.ndarray:
+        """Codes of ``values`` (missing ones as ``default``), new names coded in order of first
+        appearance. A pandas categorical (a coded database load) is encoded through its codes,
+        with no string per row."""
+        if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+            names = np.append(values.cat.categories.to_numpy(dtype=object), default)
+            codes = values.cat.codes.to_numpy()
+            inverse, seen = pd.factorize(np.where(codes < 0, len(names) - 1, codes))
+            uniques = [str(v) for v in names[seen]]
+        else:
+            inverse, uniques = pd.factorize(np.asarray(values.fillna(default).astype(str),
+                                                       dtype=object))
         codes = np.empty(len(uniques), np.int64)
         for j, name in enumerate(uniques):
             code = self._codes.get(str(name))
@@ -191,7 +201,7 @@ def _parse_rows(rows: pd.DataFrame | Sequence[dict[str, Any]], matrix: Any,
     for name in _CODED:
         values = frame[name] if name in frame else pd.Series(_DEFAULTS.get(name, ""),
                                                               index=frame.index)
-        cols[name] = vocab[name].encode(values.fillna(_DEFAULTS.get(name, "")).astype(str))
+        cols[name] = vocab[name].encode(values, _DEFAULTS.get(name, ""))
     for name in _OPTIONAL_PRICES:
         if name in frame:
             cols[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from swing_core import db, models
+from swing_core.db.vector_load import load_vector_library
 from swing_core.errors import DatabaseError
 from swing_core.patterns.backends import VECTOR_DIM
 
@@ -45,15 +46,13 @@ class DatabaseSync:
         searchable or replaced."""
         with self._lock:
             since, waiting = self._db_max_id, sorted(self._db_pending)
-        if full or since is None:
-            max_id, pending = self._db_marks(engine)  # first: re-reading a row is harmless
-            loaded = db.load_vector_matrix(engine, interval=self.interval, version=self.version,
-                                           known_only=True)
+        if full or since is None:  # rows, highest id and ids without outcome: one snapshot
+            loaded = load_vector_library(engine, interval=self.interval, version=self.version)
             with self._lock:
                 self.clear()
-                added = self.add(loaded.meta.drop(columns=["version", "trend"], errors="ignore"),
-                                 loaded.matrix)
-                self._db_max_id, self._db_pending = max_id, pending
+                added = self.add(loaded.rows.meta, loaded.rows.matrix)
+                self._db_max_id = loaded.max_id
+                self._db_pending = set(loaded.pending.tolist())
             return added
         table = self._db_table()
         frames = [self._db_select(engine, table.c.id > since)]
@@ -93,13 +92,6 @@ class DatabaseSync:
                                 f"{db.describe_database(engine)}: {exc.__class__.__name__}. "
                                 "Check the database is reachable and migrated "
                                 "(python -m swing_core db init).") from exc
-
-    def _db_marks(self, engine: Any) -> tuple[int, set[int]]:
-        t = self._db_table()
-        top = self._db_run(engine, sa.select(sa.func.max(t.c.id)).where(*self._db_where(t)))
-        waiting = self._db_run(engine, sa.select(t.c.id).where(*self._db_where(t),
-                                                              t.c.realized_r.is_(None)))
-        return int(top[0][0] or 0), {int(r[0]) for r in waiting}
 
     def _db_select(self, engine: Any, condition: Any) -> pd.DataFrame:
         t = self._db_table()

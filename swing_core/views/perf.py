@@ -18,6 +18,7 @@ from swing_core.clock import utc_now
 from swing_core.errors import DatabaseError
 from swing_core.llm.budget import spend_this_month
 from swing_core.models import LLMCall
+from swing_core.timefmt import exchange_times
 from swing_core.views.perf_frames import (
     LATENCY_COLUMNS,
     LLM_DAILY_COLUMNS,
@@ -59,6 +60,8 @@ __all__ = [
     "memory_series",
     "plan_text",
     "process_role",
+    "profile_functions",
+    "profile_history",
     "slow_query_groups",
     "statement_id",
     "statement_preview",
@@ -208,3 +211,34 @@ def live_status(*, window_s: float = 300.0) -> LiveStatus:
                       caches=perf.cache_stats(), slow_queries=len(perf.slow_queries()),
                       rss_mb=sample.rss_mb, peak_rss_mb=sample.peak_rss_mb,
                       cpu_pct=sample.cpu_pct, enabled=perf.is_enabled())
+
+
+
+# --------------------------------------------------------------------------- saved profiles
+
+
+def profile_history(engine: sa.Engine, *, limit: int = 50) -> pd.DataFrame:
+    """Saved profiles, newest first (:data:`swing_core.perf.profile_store.LIST_COLUMNS`) with a
+    ``label`` for a picker: ``Dec 12, 14:03 · analyze AAPL 1d (demo) · 0.84 s`` (time in New
+    York)."""
+    from swing_core.perf.profile_store import list_profiles
+
+    frame = list_profiles(engine, limit=limit)
+    when = (list(exchange_times(frame["created_at"]).strftime("%b %d, %H:%M")) if len(frame)
+            else [])
+    what = [" ".join(str(part) for part in parts if part)
+            for parts in zip(frame["kind"], frame["symbols"], frame["interval"], strict=True)]
+    source = ["" if s == "auto" else f" ({s})" for s in frame["source"]]
+    return frame.assign(label=[f"{w} · {x}{src} · {t:,.2f} s" for w, x, src, t
+                               in zip(when, what, source, frame["total_s"], strict=True)])
+
+
+def profile_functions(functions: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The ``top`` rows of a profile's functions table, shares as percent (``own_pct``,
+    ``cumulative_pct``) for display."""
+    table = functions.head(top)
+    return pd.DataFrame({
+        "function": table["function"], "location": table["location"], "calls": table["calls"],
+        "own_s": table["own_s"], "cumulative_s": table["cumulative_s"],
+        "cumulative_pct": table["cumulative_share"] * 100, "own_pct": table["own_share"] * 100,
+        "per_call_ms": table["per_call_ms"]})
