@@ -218,6 +218,21 @@ def demo_bars(symbol: str, interval: str = "30m", n_bars: int = 2000, *,
             last_session = end_ts.tz_convert(EXCHANGE_TZ).date()
         else:
             last_session = end_ts.date()
+    if n > _CACHED_BARS:
+        return _demo_frame(symbol, interval, n, last_session, cutoff, holidays)
+    frame = _cached_demo_frame(symbol, interval, n, last_session, cutoff, holidays)
+    copy = frame.copy()
+    copy.attrs = {**frame.attrs, "notes": list(frame.attrs["notes"])}
+    return copy
+
+
+#: Demo frames up to this many bars are kept (a few dozen, a few MB): an offline analysis asks
+#: for the same benchmark and timeframe series again and again.
+_CACHED_BARS = 20_000
+
+
+def _demo_frame(symbol: str, interval: str, n: int, last_session: _dt.date,
+                cutoff: pd.Timestamp | None, holidays: bool) -> pd.DataFrame:
     per_day = BARS_PER_DAY[interval]
     index, slots = _bar_times(last_session, interval, n // per_day + 2, holidays=holidays)
     if cutoff is not None and interval != "1d":
@@ -227,6 +242,9 @@ def demo_bars(symbol: str, interval: str = "30m", n_bars: int = 2000, *,
     frame = _generate(_seed(symbol, interval), interval, index, slots)
     return label(frame, symbol=symbol, interval=interval, source="demo",
                  notes=["DEMO DATA: synthetic bars, not real prices."])
+
+
+_cached_demo_frame = lru_cache(maxsize=48)(_demo_frame)
 
 
 def _generate(seed: int, interval: str, index: pd.DatetimeIndex, slots: np.ndarray
