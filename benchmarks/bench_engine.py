@@ -54,9 +54,15 @@ def main() -> None:
     frame_5000 = median_seconds(lambda: build_signal_frame(bars_5000, interval="30m"), repeats=9)
     frame_2000 = median_seconds(lambda: build_signal_frame(bars_2000, interval="30m"), repeats=9)
     naive = naive_walk_forward_seconds(bars_2000, 2000, samples=200)
-    demo_5000 = median_seconds(lambda: demo_bars("DEMO", "30m", 5000, end="2026-06-30"),
+    from swing_core.market import demo as demo_module
+
+    def fresh_demo(*args, **kwargs):  # generation, not the cache of recent frames
+        demo_module._cached_demo_frame.cache_clear()
+        return demo_bars(*args, **kwargs)
+
+    demo_5000 = median_seconds(lambda: fresh_demo("DEMO", "30m", 5000, end="2026-06-30"),
                                repeats=9)
-    demo_100k = median_seconds(lambda: demo_bars("DEMO", "15m", 100_000, end="2026-06-30"),
+    demo_100k = median_seconds(lambda: fresh_demo("DEMO", "15m", 100_000, end="2026-06-30"),
                                repeats=3)
     ratio = naive["estimated_total_s"] / frame_2000["median_s"]
 

@@ -229,6 +229,16 @@ class PatternIndex(NeighborRule, DatabaseSync):
         frame[VECTOR_COLUMNS] = self._store.backend.matrix[rows]
         return frame
 
+    @_locked
+    def library(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The searchable rows (the neighbour columns but ``similarity``, times as UTC
+        timestamps) and their float32 vectors, in index order: what a page shows of the
+        library, without reading the database again."""
+        rows = np.arange(len(self))
+        data = self._neighbor_data(rows, np.zeros(len(rows)))
+        frame = Neighbors(data, "all", False, None, 0).frame.drop(columns=["similarity"])
+        return frame, np.asarray(self._store.backend.matrix[rows], dtype=np.float32)
+
     # ----------------------------------------------------------------- queries
     # (built from the rule's steps in :class:`~swing_core.patterns.rule.NeighborRule`)
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swing_core import db
 from swing_core.backtest import BacktestConfig, run_backtest
 from swing_core.config import BARS_PER_DAY, INTERVAL_DELTA, StrategyParams
 from swing_core.errors import MarketDataError
@@ -183,11 +182,11 @@ class Library:
 def stored_library(engine: Any, interval: str, *, index: Any = None) -> Library:
     """The stored setup vectors with a known outcome for ``interval`` (``index``: an already
     loaded ``PatternIndex`` over them, e.g. the services' one)."""
-    loaded = db.load_vector_matrix(engine, interval=interval, known_only=True)
-    meta = loaded.meta.reset_index(drop=True)
-    matrix = np.asarray(loaded.matrix, dtype=np.float32)
     if index is None:
         index = PatternIndex.from_db(engine, interval=interval)
+    else:
+        index.refresh(engine)  # what was stored since it was loaded (cheap when nothing was)
+    meta, matrix = index.library()  # the index's own rows: no second read of the library
     note = (f"{len(meta):,} stored {interval} setups with known outcomes (database library)."
             if len(meta) else f"The stored library has no {interval} setup with a known "
             "outcome yet.")
