@@ -198,7 +198,15 @@ def _single(q: np.ndarray, matrix: np.ndarray, width: int, k: int
         cand = np.flatnonzero(scores >= floor)
     else:
         cand = np.arange(width)
-    return _finish(q, matrix, cand[None, :], k)
+    # _finish's float64 scores (the same einsums on the same (1, w, 16) rows) and order, without
+    # its padding for blocks of queries: every candidate here is a real row
+    rows = matrix[cand].astype(np.float64)[None]
+    norms = np.sqrt(np.einsum("mwd,mwd->mw", rows, rows) * np.einsum("md,md->m", q, q)[:, None])
+    sims = (np.einsum("mwd,md->mw", rows, q) / np.where(norms > 0, norms, 1.0))[0]
+    order = np.lexsort((cand, -sims))[:k]
+    out_s, out_i = np.full((1, k), -np.inf), np.full((1, k), -1, np.int64)
+    out_s[0, :order.size], out_i[0, :order.size] = sims[order], cand[order]
+    return out_s, out_i
 
 
 def exact_topk(queries: np.ndarray, matrix: np.ndarray, k: int, *,
