@@ -214,7 +214,8 @@ def mtf_alignment(base_trend: np.ndarray, *other_trends: np.ndarray) -> np.ndarr
 
 
 def setup_vectors(
-    columns: Mapping[str, Any], *, llm_confidence: np.ndarray | None = None
+    columns: Mapping[str, Any], *, llm_confidence: np.ndarray | None = None,
+    trend: np.ndarray | None = None,
 ) -> np.ndarray:
     """The (n, 16) float32 matrix of L2-normalized setup vectors (STRATEGY.md order).
 
@@ -232,7 +233,7 @@ def setup_vectors(
     prev_range = np.r_[np.nan, (high - low)[:-1]]
     pocket_low, pocket_high = col("golden_pocket_low"), col("golden_pocket_high")
     pocket_width = pocket_high - pocket_low
-    codes = trend_codes(columns["trend"])
+    codes = trend_codes(columns["trend"] if trend is None else trend)  # ``trend``: its codes
     trend = trend_sign(codes)
     bucket = _BUCKET_INDEX.get_indexer(np.asarray(columns["time_bucket"], dtype=object))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -195,11 +195,12 @@ def build_signal_frame(
     for other_interval in MTF_INTERVALS:
         other_bars = context.mtf.get(other_interval)
         if other_interval == interval or other_bars is None or other_bars.empty:
-            labels = np.full(len(index), "", dtype=object)
-        else:
-            labels = higher_timeframe_trend(
-                index, interval, trend_series(other_bars, params=params), other_interval
-            )
+            columns[f"mtf_{other_interval}"] = np.full(len(index), "", dtype=object)
+            other_trends.append(np.full(len(index), -1, dtype=np.int8))  # no trend: code -1
+            continue
+        labels = higher_timeframe_trend(
+            index, interval, trend_series(other_bars, params=params), other_interval
+        )
         columns[f"mtf_{other_interval}"] = labels
         other_trends.append(labels)
     alignment = mtf_alignment(trend_code, *other_trends)
@@ -207,7 +208,7 @@ def build_signal_frame(
     columns["confidence"] = base_confidence(
         trend_code, plans.r_multiple, alignment, columns["rs_sector"], params=params
     )
-    vectors = np.asfortranarray(setup_vectors(columns))  # contiguous columns for the frame
+    vectors = np.asfortranarray(setup_vectors(columns, trend=trend_code))  # contiguous columns
     for position, name in enumerate(VECTOR_COLUMNS):
         columns[name] = vectors[:, position]
     frame = pd.DataFrame(columns, index=index, copy=False)  # no block consolidation (copies)
