@@ -42,18 +42,30 @@ VECTOR_COLUMNS: tuple[str, ...] = tuple(f"vec_{i:02d}" for i in range(len(VECTOR
 
 
 _BUCKET_INDEX = pd.Index(("open", "mid", "close"))
+_BUCKET_NAMES = np.array(("open", "mid", "close"), dtype=object)
+_REGIME_NAMES = np.array(("M", "L", "H"), dtype=object)
 
 
 def time_of_day_bucket(index: pd.DatetimeIndex, interval: str) -> np.ndarray:
     """``open`` before 11:00, ``close`` from 15:00, ``mid`` between (New York time of the bar's
     open); daily bars are ``mid``."""
+    return bucket_names(time_bucket_codes(index, interval))
+
+
+def bucket_names(codes: np.ndarray) -> np.ndarray:
+    """The labels (object array) of time-bucket codes."""
+    return _BUCKET_NAMES[codes]
+
+
+def time_bucket_codes(index: pd.DatetimeIndex, interval: str) -> np.ndarray:
+    """:func:`time_of_day_bucket` as codes: 0 open, 1 mid, 2 close."""
     if interval == "1d" or len(index) == 0:
-        return np.full(len(index), "mid", dtype=object)
-    local = index.tz_convert(EXCHANGE_TZ)
-    minutes = local.hour * 60 + local.minute
-    return np.select(
-        [minutes < 11 * 60, minutes >= 15 * 60], ["open", "close"], default="mid"
-    ).astype(object)
+        return np.ones(len(index), dtype=np.int8)
+    # minutes since New York midnight from the local wall-clock nanoseconds (one conversion,
+    # no per-field accessors)
+    local_ns = index.tz_convert(EXCHANGE_TZ).tz_localize(None).as_unit("ns").asi8
+    minutes = (local_ns // 60_000_000_000) % 1440
+    return np.select([minutes < 11 * 60, minutes >= 15 * 60], [0, 2], default=1).astype(np.int8)
 
 
 def volatility_regime(bb_width: pd.Series, *, params: StrategyParams) -> np.ndarray:
@@ -67,9 +79,9 @@ def volatility_regime(bb_width: pd.Series, *, params: StrategyParams) -> np.ndar
         width, params.vol_regime_window,
         (params.vol_regime_low_pct / 100.0, params.vol_regime_high_pct / 100.0))
     with np.errstate(invalid="ignore"):
-        return np.select(
-            [np.isnan(width), width <= low_cut, width >= high_cut], ["M", "L", "H"], default="M"
-        ).astype(object)
+        code = np.select([np.isnan(width), width <= low_cut, width >= high_cut], [0, 1, 2],
+                         default=0)
+    return _REGIME_NAMES[code]
 
 
 def rolling_quantiles(values: np.ndarray, window: int, quantiles: tuple[float, ...]
@@ -215,7 +227,7 @@ def mtf_alignment(base_trend: np.ndarray, *other_trends: np.ndarray) -> np.ndarr
 
 def setup_vectors(
     columns: Mapping[str, Any], *, llm_confidence: np.ndarray | None = None,
-    trend: np.ndarray | None = None,
+    trend: np.ndarray | None = None, bucket: np.ndarray | None = None,
 ) -> np.ndarray:
     """The (n, 16) float32 matrix of L2-normalized setup vectors (STRATEGY.md order).
 
@@ -235,12 +247,13 @@ def setup_vectors(
     pocket_width = pocket_high - pocket_low
     codes = trend_codes(columns["trend"] if trend is None else trend)  # ``trend``: its codes
     trend = trend_sign(codes)
-    bucket = _BUCKET_INDEX.get_indexer(np.asarray(columns["time_bucket"], dtype=object))
+    if bucket is None:  # ``bucket``: the codes of :func:`time_bucket_codes`
+        bucket = _BUCKET_INDEX.get_indexer(np.asarray(columns["time_bucket"], dtype=object))
     with np.errstate(divide="ignore", invalid="ignore"):
         pocket_position = np.where(
             pocket_width > 0, np.clip((close - pocket_low) / pocket_width, 0.0, 1.0), 0.5
         )
-        matrix = np.column_stack([
+        parts = [
             col("ema_slope"),
             col("rsi14") / 100.0,
             col("atr14") / close,
@@ -257,8 +270,11 @@ def setup_vectors(
             ((bucket == 1) | (bucket == 2)).astype(float),  # mid or close
             np.zeros(n) if llm_confidence is None else np.asarray(llm_confidence, dtype=float),
             np.ones(n),
-        ])
-    matrix = np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
+        ]
+    matrix = np.empty((n, len(parts)))  # (n, 16), row-major as column_stack made it
+    for position, part in enumerate(parts):
+        matrix[:, position] = part
+    np.nan_to_num(matrix, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 

@@ -20,11 +20,12 @@ from swing_core.features import (
     VECTOR_VERSION,
     bar_interval,
     base_confidence,
+    bucket_names,
     higher_timeframe_trend,
     mtf_alignment,
     relative_strength,
     setup_vectors,
-    time_of_day_bucket,
+    time_bucket_codes,
     volatility_regime,
 )
 from swing_core.perf import timed_fn
@@ -179,7 +180,8 @@ def build_signal_frame(
     columns.update(setup=plans.setup, side=plans.side, entry=plans.entry, stop=plans.stop,
                    target=plans.target, r_multiple=plans.r_multiple)
 
-    columns["time_bucket"] = time_of_day_bucket(index, interval)
+    bucket = time_bucket_codes(index, interval)
+    columns["time_bucket"] = bucket_names(bucket)
     columns["vol_regime"] = volatility_regime(bb_width, params=params)
     # benchmarks are aligned by close time, like the other timeframes: a daily benchmark under
     # hourly bars gives day D's bars day D-1's close (its interval: attrs or label spacing)
@@ -208,7 +210,8 @@ def build_signal_frame(
     columns["confidence"] = base_confidence(
         trend_code, plans.r_multiple, alignment, columns["rs_sector"], params=params
     )
-    vectors = np.asfortranarray(setup_vectors(columns, trend=trend_code))  # contiguous columns
+    vectors = np.asfortranarray(setup_vectors(columns, trend=trend_code,
+                                                 bucket=bucket))  # contiguous columns
     for position, name in enumerate(VECTOR_COLUMNS):
         columns[name] = vectors[:, position]
     frame = pd.DataFrame(columns, index=index, copy=False)  # no block consolidation (copies)
