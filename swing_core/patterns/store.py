@@ -60,7 +60,11 @@ class _Vocab:
         return codes[inverse].astype(self.dtype) if len(inverse) else np.empty(0, self.dtype)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        return np.asarray(self.names + [""], dtype=object)[codes]
+        """Names of ``codes`` (-1: ""); the lookup array is rebuilt only when names were added."""
+        table = getattr(self, "_decoder", None)
+        if table is None or len(table) != len(self.names) + 1:
+            table = self._decoder = np.asarray(self.names + [""], dtype=object)
+        return table[codes]
 
 
 @dataclass
