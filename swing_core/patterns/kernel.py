@@ -46,6 +46,15 @@ def one_blas_thread() -> Any:
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
+def _cosines(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Float64 cosines (m, w) of queries (m, d) with their candidate rows (m, w, d): the one
+    re-scoring every exact result comes from (the rows' own norms are divided out)."""
+    rows = rows.astype(np.float64)
+    q = queries.astype(np.float64)
+    norms = np.sqrt(np.einsum("mwd,mwd->mw", rows, rows) * np.einsum("md,md->m", q, q)[:, None])
+    return np.einsum("mwd,md->mw", rows, q) / np.where(norms > 0, norms, 1.0)
+
+
 def _finish(queries: np.ndarray, matrix: np.ndarray, cand: np.ndarray, k: int
             ) -> tuple[np.ndarray, np.ndarray]:
     """Top k per query among its candidate rows ``cand`` (m, w), -1 padded, by float64 cosine
@@ -55,11 +64,7 @@ def _finish(queries: np.ndarray, matrix: np.ndarray, cand: np.ndarray, k: int
     for s0 in range(0, m, 2048):  # bounded temporaries: (2048, w, 16) float64
         c = cand[s0:s0 + 2048]
         valid = c >= 0
-        rows = matrix[np.maximum(c, 0)].astype(np.float64)
-        q = queries[s0:s0 + 2048].astype(np.float64)
-        norms = np.sqrt(np.einsum("mwd,mwd->mw", rows, rows)
-                        * np.einsum("md,md->m", q, q)[:, None])
-        sims = np.einsum("mwd,md->mw", rows, q) / np.where(norms > 0, norms, 1.0)
+        sims = _cosines(queries[s0:s0 + 2048], matrix[np.maximum(c, 0)])
         sims[~valid] = -np.inf
         order = np.lexsort((np.where(valid, c, _NEVER), -sims), axis=1)[:, :k]
         width = order.shape[1]
@@ -190,7 +195,7 @@ def _chunked(queries: np.ndarray, matrix: np.ndarray, limits: np.ndarray, k: int
 def _single(q: np.ndarray, matrix: np.ndarray, width: int, k: int
             ) -> tuple[np.ndarray, np.ndarray]:
     """One query over a small prefix: a float32 matrix-vector product, the k-th best score by
-    one partition, the candidates within the margin re-scored by :func:`_finish` (the same
+    one partition, the candidates within the margin re-scored by :func:`_cosines` (the same
     float64 scores and order as the block path, with a handful of calls instead of dozens)."""
     scores = matrix[:width] @ q[0].astype(np.float32)
     if width > k:
@@ -198,11 +203,8 @@ def _single(q: np.ndarray, matrix: np.ndarray, width: int, k: int
         cand = np.flatnonzero(scores >= floor)
     else:
         cand = np.arange(width)
-    # _finish's float64 scores (the same einsums on the same (1, w, 16) rows) and order, without
-    # its padding for blocks of queries: every candidate here is a real row
-    rows = matrix[cand].astype(np.float64)[None]
-    norms = np.sqrt(np.einsum("mwd,mwd->mw", rows, rows) * np.einsum("md,md->m", q, q)[:, None])
-    sims = (np.einsum("mwd,md->mw", rows, q) / np.where(norms > 0, norms, 1.0))[0]
+    # _finish's scores and order without its padding for blocks: every candidate is a real row
+    sims = _cosines(q, matrix[cand][None])[0]
     order = np.lexsort((cand, -sims))[:k]
     out_s, out_i = np.full((1, k), -np.inf), np.full((1, k), -1, np.int64)
     out_s[0, :order.size], out_i[0, :order.size] = sims[order], cand[order]
