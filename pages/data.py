@@ -130,9 +130,8 @@ def _library(engine: Any) -> None:
         return
     shown = held.copy()
     for column in ("first_ts", "last_ts"):
-        shown[column] = [views.bar_time_text(t, i)
-                         for t, i in zip(held[column], held["interval"], strict=True)]
-    shown["stored_at"] = [views.bar_time_text(t, "1h") for t in held["stored_at"]]
+        shown[column] = views.bar_time_texts(held[column], held["interval"])
+    shown["stored_at"] = views.bar_time_texts(held["stored_at"], "1h")
     st.dataframe(shown, hide_index=True, key="cache_table", column_config={
         "symbol": "Symbol", "interval": "Interval",
         "bars": st.column_config.NumberColumn("Bars", format="localized"),

@@ -22,7 +22,7 @@ import pandas as pd
 
 from swing_core.config import INTERVALS
 from swing_core.errors import SwingError
-from swing_core.timefmt import bar_time_text
+from swing_core.timefmt import bar_time_text, bar_time_texts
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
@@ -195,12 +195,10 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     shown = pd.DataFrame({
         "symbol": table["symbol"], "interval": table["interval"],
         "bars": table["bars"].map("{:,}".format),
-        "first bar": [bar_time_text(t, i) for t, i in zip(table["first_ts"], table["interval"],
-                                                      strict=True)],
-        "last bar": [bar_time_text(t, i) for t, i in zip(table["last_ts"], table["interval"],
-                                                     strict=True)],
+        "first bar": bar_time_texts(table["first_ts"], table["interval"]),
+        "last bar": bar_time_texts(table["last_ts"], table["interval"]),
         "source": table["source"],
-        "stored": [bar_time_text(t, "1h") for t in table["stored_at"]],
+        "stored": bar_time_texts(table["stored_at"], "1h"),
     })
     print(shown.to_string(index=False))
     print(f"\n{len(table):,} series, {int(table['bars'].sum()):,} bars. Intraday times are New "

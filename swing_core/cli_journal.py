@@ -23,7 +23,7 @@ import pandas as pd
 
 from swing_core.cli import add_analysis_options, analysis_runtime, whole_number
 from swing_core.errors import SwingError
-from swing_core.timefmt import bar_time_text
+from swing_core.timefmt import bar_time_text, bar_time_texts
 
 EXIT_USER_ERROR = 2
 
@@ -106,8 +106,7 @@ def cmd_journal_list(args: argparse.Namespace) -> int:
         print("No signals in the journal match.")
         return 0
     shown = frame[_LIST_COLUMNS].copy()
-    shown["asof"] = [bar_time_text(ts, interval)
-                     for ts, interval in zip(shown["asof"], shown["interval"], strict=True)]
+    shown["asof"] = bar_time_texts(shown["asof"], shown["interval"])
     with pd.option_context("display.max_columns", None, "display.width", 200,
                            "display.float_format", "{:.3f}".format):
         print(shown.to_string(index=False))

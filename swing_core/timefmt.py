@@ -107,10 +107,21 @@ def bar_time_text(ts: Any, interval: str | None, *, close: bool = False) -> str:
     return utc.tz_convert(EXCHANGE_TZ)[0].strftime(_CLOCK)
 
 
-def bar_time_texts(values: Any, interval: str | None, *, close: bool = False) -> np.ndarray:
-    """:func:`bar_time_text` of many bar times of one interval at once (an object array of
-    strings; ``–`` for a missing one), without a Python call per value (the same formats: a
-    test compares them value by value)."""
+def bar_time_texts(values: Any, interval: Any, *, close: bool = False) -> np.ndarray:
+    """:func:`bar_time_text` of many bar times at once (an object array of strings; ``–`` for a
+    missing one), without a Python call per value (the same formats: a test compares them value
+    by value). ``interval``: one for all, or one per value (a table mixing intervals: each
+    interval's values are formatted together; None per value as :func:`bar_time_text`)."""
+    if interval is not None and not isinstance(interval, str):
+        per_row = np.asarray(list(interval), dtype=object)
+        stamps = np.asarray(list(values), dtype=object)
+        out = np.full(len(stamps), MISSING, dtype=object)
+        for each in dict.fromkeys(per_row.tolist()):
+            at = np.flatnonzero(per_row == each) if each is not None else np.flatnonzero(
+                np.array([v is None for v in per_row], dtype=bool))
+            out[at] = ([bar_time_text(t, None, close=close) for t in stamps[at]] if each is None
+                       else bar_time_texts(stamps[at], each, close=close))
+        return out
     utc = _utc_index(values)
     if _daily(interval, utc):
         text = bar_times(utc, interval or "1d", close=close).strftime(_DATE)

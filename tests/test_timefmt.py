@@ -104,3 +104,13 @@ def test_bar_time_texts_equal_bar_time_text_value_by_value():
         assert list(got) == [bar_time_text(t, interval) for t in stamps]
     midnights = stamps[[2, 3]]  # interval None: daily when every value is 00:00 UTC
     assert list(bar_time_texts(midnights, None)) == ["–", "2004-08-19"]
+
+
+def test_bar_time_texts_with_one_interval_per_value_equal_the_one_value_rule():
+    from swing_core.timefmt import bar_time_text, bar_time_texts
+
+    stamps = list(pd.to_datetime(["2024-03-04 15:30", "2004-08-19 00:00", None,
+                                  "2024-07-01 13:30", "2004-08-19 00:00"], utc=True))
+    intervals = ["30m", "1d", "1h", None, None]
+    assert list(bar_time_texts(stamps, intervals)) == [
+        bar_time_text(t, iv) for t, iv in zip(stamps, intervals, strict=True)]

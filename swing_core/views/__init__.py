@@ -37,6 +37,7 @@ from swing_core.views.export import (
 from swing_core.views.formatting import (
     CLOSE_TIME_COLUMNS,
     bar_time_text,
+    bar_time_texts,
     bar_times,
     exchange_time_text,
     for_display,
@@ -111,6 +112,7 @@ __all__ = [
     "WIN_RATE_KINDS",
     "backtest_calibration",
     "bar_time_text",
+    "bar_time_texts",
     "bar_times",
     "breakdown_table",
     "brier_table",

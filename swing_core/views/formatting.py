@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from swing_core.timefmt import bar_time_text, bar_times, is_daily, looks_daily
+from swing_core.timefmt import bar_time_text, bar_time_texts, bar_times, is_daily, looks_daily
 
 #: Columns holding the *close* time of a bar (``exit_ts``: label + bar length, see
 #: ``swing_core.exits``); shown as the trading date of that bar for daily bars.
@@ -40,8 +40,9 @@ def table_times(values: Any, interval: str | None, *, close: bool = False) -> pd
     stamps = pd.to_datetime(values, utc=True)
     series = stamps if isinstance(stamps, pd.Series) else pd.Series(stamps)
     if is_daily(interval) if interval is not None else looks_daily(series):
-        return series.map(lambda t: None if pd.isna(t) else
-                          bar_time_text(t, interval or "1d", close=close)).astype(object)
+        texts = pd.Series(bar_time_texts(series, interval or "1d", close=close),
+                          index=series.index, dtype=object)
+        return texts.where(series.notna().to_numpy(), None)
     return pd.Series(bar_times(series, interval), index=series.index)
 
 
@@ -65,5 +66,8 @@ def row_time_texts(values: Any, intervals: Sequence[str | None] | str | None, *,
     stamps = list(values)
     per_row = ([intervals] * len(stamps) if intervals is None or isinstance(intervals, str)
                else list(intervals))
-    return [None if t is None or pd.isna(t) else bar_time_text(t, iv, close=close)
-            for t, iv in zip(stamps, per_row, strict=True)]
+    if not stamps:
+        return []
+    texts = bar_time_texts(stamps, per_row, close=close)
+    return [None if t is None or pd.isna(t) else str(text)
+            for t, text in zip(stamps, texts, strict=True)]

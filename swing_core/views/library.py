@@ -88,11 +88,7 @@ def _hover_texts(rows: pd.DataFrame) -> np.ndarray:
     """"SYMBOL bar-time side setup · +1.23R" per row, vectorized (times by their interval)."""
     if rows.empty:
         return np.zeros(0, dtype=object)
-    times = np.empty(len(rows), dtype=object)
-    intervals = rows["interval"].astype(str).to_numpy()
-    for interval in np.unique(intervals):
-        at = intervals == interval
-        times[at] = bar_time_texts(rows["ts"].to_numpy()[at], interval)
+    times = bar_time_texts(rows["ts"], rows["interval"].astype(str))  # each row's interval
     r = pd.Series(rows["realized_r"].to_numpy(float)).map("{:+.2f}R".format).to_numpy(object)
     parts = [rows["symbol"].astype(str).to_numpy(object), times,
              rows["side"].astype(str).to_numpy(object), rows["setup"].astype(str).to_numpy(object)]
