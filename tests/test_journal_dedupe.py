@@ -118,11 +118,9 @@ def test_the_storage_refuses_a_second_journal_row_for_a_bar(db_engine: sa.Engine
     assert len(_rows(db_engine)) == 1
 
 
-def test_a_concurrent_writer_between_check_and_insert_wins(db_engine: sa.Engine,
-                                                            monkeypatch) -> None:
-    """Another writer commits the same bar after this one looked: ON CONFLICT DO NOTHING keeps
-    one row, and this writer reports the other's row as already there."""
-    (theirs,) = db.record_signals(db_engine, [_signal()])
+def miss_the_other_writer_once(monkeypatch) -> list[int]:
+    """Make the first journal-key lookup find nothing (another writer commits the same bar right
+    after it); later lookups are real. Returns the sizes of the lookups made."""
     real = signal_store._journal_ids
     calls: list[int] = []
 
@@ -131,6 +129,15 @@ def test_a_concurrent_writer_between_check_and_insert_wins(db_engine: sa.Engine,
         return {} if len(calls) == 1 else real(conn, keys)
 
     monkeypatch.setattr(signal_store, "_journal_ids", missed_the_other_writer)
+    return calls
+
+
+def test_a_concurrent_writer_between_check_and_insert_wins(db_engine: sa.Engine,
+                                                            monkeypatch) -> None:
+    """Another writer commits the same bar after this one looked: ON CONFLICT DO NOTHING keeps
+    one row, and this writer reports the other's row as already there."""
+    (theirs,) = db.record_signals(db_engine, [_signal()])
+    miss_the_other_writer_once(monkeypatch)
     written = db.write_signals(db_engine, [_signal(note="mine")])
     assert (written.ids, written.new) == ([theirs], [False])
     assert _rows(db_engine)["note"].tolist() == [None]

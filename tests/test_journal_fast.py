@@ -19,6 +19,7 @@ from swing_core.agent.signals import signal_from_frame
 from swing_core.db import _convert
 from swing_core.db import signals as signal_store
 from swing_core.errors import DataError
+from tests.test_journal_dedupe import miss_the_other_writer_once
 
 ASOF = pd.Timestamp("2024-03-04 14:30", tz="UTC")
 
@@ -134,14 +135,7 @@ def test_a_concurrent_writer_between_lookup_and_insert_wins(db_engine: sa.Engine
     """Another writer commits the bar after this one looked: ON CONFLICT DO NOTHING keeps one
     row, and this write reports the other's row as already there."""
     (theirs,) = db.record_signals(db_engine, [_signal()])
-    real = signal_store._journal_ids
-    calls: list[int] = []
-
-    def missed_the_other_writer(conn, keys):
-        calls.append(len(keys))
-        return {} if len(calls) == 1 else real(conn, keys)
-
-    monkeypatch.setattr(signal_store, "_journal_ids", missed_the_other_writer)
+    calls = miss_the_other_writer_once(monkeypatch)
     mine = journal.record_signal(db_engine, _signal(note="mine"))
     assert (mine.ids, mine.added, mine.already) == ((theirs,), 0, 1) and calls == [1, 1]
     assert db.list_signals(db_engine)["note"].tolist() == [None]
