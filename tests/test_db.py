@@ -291,9 +291,12 @@ def _plain_read(engine: sa.Engine, **filters) -> db.VectorRows:
         return vector_load._vector_rows(vector_load._read_rows(conn, query), query)
 
 
-def _packed_is_used(engine: sa.Engine, *, interval: str | None = None,
-                    known_only: bool = True) -> bool:
-    query = vector_load._Query(engine.dialect.name, interval, "v1", known_only, None, None)
+def packed_is_used(engine: sa.Engine, *, interval: str | None = None,
+                   known_only: bool = True, query: vector_load._Query | None = None) -> bool:
+    """Whether the packed (one query, per-column) read serves ``query`` (default: the matrix
+    load of ``interval``), rather than the row-by-row fallback."""
+    if query is None:
+        query = vector_load._Query(engine.dialect.name, interval, "v1", known_only, None, None)
     with engine.connect() as conn:
         try:
             vector_load._read_packed(conn, query)
@@ -327,7 +330,7 @@ def test_realized_r_reads_back_bit_exact(db_engine: sa.Engine) -> None:
     frame["realized_r"] = _TRICKY_R
     db.upsert_vectors(db_engine, frame)
     rows = db.load_vector_matrix(db_engine)
-    assert _packed_is_used(db_engine)
+    assert packed_is_used(db_engine)
     assert (rows.meta["realized_r"].to_numpy() == _TRICKY_R).all()  # -0.0 == 0.0 is fine
     _assert_same_rows(rows, _plain_read(db_engine))
     np.testing.assert_array_equal(rows.matrix, matrix)
@@ -364,7 +367,7 @@ def test_packed_load_matches_the_plain_read(db_engine: sa.Engine, monkeypatch) -
             assert got.meta.dtypes.astype(str).to_dict() == _META_DTYPES
             assert list(zip(got.meta["ts"], got.meta["id"], strict=True)) == sorted(
                 zip(got.meta["ts"], got.meta["id"], strict=True))
-    assert _packed_is_used(db_engine) and _packed_is_used(db_engine, known_only=False)
+    assert packed_is_used(db_engine) and packed_is_used(db_engine, known_only=False)
     everything = db.load_vector_matrix(db_engine, known_only=False)
     assert everything.meta["exit_reason"].isna().sum() > 0
     assert set(everything.meta["exit_reason"].dropna()) == {"TIME", "STOP", "a\\b", "q'"}
@@ -396,10 +399,10 @@ def test_sqlite_timestamp_text_written_by_others_still_loads(sqlite_engine: sa.E
                              "WHERE id % 2 = 0")
     rows = db.load_vector_matrix(sqlite_engine)
     assert rows.meta["exit_ts"].tolist() == frame["exit_ts"].tolist()
-    assert _packed_is_used(sqlite_engine)
+    assert packed_is_used(sqlite_engine)
     with sqlite_engine.begin() as conn:
         conn.exec_driver_sql("UPDATE setup_vectors SET ts = replace(ts, '.000000', '+00:00')")
-    assert not _packed_is_used(sqlite_engine)
+    assert not packed_is_used(sqlite_engine)
     rows = db.load_vector_matrix(sqlite_engine)
     assert rows.meta["ts"].tolist() == frame["ts"].tolist()
     _assert_same_rows(rows, _plain_read(sqlite_engine))

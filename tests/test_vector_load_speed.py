@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from swing_core import db, models
 from swing_core.db import vector_load
-from swing_core.db._bulk import _Unpackable
 from swing_core.patterns import PatternIndex
+from tests.test_db import packed_is_used
 
 _NAMES = ["id", "symbol", "interval", "ts", "setup", "side", "vol_regime", "realized_r",
           "exit_reason", "exit_ts", "hold_bars", "vector"]
@@ -67,15 +67,6 @@ def _assert_same_index(got: PatternIndex, want: PatternIndex) -> None:
         np.testing.assert_array_equal(got._store.table.cols[name], values, err_msg=name)
 
 
-def _packed_is_used(engine: sa.Engine, query: vector_load._Query) -> bool:
-    with engine.connect() as conn:
-        try:
-            vector_load._read_packed(conn, query)
-        except _Unpackable:
-            return False
-    return True
-
-
 @pytest.mark.parametrize("interval", ["30m", None])
 def test_from_db_is_the_row_by_row_index(db_engine: sa.Engine, interval: str | None) -> None:
     db.upsert_vectors(db_engine, _library(3000, seed=1))
@@ -86,7 +77,7 @@ def test_from_db_is_the_row_by_row_index(db_engine: sa.Engine, interval: str | N
     assert (index._db_max_id, index._db_pending) == (max_id, pending) and pending
     query = vector_load._Query(db_engine.dialect.name, interval, "v1", False, None, None,
                                vector_load._LIBRARY_LABELS)
-    assert _packed_is_used(db_engine, query)  # many label combinations stay on the fast path
+    assert packed_is_used(db_engine, query=query)  # many label combinations stay on the fast path
 
 
 def test_library_rows_match_the_matrix_load(db_engine: sa.Engine) -> None:
